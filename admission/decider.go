@@ -1,0 +1,56 @@
+package admission
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/imagegate/imagegate/facts"
+	"github.com/imagegate/imagegate/rego"
+	"github.com/imagegate/imagegate/workload"
+)
+
+// EngineProvider returns the engine in force; the webhook swaps engines when
+// policies change.
+type EngineProvider interface {
+	Engine() *rego.Engine
+}
+
+// Decider decides workloads with an engine and a facts source.
+type Decider struct {
+	engines EngineProvider
+	facts   facts.Source
+}
+
+// NewDecider returns a Decider. A nil source knows nothing: every image is
+// unsigned and unscanned.
+func NewDecider(engines EngineProvider, source facts.Source) *Decider {
+	if source == nil {
+		source = facts.None{}
+	}
+	return &Decider{engines: engines, facts: source}
+}
+
+// Decide gathers facts for obj and evaluates it.
+func (d *Decider) Decide(ctx context.Context, obj *workload.Object) (*rego.Decision, error) {
+	e := d.engines.Engine()
+	if e == nil {
+		return nil, fmt.Errorf("admission: no policy snapshot loaded")
+	}
+	fs, err := d.facts.Facts(ctx, facts.Request{
+		Namespace: obj.Namespace,
+		Images:    obj.Images,
+		Attestors: e.RequiredAttestors(obj.Namespace),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("admission: gathering facts: %w", err)
+	}
+	return e.Eval(ctx, rego.Input{Namespace: obj.Namespace, Labels: obj.Labels, Images: obj.Images, Facts: fs})
+}
+
+// Static is an EngineProvider with one engine.
+type Static struct{ E *rego.Engine }
+
+// Engine returns the engine.
+func (s Static) Engine() *rego.Engine { return s.E }
+
+var _ EngineProvider = Static{}

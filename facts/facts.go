@@ -1,0 +1,87 @@
+package facts
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/imagegate/imagegate/workload"
+)
+
+// Finding categories, as AlarmDetail names them.
+const (
+	Baseline      = "Baseline"
+	Vul           = "Vul"
+	MaliciousFile = "MaliciousFile"
+	SensitiveFile = "SensitiveFile"
+	BuildRisk     = "BuildRisk"
+)
+
+// Categories lists every finding category.
+var Categories = []string{Baseline, Vul, MaliciousFile, SensitiveFile, BuildRisk}
+
+// Finding is one scan finding.
+type Finding struct {
+	Category string `json:"category"`
+	ID       string `json:"id"`
+	Level    string `json:"level"`           // high, medium or low
+	Class    string `json:"class,omitempty"` // Vul only: cve or app
+	Name     string `json:"name,omitempty"`
+}
+
+// Scan is an image's scan result.
+type Scan struct {
+	ScannedAt time.Time `json:"scannedAt,omitzero"`
+	Malicious bool      `json:"malicious,omitempty"`
+	Findings  []Finding `json:"findings,omitempty"`
+	Source    string    `json:"source,omitempty"`
+}
+
+// Image is everything known about one image.
+type Image struct {
+	Digest    string   `json:"digest,omitempty"`
+	Attestors []string `json:"attestors,omitempty"` // attestors whose signatures verified
+	// AttestorErrors says why an attestor did not verify.
+	AttestorErrors map[string]string `json:"attestorErrors,omitempty"`
+	// Unverifiable lists attestors that could not be checked at all (registry
+	// unreachable, timeout), as opposed to checked and failed.
+	Unverifiable []string `json:"unverifiable,omitempty"`
+	Scan         *Scan    `json:"scan,omitempty"`
+}
+
+// Source gathers facts for the images of one request. Implementations must
+// honour ctx's deadline and return one entry per image, in order.
+type Source interface {
+	Facts(ctx context.Context, req Request) ([]*Image, error)
+}
+
+// Request is what a Source is asked about.
+type Request struct {
+	Namespace string
+	Images    []workload.Image
+	// Attestors the applicable policies require; sources verify only these.
+	Attestors []string
+}
+
+// NormalizeLevel maps scanner severities onto high, medium and low.
+func NormalizeLevel(s string) string {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "critical", "high":
+		return "high"
+	case "medium", "moderate":
+		return "medium"
+	case "low", "unknown", "negligible", "info", "informational", "":
+		return "low"
+	}
+	return strings.ToLower(s)
+}
+
+// NormalizeCategory spells a category the way AlarmDetail does, whatever its case.
+func NormalizeCategory(s string) string {
+	for _, c := range Categories {
+		if strings.EqualFold(c, s) {
+			return c
+		}
+	}
+	return s
+}

@@ -1,0 +1,176 @@
+package policy
+
+// APIVersion is the group/version every policy object carries.
+const APIVersion = "imagegate.dev/v1alpha1"
+
+// Kinds of policy objects.
+const (
+	KindAttestor             = "Attestor"
+	KindBinarySecurityPolicy = "BinarySecurityPolicy"
+	KindOpaStrategy          = "OpaStrategy"
+)
+
+// Rule actions of an OpaStrategy, as seed 004 numbers them.
+const (
+	ActionAlert = 1
+	ActionBlock = 2
+	ActionAllow = 3
+)
+
+// ObjectMeta is the part of Kubernetes metadata imagegate reads. Labels and
+// annotations are accepted so the same files can be applied with kubectl.
+type ObjectMeta struct {
+	Name        string            `json:"name"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// TypeMeta identifies an object's kind.
+type TypeMeta struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+}
+
+// Attestor is who may vouch for an image.
+type Attestor struct {
+	TypeMeta `json:",inline"`
+	Metadata ObjectMeta   `json:"metadata"`
+	Spec     AttestorSpec `json:"spec"`
+}
+
+// AttestorSpec lists the keys or the keyless identity whose signatures count.
+type AttestorSpec struct {
+	Description string `json:"description,omitempty"`
+	// PublicKeys are PEM public keys; a valid signature by any one satisfies the attestor.
+	PublicKeys []string `json:"publicKeys,omitempty"`
+	Keyless    *Keyless `json:"keyless,omitempty"`
+	// TransparencyLog is required, optional (the default) or ignore.
+	TransparencyLog string `json:"transparencyLog,omitempty"`
+}
+
+// Keyless is a Fulcio certificate identity.
+type Keyless struct {
+	Issuer         string `json:"issuer,omitempty"`
+	IssuerRegExp   string `json:"issuerRegExp,omitempty"`
+	Subject        string `json:"subject,omitempty"`
+	SubjectRegExp  string `json:"subjectRegExp,omitempty"`
+	FulcioRoots    string `json:"fulcioRoots,omitempty"`
+	RekorPublicKey string `json:"rekorPublicKey,omitempty"`
+}
+
+// BinarySecurityPolicy requires attestors' signatures in clusters and namespaces
+// (seed 000, ModifyBinarySecurityPolicy).
+type BinarySecurityPolicy struct {
+	TypeMeta `json:",inline"`
+	Metadata ObjectMeta               `json:"metadata"`
+	Spec     BinarySecurityPolicySpec `json:"spec"`
+}
+
+// BinarySecurityPolicySpec carries seed 000's parameters.
+type BinarySecurityPolicySpec struct {
+	Name     string          `json:"name,omitempty"`
+	Remark   string          `json:"remark,omitempty"`
+	Policy   SignaturePolicy `json:"policy"`
+	Clusters []ClusterScope  `json:"clusters"`
+	// Status is enabled (the default) or disabled.
+	Status   string `json:"status,omitempty"`
+	SourceIP string `json:"sourceIp,omitempty"`
+}
+
+// SignaturePolicy is seed 000's Policy JSON.
+type SignaturePolicy struct {
+	PolicyMode        string   `json:"policyMode,omitempty"`
+	RequiredAttestors []string `json:"requiredAttestors"`
+}
+
+// ClusterScope is one entry of seed 000's Clusters.
+type ClusterScope struct {
+	ClusterID  string   `json:"clusterId"`
+	Namespaces []string `json:"namespaces,omitempty"`
+}
+
+// Enabled reports whether the policy is in force.
+func (p *BinarySecurityPolicy) Enabled() bool {
+	return p.Spec.Status == "" || p.Spec.Status == StatusEnabled
+}
+
+// Policy statuses.
+const (
+	StatusEnabled  = "enabled"
+	StatusDisabled = "disabled"
+)
+
+// PolicyModeRequireAttestor is the only policy mode.
+const PolicyModeRequireAttestor = "requireAttestor"
+
+// OpaStrategy is a rule over at-risk images (seed 004's Data object).
+type OpaStrategy struct {
+	TypeMeta `json:",inline"`
+	Metadata ObjectMeta      `json:"metadata"`
+	Spec     OpaStrategySpec `json:"spec"`
+}
+
+// OpaStrategySpec carries every field of seed 004's Data object.
+type OpaStrategySpec struct {
+	StrategyID         int64        `json:"strategyId"`
+	StrategyTemplateID int64        `json:"strategyTemplateId,omitempty"`
+	StrategyName       string       `json:"strategyName,omitempty"`
+	Description        string       `json:"description,omitempty"`
+	ClusterID          string       `json:"clusterId,omitempty"`
+	ClusterName        string       `json:"clusterName,omitempty"`
+	UnScanedImage      bool         `json:"unScanedImage,omitempty"`
+	MaliciousImage     bool         `json:"maliciousImage,omitempty"`
+	ImageName          []string     `json:"imageName,omitempty"`
+	Label              []string     `json:"label,omitempty"`
+	RuleAction         int          `json:"ruleAction"`
+	WhiteList          []string     `json:"whiteList,omitempty"`
+	AlarmDetail        AlarmDetail  `json:"alarmDetail,omitempty"`
+	Scopes             []OpaScope   `json:"scopes,omitempty"`
+	Lang               string       `json:"lang,omitempty"`
+	CurrentPage        int          `json:"currentPage,omitempty"`
+	PageSize           int          `json:"pageSize,omitempty"`
+}
+
+// AlarmDetail holds the finding criteria per category.
+type AlarmDetail struct {
+	Baseline      *RiskRule `json:"baseline,omitempty"`
+	Vul           *VulRule  `json:"vul,omitempty"`
+	MaliciousFile *RiskRule `json:"maliciousFile,omitempty"`
+	SensitiveFile *RiskRule `json:"sensitiveFile,omitempty"`
+	BuildRisk     *RiskRule `json:"buildRisk,omitempty"`
+}
+
+// RiskRule selects findings by level or by item id.
+type RiskRule struct {
+	RiskLevel []string `json:"riskLevel,omitempty"`
+	Item      []Item   `json:"item,omitempty"`
+}
+
+// VulRule is a RiskRule that can also require a vulnerability class.
+type VulRule struct {
+	RiskLevel []string `json:"riskLevel,omitempty"`
+	Item      []Item   `json:"item,omitempty"`
+	RiskClass []Item   `json:"riskClass,omitempty"`
+}
+
+// Item names a check item, vulnerability, sample or class.
+type Item struct {
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+}
+
+// OpaScope is one entry of seed 004's Scopes.
+type OpaScope struct {
+	ClusterID           string   `json:"clusterId"`
+	AllNamespace        int      `json:"allNamespace,omitempty"`
+	NamespaceList       []string `json:"namespaceList,omitempty"`
+	AckPolicyInstanceID string   `json:"ackPolicyInstanceId,omitempty"`
+}
+
+// Name is the strategy's display name: strategyName, else metadata.name.
+func (s *OpaStrategy) Name() string {
+	if s.Spec.StrategyName != "" {
+		return s.Spec.StrategyName
+	}
+	return s.Metadata.Name
+}

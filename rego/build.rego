@@ -1,0 +1,249 @@
+# Snapshot-time half of the decision: everything that depends only on the
+# policy objects and the webhook's cluster id is computed here once, when a
+# snapshot is compiled, into an index of strategy-id sets. The request-time
+# module (decision.rego) then only combines sets.
+package imagegate.build
+
+config := data.imagegate.config
+
+strategies := data.imagegate.objects.strategies
+
+policies := data.imagegate.objects.policies
+
+# An empty cluster id (imagegate check without --cluster-id) stands for every
+# cluster at once.
+cluster_match(id) if config.clusterId == ""
+
+cluster_match(id) if id == config.clusterId
+
+# A strategy without scopes applies to its clusterId in every namespace; one
+# that names no cluster at all applies to every cluster.
+strategy_cluster_match(s) if object.get(s, "clusterId", "") == ""
+
+strategy_cluster_match(s) if cluster_match(s.clusterId)
+
+all_namespaces contains s.strategyId if {
+	some s in strategies
+	count(object.get(s, "scopes", [])) == 0
+	strategy_cluster_match(s)
+}
+
+all_namespaces contains s.strategyId if {
+	some s in strategies
+	some sc in object.get(s, "scopes", [])
+	cluster_match(sc.clusterId)
+	scope_all(sc)
+}
+
+scope_all(sc) if object.get(sc, "allNamespace", 0) == 1
+
+scope_all(sc) if "*" in object.get(sc, "namespaceList", [])
+
+by_namespace[ns] contains s.strategyId if {
+	some s in strategies
+	some sc in object.get(s, "scopes", [])
+	cluster_match(sc.clusterId)
+	not scope_all(sc)
+	some ns in object.get(sc, "namespaceList", [])
+}
+
+relevant := all_namespaces | {id | some ids in by_namespace; some id in ids}
+
+by_id := {s.strategyId: s | some s in strategies; s.strategyId in relevant}
+
+# --- targeting -------------------------------------------------------------
+
+is_glob(p) if regex.match(`[*?\[]`, p)
+
+name_any contains id if {
+	some id, s in by_id
+	count(object.get(s, "imageName", [])) == 0
+}
+
+name_exact[n] contains id if {
+	some id, s in by_id
+	some n in object.get(s, "imageName", [])
+	not is_glob(n)
+}
+
+name_globs[n] contains id if {
+	some id, s in by_id
+	some n in object.get(s, "imageName", [])
+	is_glob(n)
+}
+
+label_any contains id if {
+	some id, s in by_id
+	count(object.get(s, "label", [])) == 0
+}
+
+# label entries: key:value (key=value is accepted too) or key for presence.
+label_kv[k][v] contains id if {
+	some id, s in by_id
+	some l in object.get(s, "label", [])
+	[k, v] := label_pair(l)
+}
+
+label_key[l] contains id if {
+	some id, s in by_id
+	some l in object.get(s, "label", [])
+	not label_pair(l)
+}
+
+label_pair(l) := [trim_space(p[0]), trim_space(p[1])] if {
+	contains(l, ":")
+	p := split_once(l, ":")
+} else := [trim_space(p[0]), trim_space(p[1])] if {
+	contains(l, "=")
+	p := split_once(l, "=")
+}
+
+split_once(s, sep) := [substring(s, 0, i), substring(s, i + 1, -1)] if i := indexof(s, sep)
+
+tag_exact[t] contains id if {
+	some id, s in by_id
+	some t in object.get(s, "whiteList", [])
+	not is_glob(t)
+}
+
+tag_globs[t] contains id if {
+	some id, s in by_id
+	some t in object.get(s, "whiteList", [])
+	is_glob(t)
+}
+
+# --- criteria --------------------------------------------------------------
+
+# AlarmDetail keys and the finding categories they select.
+categories := {
+	"baseline": "Baseline",
+	"vul": "Vul",
+	"maliciousFile": "MaliciousFile",
+	"sensitiveFile": "SensitiveFile",
+	"buildRisk": "BuildRisk",
+}
+
+rule(s, key) := object.get(object.get(s, "alarmDetail", {}), key, {})
+
+unscanned contains id if {
+	some id, s in by_id
+	s.unScanedImage == true
+}
+
+malicious contains id if {
+	some id, s in by_id
+	s.maliciousImage == true
+}
+
+configured(s) if s.unScanedImage == true
+
+configured(s) if s.maliciousImage == true
+
+configured(s) if {
+	some key, _ in categories
+	some field in ["riskLevel", "item", "riskClass"]
+	count(object.get(rule(s, key), field, [])) > 0
+}
+
+# A strategy with no criteria is a pure name/label rule: it hits every image
+# it targets.
+no_criteria contains id if {
+	some id, s in by_id
+	not configured(s)
+}
+
+levels[cat][lvl] contains id if {
+	some id, s in by_id
+	some key, cat in categories
+	some lvl in object.get(rule(s, key), "riskLevel", [])
+}
+
+items[cat][iid] contains id if {
+	some id, s in by_id
+	some key, cat in categories
+	some item in object.get(rule(s, key), "item", [])
+	iid := item.id
+}
+
+# Only Vul has classes; a finding of another category passes the class filter
+# for every strategy.
+class_any[cat] := relevant if {
+	some cat in categories
+	cat != "Vul"
+}
+
+class_any["Vul"] := {id |
+	some id, s in by_id
+	count(object.get(rule(s, "vul"), "riskClass", [])) == 0
+}
+
+classes[cid] contains id if {
+	some id, s in by_id
+	some c in object.get(rule(s, "vul"), "riskClass", [])
+	cid := c.id
+}
+
+action(code) := {id | some id, s in by_id; s.ruleAction == code}
+
+meta[id] := {"name": s.name, "action": verdicts[s.ruleAction]} if {
+	some id, s in by_id
+}
+
+verdicts := {1: "alert", 2: "block", 3: "allow"}
+
+# --- signature gate ----------------------------------------------------------
+
+enabled(p) if object.get(p, "status", "enabled") != "disabled"
+
+policy_ns_all(c) if count(object.get(c, "namespaces", [])) == 0
+
+policy_ns_all(c) if "*" in c.namespaces
+
+attestors_all contains a if {
+	some p in policies
+	enabled(p)
+	some c in p.clusters
+	cluster_match(c.clusterId)
+	policy_ns_all(c)
+	some a in p.requiredAttestors
+}
+
+attestors_by_namespace[ns] contains a if {
+	some p in policies
+	enabled(p)
+	some c in p.clusters
+	cluster_match(c.clusterId)
+	not policy_ns_all(c)
+	some ns in c.namespaces
+	some a in p.requiredAttestors
+}
+
+# --- the index -----------------------------------------------------------------
+
+index := {
+	"applicableDefault": all_namespaces,
+	"applicable": {ns: ids | some ns, nids in by_namespace; ids := all_namespaces | nids},
+	"requiredDefault": attestors_all,
+	"required": {ns: atts | some ns, nas in attestors_by_namespace; atts := attestors_all | nas},
+	"nameAny": name_any,
+	"nameExact": name_exact,
+	"nameGlobs": name_globs,
+	"labelAny": label_any,
+	"labelKV": label_kv,
+	"labelKey": label_key,
+	"tagExact": tag_exact,
+	"tagGlobs": tag_globs,
+	"unscanned": unscanned,
+	"malicious": malicious,
+	"noCriteria": no_criteria,
+	"levels": levels,
+	"items": items,
+	"classAny": class_any,
+	"classes": classes,
+	"allow": action(3),
+	"block": action(2),
+	"alert": action(1),
+	"meta": meta,
+	"maxScanAgeNs": config.maxScanAgeNs,
+	"failOpen": config.failOpen,
+}

@@ -1,0 +1,253 @@
+package rego
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/imagegate/imagegate/facts"
+	"github.com/imagegate/imagegate/policy"
+	"github.com/imagegate/imagegate/workload"
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/types"
+)
+
+//go:embed build.rego
+var buildModule string
+
+//go:embed decision.rego
+var decisionModule string
+
+// Engine decides admission for one policy snapshot and cluster. It is safe for
+// concurrent use.
+type Engine struct {
+	snap     *policy.Snapshot
+	opts     options
+	query    rego.PreparedEvalQuery
+	required map[string][]string // namespace -> attestors; "" for the rest
+}
+
+// Input is one request's subject: the namespace, the pod labels and the
+// images with their facts (Facts[i] belongs to Images[i]; nil means nothing
+// is known: unsigned and unscanned).
+type Input struct {
+	Namespace string
+	Labels    map[string]string
+	Images    []workload.Image
+	Facts     []*facts.Image
+}
+
+// New compiles snap for the cluster the options name. All of the work that
+// does not depend on a request happens here.
+func New(ctx context.Context, snap *policy.Snapshot, opts ...Option) (*Engine, error) {
+	o := defaults()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if snap == nil {
+		return nil, errors.New("rego: nil snapshot")
+	}
+	index, err := buildIndex(ctx, snap, o)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{snap: snap, opts: o}
+	if e.required, err = requiredAttestors(index); err != nil {
+		return nil, err
+	}
+	indexMod, err := ast.ParseModuleWithOpts("index.rego", "package imagegate.index\n\nvalue := "+index.String(), ast.ParserOptions{RegoVersion: ast.RegoV1})
+	if err != nil {
+		return nil, fmt.Errorf("rego: index module: %w", err)
+	}
+	decisionMod, err := ast.ParseModuleWithOpts("decision.rego", decisionModule, ast.ParserOptions{RegoVersion: ast.RegoV1})
+	if err != nil {
+		return nil, fmt.Errorf("rego: decision module: %w", err)
+	}
+	e.query, err = rego.New(
+		rego.Query("data.imagegate.decision.result"),
+		rego.ParsedModule(indexMod),
+		rego.ParsedModule(decisionMod),
+		rego.Function2(globDecl, globMatchAny(snap)),
+		rego.GenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }),
+	).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("rego: compiling decision: %w", err)
+	}
+	return e, nil
+}
+
+// Snapshot returns the policy snapshot the engine was built from.
+func (e *Engine) Snapshot() *policy.Snapshot { return e.snap }
+
+// ClusterID returns the cluster the engine decides for.
+func (e *Engine) ClusterID() string { return e.opts.clusterID }
+
+// RequiredAttestors returns the attestors every image in namespace must be
+// signed by, so that fact gathering verifies only those.
+func (e *Engine) RequiredAttestors(namespace string) []string {
+	if a, ok := e.required[namespace]; ok {
+		return a
+	}
+	return e.required[""]
+}
+
+// Eval decides one request. It fails only when the decision cannot be made
+// (a cancelled context, a broken module); callers must then fail closed.
+func (e *Engine) Eval(ctx context.Context, in Input) (*Decision, error) {
+	if len(in.Facts) != 0 && len(in.Facts) != len(in.Images) {
+		return nil, fmt.Errorf("rego: %d facts for %d images", len(in.Facts), len(in.Images))
+	}
+	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(toInput(in, e.opts.now().UnixNano())))
+	if err != nil {
+		return nil, fmt.Errorf("rego: evaluating decision: %w", err)
+	}
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		return nil, errors.New("rego: the decision was undefined")
+	}
+	t, ok := rs[0].Expressions[0].Value.(*ast.Term)
+	if !ok {
+		return nil, fmt.Errorf("rego: unexpected result %T", rs[0].Expressions[0].Value)
+	}
+	return toDecision(t, in)
+}
+
+func buildIndex(ctx context.Context, snap *policy.Snapshot, o options) (*ast.Term, error) {
+	data, err := objectsData(snap, o)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := rego.New(
+		rego.Query("data.imagegate.build.index"),
+		rego.Module("build.rego", buildModule),
+		rego.Store(inmem.NewFromObject(data)),
+		rego.StrictBuiltinErrors(true),
+		rego.GenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }),
+	).Eval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("rego: building the index: %w", err)
+	}
+	if len(rs) != 1 {
+		return nil, errors.New("rego: building the index: undefined")
+	}
+	return rs[0].Expressions[0].Value.(*ast.Term), nil
+}
+
+// objectsData is the policy set as build.rego reads it: the specs as JSON,
+// with each strategy's display name.
+func objectsData(snap *policy.Snapshot, o options) (map[string]any, error) {
+	var strategies, policies []any
+	for _, s := range snap.Strategies() {
+		m, err := asMap(s.Spec)
+		if err != nil {
+			return nil, err
+		}
+		m["name"] = s.Name()
+		strategies = append(strategies, m)
+	}
+	for _, p := range snap.Policies() {
+		m, err := asMap(p.Spec)
+		if err != nil {
+			return nil, err
+		}
+		m["requiredAttestors"] = p.Spec.Policy.RequiredAttestors
+		m["name"] = p.Metadata.Name
+		policies = append(policies, m)
+	}
+	return map[string]any{"imagegate": map[string]any{
+		"config": map[string]any{
+			"clusterId":    o.clusterID,
+			"maxScanAgeNs": o.maxScanAge.Nanoseconds(),
+			"failOpen":     o.failOpen,
+		},
+		"objects": map[string]any{"strategies": nonNil(strategies), "policies": nonNil(policies)},
+	}}, nil
+}
+
+func nonNil(xs []any) []any {
+	if xs == nil {
+		return []any{}
+	}
+	return xs
+}
+
+func asMap(v any) (map[string]any, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	return m, json.Unmarshal(b, &m)
+}
+
+func requiredAttestors(index *ast.Term) (map[string][]string, error) {
+	obj, ok := index.Value.(ast.Object)
+	if !ok {
+		return nil, errors.New("rego: index is not an object")
+	}
+	out := map[string][]string{"": stringSet(obj.Get(ast.StringTerm("requiredDefault")))}
+	if byNs, ok := obj.Get(ast.StringTerm("required")).Value.(ast.Object); ok {
+		byNs.Foreach(func(k, v *ast.Term) {
+			if ns, ok := k.Value.(ast.String); ok {
+				out[string(ns)] = stringSet(v)
+			}
+		})
+	}
+	return out, nil
+}
+
+func stringSet(t *ast.Term) []string {
+	var out []string
+	if t == nil {
+		return out
+	}
+	if s, ok := t.Value.(ast.Set); ok {
+		s.Foreach(func(x *ast.Term) {
+			if str, ok := x.Value.(ast.String); ok {
+				out = append(out, string(str))
+			}
+		})
+	}
+	sort.Strings(out)
+	return out
+}
+
+var globDecl = &rego.Function{
+	Name: "imagegate.glob_match_any",
+	Decl: types.NewFunction(types.Args(types.S, types.NewArray(nil, types.S)), types.B),
+}
+
+// globMatchAny matches a pattern of the snapshot, compiled when the snapshot
+// was, against any of a list of names.
+func globMatchAny(snap *policy.Snapshot) rego.Builtin2 {
+	return func(_ rego.BuiltinContext, pattern, names *ast.Term) (*ast.Term, error) {
+		p, ok := pattern.Value.(ast.String)
+		if !ok {
+			return nil, errors.New("glob_match_any: pattern must be a string")
+		}
+		g, ok := snap.Glob(string(p))
+		if !ok {
+			var err error
+			if g, err = policy.CompileGlob(string(p)); err != nil {
+				return nil, err
+			}
+		}
+		arr, ok := names.Value.(*ast.Array)
+		if !ok {
+			return nil, errors.New("glob_match_any: names must be an array")
+		}
+		for i := 0; i < arr.Len(); i++ {
+			if s, ok := arr.Elem(i).Value.(ast.String); ok && g.Match(string(s)) {
+				return ast.BooleanTerm(true), nil
+			}
+		}
+		return ast.BooleanTerm(false), nil
+	}
+}
