@@ -51,7 +51,13 @@ relevant := all_namespaces | {id | some ids in by_namespace; some id in ids}
 
 by_id := {s.strategyId: s | some s in strategies; s.strategyId in relevant}
 
-# --- targeting -------------------------------------------------------------
+# --- targeting ---------------------------------------------------------------
+#
+# Requests describe an image by keys (see input.go): "n:<name>" for every
+# form of its name, "t:<tag>", and per finding "l:<category>|<level>|<class>"
+# and "i:<category>|<id>|<class>", each also with class "*". The index maps the
+# same keys to the strategies they satisfy, so a request looks keys up
+# instead of walking strategies.
 
 is_glob(p) if regex.match(`[*?\[]`, p)
 
@@ -60,7 +66,7 @@ name_any contains id if {
 	count(object.get(s, "imageName", [])) == 0
 }
 
-name_exact[n] contains id if {
+names[concat("", ["n:", n])] contains id if {
 	some id, s in by_id
 	some n in object.get(s, "imageName", [])
 	not is_glob(n)
@@ -100,7 +106,7 @@ label_pair(l) := [trim_space(p[0]), trim_space(p[1])] if {
 
 split_once(s, sep) := [substring(s, 0, i), substring(s, i + 1, -1)] if i := indexof(s, sep)
 
-tag_exact[t] contains id if {
+tags[concat("", ["t:", t])] contains id if {
 	some id, s in by_id
 	some t in object.get(s, "whiteList", [])
 	not is_glob(t)
@@ -112,7 +118,7 @@ tag_globs[t] contains id if {
 	is_glob(t)
 }
 
-# --- criteria --------------------------------------------------------------
+# --- criteria ------------------------------------------------------------------
 
 # AlarmDetail keys and the finding categories they select.
 categories := {
@@ -152,35 +158,34 @@ no_criteria contains id if {
 	not configured(s)
 }
 
-levels[cat][lvl] contains id if {
+# A finding hits a strategy when its level is in riskLevel or its id in item,
+# and, for Vul with riskClass set, its class is in riskClass. Findings of
+# other categories have no class filter ("*").
+class_keys(s, "vul") := {c.id | some c in rule(s, "vul").riskClass} if {
+	count(object.get(rule(s, "vul"), "riskClass", [])) > 0
+} else := {"*"}
+
+class_keys(s, key) := {"*"} if key != "vul"
+
+finding_keys[id] contains k if {
 	some id, s in by_id
 	some key, cat in categories
+	some c in class_keys(s, key)
 	some lvl in object.get(rule(s, key), "riskLevel", [])
+	k := concat("", ["l:", cat, "|", lvl, "|", c])
 }
 
-items[cat][iid] contains id if {
+finding_keys[id] contains k if {
 	some id, s in by_id
 	some key, cat in categories
+	some c in class_keys(s, key)
 	some item in object.get(rule(s, key), "item", [])
-	iid := item.id
+	k := concat("", ["i:", cat, "|", item.id, "|", c])
 }
 
-# Only Vul has classes; a finding of another category passes the class filter
-# for every strategy.
-class_any[cat] := relevant if {
-	some cat in categories
-	cat != "Vul"
-}
-
-class_any["Vul"] := {id |
-	some id, s in by_id
-	count(object.get(rule(s, "vul"), "riskClass", [])) == 0
-}
-
-classes[cid] contains id if {
-	some id, s in by_id
-	some c in object.get(rule(s, "vul"), "riskClass", [])
-	cid := c.id
+findings[k] contains id if {
+	some id, keys in finding_keys
+	some k in keys
 }
 
 action(code) := {id | some id, s in by_id; s.ruleAction == code}
@@ -226,24 +231,17 @@ index := {
 	"requiredDefault": attestors_all,
 	"required": {ns: atts | some ns, nas in attestors_by_namespace; atts := attestors_all | nas},
 	"nameAny": name_any,
-	"nameExact": name_exact,
+	"names": names,
 	"nameGlobs": name_globs,
 	"labelAny": label_any,
 	"labelKV": label_kv,
 	"labelKey": label_key,
-	"tagExact": tag_exact,
+	"tags": tags,
 	"tagGlobs": tag_globs,
-	"unscanned": unscanned,
-	"malicious": malicious,
-	"noCriteria": no_criteria,
-	"levels": levels,
-	"items": items,
-	"classAny": class_any,
-	"classes": classes,
+	"criteria": object.union({"*": no_criteria, "u": unscanned, "m": malicious}, findings),
+	"findingKeys": finding_keys,
 	"allow": action(3),
 	"block": action(2),
-	"alert": action(1),
 	"meta": meta,
-	"maxScanAgeNs": config.maxScanAgeNs,
 	"failOpen": config.failOpen,
 }

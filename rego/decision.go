@@ -56,14 +56,12 @@ func toDecision(t *ast.Term, in Input) (*Decision, error) {
 	if !ok {
 		return nil, fmt.Errorf("rego: decision is %T, not an object", t.Value)
 	}
-	d := &Decision{}
+	d := &Decision{Violations: []string{}, Warnings: []string{}}
 	if b, ok := get(obj, kAllowed).(ast.Boolean); ok {
 		d.Allowed = bool(b)
 	} else {
 		return nil, fmt.Errorf("rego: decision has no allowed")
 	}
-	d.Violations = strings(get(obj, kViolations))
-	d.Warnings = strings(get(obj, kWarnings))
 	imgs, ok := get(obj, kImages).(*ast.Array)
 	if !ok || imgs.Len() != len(in.Images) {
 		return nil, fmt.Errorf("rego: decision has no verdict per image")
@@ -75,12 +73,14 @@ func toDecision(t *ast.Term, in Input) (*Decision, error) {
 			return nil, fmt.Errorf("rego: image verdict %d is not an object", i)
 		}
 		a, _ := get(io, kAction).(ast.String)
+		d.Violations = append(d.Violations, stringList(get(io, kViolations))...)
+		d.Warnings = append(d.Warnings, stringList(get(io, kWarnings))...)
 		d.Images[i] = ImageDecision{
 			Image:            in.Images[i].Ref,
 			Action:           Action(a),
 			Strategies:       ints(get(io, kStrategies)),
-			MissingAttestors: strings(get(io, kMissing)),
-			Reasons:          strings(get(io, kReasons)),
+			MissingAttestors: stringList(get(io, kMissing)),
+			Reasons:          stringList(get(io, kReasons)),
 		}
 	}
 	return d, nil
@@ -93,7 +93,7 @@ func get(o ast.Object, k *ast.Term) ast.Value {
 	return nil
 }
 
-func strings(v ast.Value) []string {
+func stringList(v ast.Value) []string {
 	arr, ok := v.(*ast.Array)
 	if !ok {
 		return []string{}

@@ -1,175 +1,135 @@
 # Request-time half of the decision (DESIGN.md §2). It reads the snapshot's
-# index (data.imagegate.index.value, built by build.rego) and the request's facts
-# (input), and combines strategy-id sets, so its cost follows the number of
-# strategies that could hit an image, not the number configured.
+# index (data.imagegate.index, built by build.rego) and the request's
+# facts (input), and combines strategy-id sets, so its cost follows the
+# strategies that could hit an image, not the number configured. OPA spends
+# about a microsecond per expression, so the common case (an image no
+# strategy can hit and no policy requires a signature of) takes a fast path.
+#
+# The engine resolves each image's keys against the index before evaluation
+# (see keys.go) and passes the strategy-id sets they select:
+#   criteriaIds  strategies whose criteria the image meets: "*" (rules without
+#                criteria), "u" (unScanedImage: no scan result, or only one
+#                older than --max-scan-age), "m" (maliciousImage: the scan
+#                marks it malicious, or it has a MaliciousFile finding) and
+#                the finding keys "l:<category>|<level>|<class>" and
+#                "i:<category>|<id>|<class>" (class "*" too);
+#   nameIds      strategies with an imageName entry matching the last path
+#                segment, the repository path or the full name (globs too);
+#   exemptIds    strategies whose whiteList matches the tag (an image written
+#                by digest alone has no tag).
+# criteria maps the image's criterion keys to the findings behind them.
 package imagegate.decision
 
-idx := data.imagegate.index.value
+# The index is a base document; its objects keyed by strategy id (numbers)
+# or by booleans are read with object.get, since data references turn keys
+# into storage path strings.
+import data.imagegate.index as idx
 
 applicable := object.get(idx.applicable, input.namespace, idx.applicableDefault)
 
 required := object.get(idx.required, input.namespace, idx.requiredDefault)
 
-# Strategies whose label list the pod satisfies (independent of the image).
-label_matched := union({ids |
-	some k, v in input.labels
-	ids := object.get(idx.labelKV, [k, v], set())
-}) | union({ids |
-	some k, _ in input.labels
-	ids := object.get(idx.labelKey, k, set())
-})
-
 result := {
-	"allowed": count({i | some i, d in images; d.action in {"block", "unsigned"}}) == 0,
+	"allowed": count([1 | some d in images; denies[d.action]]) == 0,
 	"images": images,
-	"violations": [line | some d in images; some line in d.violations],
-	"warnings": [line | some d in images; some line in d.warnings],
 }
 
-images := [decide(img) | some img in input.images]
+denies := {"block": true, "unsigned": true}
 
-decide(img) := d if {
+images := [decide(img, img.criteriaIds & applicable) | some img in input.images]
+
+decide(img, candidates) := d if {
 	img.invalid != ""
 	line := sprintf("image %q is not a valid image reference: %s", [img.ref, img.invalid])
 	d := {"action": "block", "strategies": [], "missing": [], "reasons": [line], "violations": [line], "warnings": []}
-} else := d if {
-	fh := [finding_hits(f) | some f in img.findings]
-	hits := strategy_hits(img, fh)
-	verdict := strategy_verdict(hits)
-	missing := {a | some a in required; not a in img.attestors; not excused(img, a)}
-	unsigned := [unsigned_line(img, a) | some a in sort(missing)]
-	lines := [l | some id in sort(hits); l := hit_line(img, fh, id, verdict)]
+} else := passed if {
+	count(candidates) == 0
+	count(required - img.attestors) == 0
+} else := full(img, candidates)
+
+passed := {"action": "pass", "strategies": [], "missing": [], "reasons": [], "violations": [], "warnings": []}
+
+full(img, candidates) := d if {
+	ids := sort(strategy_hits(img, candidates))
+	verdict := strategy_verdict(ids)
+	missing := sort((required - img.attestors) - excused(img))
+	unsigned := [sprintf("image %q is not signed by attestor %q: %s", [img.ref, a, reason(img, a)]) | some a in missing]
+	lines := [[action, line] |
+		some id in ids
+		action := object.get(idx.meta, [id, "action"], "")
+		line := hit_line(img, id, action, verdict)
+	]
 	d := {
 		"action": final_action(verdict, missing),
-		"strategies": sort(hits),
-		"missing": sort(missing),
-		"reasons": array.concat(unsigned, lines),
-		"violations": array.concat(unsigned, lines_of(img, fh, hits, verdict, "block")),
-		"warnings": array.concat(excused_lines(img), lines_of(img, fh, hits, verdict, "alert")),
+		"strategies": ids,
+		"missing": missing,
+		"reasons": array.concat(unsigned, [l[1] | some l in lines]),
+		"violations": array.concat(unsigned, [l[1] | verdict == "block"; some l in lines; l[0] == "block"]),
+		"warnings": array.concat(excused_lines(img), [l[1] | verdict == "alert"; some l in lines; l[0] == "alert"]),
 	}
 }
 
 # --- strategy gate -------------------------------------------------------------
 
-strategy_hits(img, fh) := hits if {
-	raw := ((idx.noCriteria | unscanned_hits(img)) | malicious_hits(img)) | union({s | some s in fh})
-	candidates := raw & applicable
-	named := (candidates & idx.nameAny) | (candidates & name_matched(img))
+# A hit needs the criteria, the scope, the imageName and label targets, and
+# no whiteList exemption.
+strategy_hits(img, candidates) := hits if {
+	named := (candidates & idx.nameAny) | (candidates & img.nameIds)
 	labelled := (named & idx.labelAny) | (named & label_matched)
-	hits := labelled - exempt(img)
+	hits := labelled - img.exemptIds
 }
 
-# imageName entries: exact names by lookup, globs against every form of the
-# image's name (last segment, repository path, full name).
-name_matched(img) := union({ids | some n in img.names; ids := object.get(idx.nameExact, n, set())}) | union({ids |
-	some pattern, ids in idx.nameGlobs
-	imagegate.glob_match_any(pattern, img.names)
+# label entries: key:value, or key for presence.
+label_matched := union({ids | some _, ids in object.filter(idx.labelKey, object.keys(input.labels))}) | union({ids |
+	some k, values in object.filter(idx.labelKV, object.keys(input.labels))
+	ids := object.get(values, input.labels[k], set())
 })
-
-exempt(img) := set() if {
-	img.tag == ""
-} else := object.get(idx.tagExact, img.tag, set()) | union({ids |
-	some pattern, ids in idx.tagGlobs
-	imagegate.glob_match_any(pattern, [img.tag])
-})
-
-unscanned(img) if not img.scanned
-
-unscanned(img) if {
-	idx.maxScanAgeNs > 0
-	img.scannedAtNs > 0
-	input.nowNs - img.scannedAtNs > idx.maxScanAgeNs
-}
-
-unscanned_hits(img) := idx.unscanned if unscanned(img) else := set()
-
-# Findings and the malicious mark of a scan too old to count as "scanned" still
-# hold: age only decides unScanedImage.
-malicious(img) if img.malicious
-
-malicious(img) if {
-	some f in img.findings
-	f.category == "MaliciousFile"
-}
-
-malicious_hits(img) := idx.malicious if malicious(img) else := set()
-
-# A finding hits the strategies that list its level or its id for its
-# category, and, for Vul with riskClass set, its class.
-finding_hits(f) := by_level_or_item & by_class if {
-	by_level_or_item := object.get(idx.levels, [f.category, f.level], set()) | object.get(idx.items, [f.category, f.id], set())
-	by_class := object.get(idx.classAny, f.category, set()) | class_hits(f)
-}
-
-class_hits(f) := object.get(idx.classes, f.class, set()) if f.category == "Vul" else := set()
 
 # allow (an explicit exception) wins over block, block over alert.
-strategy_verdict(hits) := "allow" if {
-	count(hits & idx.allow) > 0
+strategy_verdict(ids) := "allow" if {
+	some id in ids
+	id in idx.allow
 } else := "block" if {
-	count(hits & idx.block) > 0
+	some id in ids
+	id in idx.block
 } else := "alert" if {
-	count(hits & idx.alert) > 0
+	count(ids) > 0
 } else := "pass"
 
 # No strategy can cancel the signature gate.
-final_action(_, missing) := "unsigned" if count(missing) > 0
+final_action(verdict, missing) := "unsigned" if count(missing) > 0 else := verdict
 
-final_action(verdict, missing) := verdict if count(missing) == 0
-
-lines_of(img, fh, hits, verdict, action) := [l |
-	verdict == action
-	some id in sort(hits)
-	idx.meta[id].action == action
-	l := hit_line(img, fh, id, verdict)
-]
+# --- messages --------------------------------------------------------------------
 
 verbs := {"alert": "alerted", "block": "blocked", "allow": "allowed"}
 
-hit_line(img, fh, id, verdict) := line if {
-	m := idx.meta[id]
-	base := sprintf("image %q %s by strategy %d %q: %s", [img.ref, verbs[m.action], id, m.name, concat(", ", why(img, fh, id))])
-	line := overridden(base, m.action, verdict)
-}
+hit_line(img, id, action, verdict) := line if {
+	action == verdict
+	line := sprintf("image %q %s by strategy %d %q: %s", [img.ref, verbs[action], id, object.get(idx.meta, [id, "name"], ""), why(img, id)])
+} else := sprintf("image %q %s by strategy %d %q: %s (overridden by %s)", [img.ref, verbs[action], id, object.get(idx.meta, [id, "name"], ""), why(img, id), verdict])
 
-overridden(line, action, verdict) := line if action == verdict
-
-overridden(line, action, verdict) := sprintf("%s (overridden by %s)", [line, verdict]) if action != verdict
-
-why(img, fh, id) := reasons if {
+why(img, id) := concat(", ", reasons) if {
 	found := [sprintf("%s %s (%s)", [f.category, f.id, f.level]) |
-		some i, f in img.findings
-		id in fh[i]
+		some i in sort({i | some k in object.get(idx.findingKeys, id, set()); some i in object.get(img.criteria, k, [])})
+		f := img.findings[i]
 	]
-	reasons := array.concat(array.concat(unscanned_why(img, id), malicious_why(img, id)), found)
+	reasons := array.concat(array.concat(flag(img, "u", id, "unscanned"), flag(img, "m", id, "malicious image")), found)
 	count(reasons) > 0
-} else := ["matched by image name or label"]
+} else := "matched by image name or label"
 
-unscanned_why(img, id) := ["unscanned"] if {
-	unscanned(img)
-	id in idx.unscanned
-} else := []
-
-malicious_why(img, id) := ["malicious image"] if {
-	malicious(img)
-	id in idx.malicious
+flag(img, key, id, text) := [text] if {
+	img.criteria[key]
+	id in idx.criteria[key]
 } else := []
 
 # --- signature gate --------------------------------------------------------------
 
 # With --on-verification-error=allow, an attestor that could not be checked
 # (registry unreachable, timeout) does not deny; it warns.
-excused(img, a) if {
-	idx.failOpen
-	a in img.unverifiable
-}
+excused(img) := img.unverifiable if idx.failOpen else := set()
 
 excused_lines(img) := [sprintf("image %q: attestor %q could not be verified (%s); admitted because verification errors are allowed", [img.ref, a, reason(img, a)]) |
-	some a in sort(required)
-	not a in img.attestors
-	excused(img, a)
+	some a in sort((required - img.attestors) & excused(img))
 ]
-
-unsigned_line(img, a) := sprintf("image %q is not signed by attestor %q: %s", [img.ref, a, reason(img, a)])
 
 reason(img, a) := object.get(img.errors, a, "no verified signature")

@@ -14,7 +14,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
-	"github.com/open-policy-agent/opa/v1/types"
 )
 
 //go:embed build.rego
@@ -30,6 +29,8 @@ type Engine struct {
 	opts     options
 	query    rego.PreparedEvalQuery
 	required map[string][]string // namespace -> attestors; "" for the rest
+	lookups  lookups
+	cache    *decisionCache
 }
 
 // Input is one request's subject: the namespace, the pod labels and the
@@ -59,23 +60,24 @@ func New(ctx context.Context, snap *policy.Snapshot, opts ...Option) (*Engine, e
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{snap: snap, opts: o}
+	e := &Engine{snap: snap, opts: o, cache: newDecisionCache(o.cacheSize)}
 	if e.required, err = requiredAttestors(index); err != nil {
 		return nil, err
 	}
-	indexMod, err := ast.ParseModuleWithOpts("index.rego", "package imagegate.index\n\nvalue := "+index.String(), ast.ParserOptions{RegoVersion: ast.RegoV1})
-	if err != nil {
-		return nil, fmt.Errorf("rego: index module: %w", err)
-	}
+	e.lookups = newLookups(index.Value.(ast.Object), snap)
+	// The index is a base document in an AST-valued store: reading it costs a
+	// lookup, where a rule literal would be rebuilt by every query.
+	store := inmem.NewFromObjectWithOpts(map[string]any{
+		"imagegate": map[string]any{"index": index.Value},
+	}, inmem.OptReturnASTValuesOnRead(true), inmem.OptRoundTripOnWrite(false))
 	decisionMod, err := ast.ParseModuleWithOpts("decision.rego", decisionModule, ast.ParserOptions{RegoVersion: ast.RegoV1})
 	if err != nil {
 		return nil, fmt.Errorf("rego: decision module: %w", err)
 	}
 	e.query, err = rego.New(
 		rego.Query("data.imagegate.decision.result"),
-		rego.ParsedModule(indexMod),
+		rego.Store(store),
 		rego.ParsedModule(decisionMod),
-		rego.Function2(globDecl, globMatchAny(snap)),
 		rego.GenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }),
 	).PrepareForEval(ctx)
 	if err != nil {
@@ -100,12 +102,18 @@ func (e *Engine) RequiredAttestors(namespace string) []string {
 }
 
 // Eval decides one request. It fails only when the decision cannot be made
-// (a cancelled context, a broken module); callers must then fail closed.
+// (a cancelled context, a broken module); callers must then fail closed. The
+// returned Decision may be shared with other calls and must not be modified.
 func (e *Engine) Eval(ctx context.Context, in Input) (*Decision, error) {
 	if len(in.Facts) != 0 && len(in.Facts) != len(in.Images) {
 		return nil, fmt.Errorf("rego: %d facts for %d images", len(in.Facts), len(in.Images))
 	}
-	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(toInput(in, e.opts.now().UnixNano())))
+	input := e.toInput(in, e.opts.now())
+	hash := input.Hash()
+	if d, ok := e.cache.get(hash, input); ok {
+		return d, nil
+	}
+	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(input))
 	if err != nil {
 		return nil, fmt.Errorf("rego: evaluating decision: %w", err)
 	}
@@ -116,7 +124,11 @@ func (e *Engine) Eval(ctx context.Context, in Input) (*Decision, error) {
 	if !ok {
 		return nil, fmt.Errorf("rego: unexpected result %T", rs[0].Expressions[0].Value)
 	}
-	return toDecision(t, in)
+	d, err := toDecision(t, in)
+	if err == nil {
+		e.cache.put(hash, input, d)
+	}
+	return d, err
 }
 
 func buildIndex(ctx context.Context, snap *policy.Snapshot, o options) (*ast.Term, error) {
@@ -163,9 +175,8 @@ func objectsData(snap *policy.Snapshot, o options) (map[string]any, error) {
 	}
 	return map[string]any{"imagegate": map[string]any{
 		"config": map[string]any{
-			"clusterId":    o.clusterID,
-			"maxScanAgeNs": o.maxScanAge.Nanoseconds(),
-			"failOpen":     o.failOpen,
+			"clusterId": o.clusterID,
+			"failOpen":  o.failOpen,
 		},
 		"objects": map[string]any{"strategies": nonNil(strategies), "policies": nonNil(policies)},
 	}}, nil
@@ -217,37 +228,4 @@ func stringSet(t *ast.Term) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-var globDecl = &rego.Function{
-	Name: "imagegate.glob_match_any",
-	Decl: types.NewFunction(types.Args(types.S, types.NewArray(nil, types.S)), types.B),
-}
-
-// globMatchAny matches a pattern of the snapshot, compiled when the snapshot
-// was, against any of a list of names.
-func globMatchAny(snap *policy.Snapshot) rego.Builtin2 {
-	return func(_ rego.BuiltinContext, pattern, names *ast.Term) (*ast.Term, error) {
-		p, ok := pattern.Value.(ast.String)
-		if !ok {
-			return nil, errors.New("glob_match_any: pattern must be a string")
-		}
-		g, ok := snap.Glob(string(p))
-		if !ok {
-			var err error
-			if g, err = policy.CompileGlob(string(p)); err != nil {
-				return nil, err
-			}
-		}
-		arr, ok := names.Value.(*ast.Array)
-		if !ok {
-			return nil, errors.New("glob_match_any: names must be an array")
-		}
-		for i := 0; i < arr.Len(); i++ {
-			if s, ok := arr.Elem(i).Value.(ast.String); ok && g.Match(string(s)) {
-				return ast.BooleanTerm(true), nil
-			}
-		}
-		return ast.BooleanTerm(false), nil
-	}
 }

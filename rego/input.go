@@ -1,8 +1,7 @@
 package rego
 
 import (
-	"encoding/json"
-	"strconv"
+	"time"
 
 	"github.com/imagegate/imagegate/facts"
 	"github.com/imagegate/imagegate/workload"
@@ -13,35 +12,37 @@ import (
 var (
 	kNamespace    = ast.StringTerm("namespace")
 	kLabels       = ast.StringTerm("labels")
-	kNow          = ast.StringTerm("nowNs")
 	kImages       = ast.StringTerm("images")
 	kRef          = ast.StringTerm("ref")
-	kNames        = ast.StringTerm("names")
-	kTag          = ast.StringTerm("tag")
 	kInvalid      = ast.StringTerm("invalid")
+	kCriteriaIDs  = ast.StringTerm("criteriaIds")
+	kNameIDs      = ast.StringTerm("nameIds")
+	kExemptIDs    = ast.StringTerm("exemptIds")
+	kCriteria     = ast.StringTerm("criteria")
+	kFindings     = ast.StringTerm("findings")
 	kAttestors    = ast.StringTerm("attestors")
 	kErrors       = ast.StringTerm("errors")
 	kUnverifiable = ast.StringTerm("unverifiable")
-	kScanned      = ast.StringTerm("scanned")
-	kScannedAt    = ast.StringTerm("scannedAtNs")
-	kMalicious    = ast.StringTerm("malicious")
-	kFindings     = ast.StringTerm("findings")
 	kCategory     = ast.StringTerm("category")
 	kID           = ast.StringTerm("id")
 	kLevel        = ast.StringTerm("level")
-	kClass        = ast.StringTerm("class")
 	emptyString   = ast.StringTerm("")
+	emptyArray    = ast.ArrayTerm()
+	keyEvery      = ast.StringTerm("*")
+	keyUnscanned  = ast.StringTerm("u")
+	keyMalicious  = ast.StringTerm("m")
 )
 
-// toInput builds the Rego input straight from Go values: no JSON round trip.
-func toInput(in Input, nowNs int64) ast.Value {
+// toInput builds the Rego input straight from Go values (no JSON round trip),
+// with each image's keys already resolved to strategy-id sets.
+func (e *Engine) toInput(in Input, now time.Time) ast.Value {
 	imgs := make([]*ast.Term, len(in.Images))
 	for i := range in.Images {
 		var f *facts.Image
 		if i < len(in.Facts) {
 			f = in.Facts[i]
 		}
-		imgs[i] = ast.NewTerm(imageValue(&in.Images[i], f))
+		imgs[i] = ast.NewTerm(e.imageValue(&in.Images[i], f, now))
 	}
 	labels := make([][2]*ast.Term, 0, len(in.Labels))
 	for k, v := range in.Labels {
@@ -50,12 +51,11 @@ func toInput(in Input, nowNs int64) ast.Value {
 	return ast.NewObject(
 		ast.Item(kNamespace, ast.StringTerm(in.Namespace)),
 		ast.Item(kLabels, ast.NewTerm(ast.NewObject(labels...))),
-		ast.Item(kNow, intTerm(nowNs)),
 		ast.Item(kImages, ast.ArrayTerm(imgs...)),
 	)
 }
 
-func imageValue(img *workload.Image, f *facts.Image) ast.Value {
+func (e *Engine) imageValue(img *workload.Image, f *facts.Image, now time.Time) ast.Value {
 	if f == nil {
 		f = &facts.Image{}
 	}
@@ -63,44 +63,116 @@ func imageValue(img *workload.Image, f *facts.Image) ast.Value {
 	if img.Err != nil {
 		invalid = ast.StringTerm(img.Err.Error())
 	}
-	names := make([]*ast.Term, len(img.Names))
-	for i, n := range img.Names {
-		names[i] = ast.StringTerm(n)
+	var names, exempt idSet
+	for _, n := range img.Names {
+		if ids, ok := e.lookups.names[n]; ok {
+			names.add(ids)
+		}
 	}
+	for _, g := range e.lookups.nameGlobs {
+		for _, n := range img.Names {
+			if g.glob.Match(n) {
+				names.add(g.ids)
+				break
+			}
+		}
+	}
+	if img.Tag != "" {
+		if ids, ok := e.lookups.tags[img.Tag]; ok {
+			exempt.add(ids)
+		}
+		for _, g := range e.lookups.tagGlobs {
+			if g.glob.Match(img.Tag) {
+				exempt.add(g.ids)
+			}
+		}
+	}
+	criteriaIDs, criteria, findings := e.criteria(f.Scan, now)
 	errs := make([][2]*ast.Term, 0, len(f.AttestorErrors))
 	for k, v := range f.AttestorErrors {
 		errs = append(errs, ast.Item(ast.StringTerm(k), ast.StringTerm(v)))
 	}
-	scanned, malicious, scannedAt := false, false, int64(0)
-	var findings []*ast.Term
-	if s := f.Scan; s != nil {
-		scanned, malicious = true, s.Malicious
-		if !s.ScannedAt.IsZero() {
-			scannedAt = s.ScannedAt.UnixNano()
-		}
-		findings = make([]*ast.Term, len(s.Findings))
-		for i, fd := range s.Findings {
-			findings[i] = ast.ObjectTerm(
-				ast.Item(kCategory, ast.StringTerm(fd.Category)),
-				ast.Item(kID, ast.StringTerm(fd.ID)),
-				ast.Item(kLevel, ast.StringTerm(fd.Level)),
-				ast.Item(kClass, ast.StringTerm(fd.Class)),
-			)
-		}
-	}
 	return ast.NewObject(
 		ast.Item(kRef, ast.StringTerm(img.Ref)),
-		ast.Item(kNames, ast.ArrayTerm(names...)),
-		ast.Item(kTag, ast.StringTerm(img.Tag)),
 		ast.Item(kInvalid, invalid),
+		ast.Item(kCriteriaIDs, criteriaIDs),
+		ast.Item(kNameIDs, names.term()),
+		ast.Item(kExemptIDs, exempt.term()),
+		ast.Item(kCriteria, criteria),
+		ast.Item(kFindings, findings),
 		ast.Item(kAttestors, stringSetTerm(f.Attestors)),
 		ast.Item(kErrors, ast.NewTerm(ast.NewObject(errs...))),
 		ast.Item(kUnverifiable, stringSetTerm(f.Unverifiable)),
-		ast.Item(kScanned, ast.BooleanTerm(scanned)),
-		ast.Item(kScannedAt, intTerm(scannedAt)),
-		ast.Item(kMalicious, ast.BooleanTerm(malicious)),
-		ast.Item(kFindings, ast.ArrayTerm(findings...)),
 	)
+}
+
+// criteria returns the strategies the image's criterion keys select, the
+// keys themselves (each mapped to positions in the returned findings, for
+// messages), and the findings some strategy selects.
+//
+// Keys: "*" every image (rules without criteria); "u" unscanned (no scan
+// result, or one older than --max-scan-age); "m" malicious (the scan marks it
+// so, or it has a MaliciousFile finding); and the finding keys.
+func (e *Engine) criteria(s *facts.Scan, now time.Time) (ids, keys, findings *ast.Term) {
+	var set idSet
+	items := make([][2]*ast.Term, 0, 4)
+	flag := func(key *ast.Term) {
+		if k, ok := e.lookups.criteria[string(key.Value.(ast.String))]; ok {
+			set.add(k)
+			items = append(items, ast.Item(key, emptyArray))
+		}
+	}
+	flag(keyEvery)
+	if s == nil || e.stale(s, now) {
+		flag(keyUnscanned)
+	}
+	if s == nil {
+		return set.term(), ast.ObjectTerm(items...), emptyArray
+	}
+	if s.Malicious || hasCategory(s.Findings, facts.MaliciousFile) {
+		flag(keyMalicious)
+	}
+	byKey := map[findingKey][]*ast.Term{}
+	var order []findingKey
+	pos := map[int]int{}
+	var found []*ast.Term
+	e.lookups.findingsOf(s.Findings, func(k findingKey, ids *ast.Term, i int) {
+		p, ok := pos[i]
+		if !ok {
+			p = len(found)
+			pos[i] = p
+			f := &s.Findings[i]
+			found = append(found, ast.ObjectTerm(
+				ast.Item(kCategory, ast.StringTerm(f.Category)),
+				ast.Item(kID, ast.StringTerm(f.ID)),
+				ast.Item(kLevel, ast.StringTerm(f.Level)),
+			))
+		}
+		if _, seen := byKey[k]; !seen {
+			order = append(order, k)
+			set.add(ids)
+		}
+		byKey[k] = append(byKey[k], ast.IntNumberTerm(p))
+	})
+	for _, k := range order {
+		items = append(items, ast.Item(ast.StringTerm(k.String()), ast.ArrayTerm(byKey[k]...)))
+	}
+	return set.term(), ast.ObjectTerm(items...), ast.ArrayTerm(found...)
+}
+
+func hasCategory(fs []facts.Finding, category string) bool {
+	for i := range fs {
+		if fs[i].Category == category {
+			return true
+		}
+	}
+	return false
+}
+
+// stale reports whether a scan result is too old to count (--max-scan-age):
+// such an image is unscanned. A result without a time never goes stale.
+func (e *Engine) stale(s *facts.Scan, now time.Time) bool {
+	return e.opts.maxScanAge > 0 && !s.ScannedAt.IsZero() && now.Sub(s.ScannedAt) > e.opts.maxScanAge
 }
 
 func stringSetTerm(ss []string) *ast.Term {
@@ -109,8 +181,4 @@ func stringSetTerm(ss []string) *ast.Term {
 		ts[i] = ast.StringTerm(s)
 	}
 	return ast.SetTerm(ts...)
-}
-
-func intTerm(n int64) *ast.Term {
-	return ast.NumberTerm(json.Number(strconv.FormatInt(n, 10)))
 }

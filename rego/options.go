@@ -13,11 +13,19 @@ type options struct {
 	maxScanAge time.Duration
 	failOpen   bool
 	now        func() time.Time
+	cacheSize  int
 }
 
+// DefaultDecisionCacheSize is how many decisions an engine remembers.
+const DefaultDecisionCacheSize = 4096
+
 func defaults() options {
-	return options{now: time.Now}
+	return options{now: time.Now, cacheSize: DefaultDecisionCacheSize}
 }
+
+// WithDecisionCache sets how many decisions the engine remembers by their
+// complete input; 0 turns the cache off.
+func WithDecisionCache(size int) Option { return func(o *options) { o.cacheSize = size } }
 
 // WithClusterID sets the cluster the engine decides for. Without it (the
 // empty id) every cluster's scopes apply at once, which is what imagegate
@@ -39,6 +47,9 @@ func WithClock(now func() time.Time) Option { return func(o *options) { o.now = 
 func (o *options) validate() error {
 	if o.maxScanAge < 0 {
 		return errors.New("rego: max scan age must not be negative")
+	}
+	if o.cacheSize < 0 {
+		return errors.New("rego: decision cache size must not be negative")
 	}
 	if o.now == nil {
 		return errors.New("rego: clock must not be nil")

@@ -1,0 +1,165 @@
+package rego
+
+import (
+	"strings"
+
+	"github.com/imagegate/imagegate/facts"
+	"github.com/imagegate/imagegate/policy"
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// lookups holds the index's key → strategy-id sets (built by build.rego) so
+// that the engine can resolve an image's keys in Go before evaluation: OPA
+// spends about a microsecond per expression, a Go map lookup a few
+// nanoseconds. Which strategies a key selects, and how the sets combine, stay
+// in Rego. Keys are structs where an image has many (findings), so a lookup
+// allocates nothing.
+type lookups struct {
+	criteria  map[string]*ast.Term // "*", "u", "m"
+	findings  map[findingKey]*ast.Term
+	names     map[string]*ast.Term
+	tags      map[string]*ast.Term
+	nameGlobs []globSet
+	tagGlobs  []globSet
+}
+
+type globSet struct {
+	glob *policy.Glob
+	ids  *ast.Term
+}
+
+type findingKey struct {
+	byID            bool // "i:" (item id) rather than "l:" (level)
+	category, value string
+	class           string // "*" for any class
+}
+
+func (k findingKey) String() string {
+	prefix := "l:"
+	if k.byID {
+		prefix = "i:"
+	}
+	return prefix + k.category + "|" + k.value + "|" + k.class
+}
+
+func newLookups(index ast.Object, snap *policy.Snapshot) lookups {
+	l := lookups{criteria: map[string]*ast.Term{}, findings: map[findingKey]*ast.Term{}, names: map[string]*ast.Term{}, tags: map[string]*ast.Term{}}
+	each(index, "criteria", func(k string, ids *ast.Term) {
+		if fk, ok := parseFindingKey(k); ok {
+			l.findings[fk] = ids
+		} else {
+			l.criteria[k] = ids
+		}
+	})
+	each(index, "names", func(k string, ids *ast.Term) { l.names[strings.TrimPrefix(k, "n:")] = ids })
+	each(index, "tags", func(k string, ids *ast.Term) { l.tags[strings.TrimPrefix(k, "t:")] = ids })
+	each(index, "nameGlobs", func(k string, ids *ast.Term) { l.nameGlobs = append(l.nameGlobs, compiled(snap, k, ids)) })
+	each(index, "tagGlobs", func(k string, ids *ast.Term) { l.tagGlobs = append(l.tagGlobs, compiled(snap, k, ids)) })
+	return l
+}
+
+func compiled(snap *policy.Snapshot, pattern string, ids *ast.Term) globSet {
+	g, ok := snap.Glob(pattern)
+	if !ok {
+		g, _ = policy.CompileGlob(pattern) // every pattern of a snapshot was compiled with it
+	}
+	return globSet{glob: g, ids: ids}
+}
+
+func parseFindingKey(k string) (findingKey, bool) {
+	var fk findingKey
+	switch {
+	case strings.HasPrefix(k, "l:"):
+	case strings.HasPrefix(k, "i:"):
+		fk.byID = true
+	default:
+		return fk, false
+	}
+	cat, rest, ok := strings.Cut(k[2:], "|")
+	i := strings.LastIndexByte(rest, '|')
+	if !ok || i < 0 {
+		return fk, false
+	}
+	fk.category, fk.value, fk.class = cat, rest[:i], rest[i+1:]
+	return fk, true
+}
+
+func each(index ast.Object, field string, f func(string, *ast.Term)) {
+	t := index.Get(ast.StringTerm(field))
+	if t == nil {
+		return
+	}
+	if o, ok := t.Value.(ast.Object); ok {
+		o.Foreach(func(k, v *ast.Term) {
+			if s, ok := k.Value.(ast.String); ok {
+				f(string(s), v)
+			}
+		})
+	}
+}
+
+// idSet accumulates strategy-id sets, copying only when a second non-empty
+// set arrives.
+type idSet struct {
+	one  *ast.Term
+	many ast.Set
+}
+
+func (s *idSet) add(ids *ast.Term) {
+	set, ok := ids.Value.(ast.Set)
+	if !ok || set.Len() == 0 {
+		return
+	}
+	switch {
+	case s.many != nil:
+		set.Foreach(s.many.Add)
+	case s.one == nil:
+		s.one = ids
+	default:
+		s.many = ast.NewSet()
+		s.one.Value.(ast.Set).Foreach(s.many.Add)
+		set.Foreach(s.many.Add)
+	}
+}
+
+var emptySet = ast.SetTerm()
+
+func (s *idSet) term() *ast.Term {
+	switch {
+	case s.many != nil:
+		return ast.NewTerm(s.many)
+	case s.one != nil:
+		return s.one
+	}
+	return emptySet
+}
+
+// findingsOf visits the keys of each finding that the index knows.
+// Categories other than Vul have no class.
+func (l *lookups) findingsOf(fs []facts.Finding, visit func(key findingKey, ids *ast.Term, finding int)) {
+	if len(l.findings) == 0 {
+		return
+	}
+	for i := range fs {
+		f := &fs[i]
+		class := "*"
+		if f.Category == facts.Vul {
+			class = f.Class
+		}
+		keys := [4]findingKey{
+			{false, f.Category, f.Level, "*"},
+			{true, f.Category, f.ID, "*"},
+			{false, f.Category, f.Level, class},
+			{true, f.Category, f.ID, class},
+		}
+		n := 4
+		if class == "*" {
+			n = 2
+		}
+		for _, k := range keys[:n] {
+			if ids, ok := l.findings[k]; ok {
+				visit(k, ids, i)
+			}
+		}
+	}
+}
