@@ -1,0 +1,41 @@
+# imagegate — see README.md. `make test` is what CI runs.
+GO      ?= go
+BIN     ?= bin/imagegate
+PKGS    := ./...
+
+.PHONY: all build unit test e2e bench fuzz demo fmt clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/imagegate
+
+# Fast checks: formatting, vet and the unit/integration tests (seconds).
+unit:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 $(PKGS)
+
+# End to end against a real kube-apiserver, etcd, registry and cosign CLI
+# (builds and caches the tools on first use; see test/e2e/README.md).
+e2e:
+	bash test/e2e/run.sh
+
+test: unit e2e
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./rego/
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./workload/
+
+demo:
+	$(GO) run ./cmd/imagegate check --policies examples/policies --facts examples/facts.yaml \
+		--cluster-id prod-cluster examples/manifests/*.yaml || true
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin
