@@ -1,0 +1,243 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/imagegate/imagegate/rego"
+	"github.com/imagegate/imagegate/workload"
+)
+
+// Decider decides one workload; admission.Decider is the production one.
+type Decider interface {
+	Decide(ctx context.Context, obj *workload.Object) (*rego.Decision, error)
+}
+
+// Handler serves POST /validate.
+type Handler struct {
+	decider Decider
+	opts    options
+	slots   chan struct{}
+	metrics *metrics
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// NewHandler returns a Handler deciding with d.
+func NewHandler(d Decider, opts ...Option) (*Handler, error) {
+	if d == nil {
+		return nil, errors.New("webhook: nil decider")
+	}
+	o := defaults()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	return &Handler{decider: d, opts: o, slots: make(chan struct{}, o.maxInFlight), metrics: newMetrics(o.registerer)}, nil
+}
+
+// Audit annotation keys; the API server prefixes them with the webhook's
+// name, so a webhook named imagegate.dev records imagegate.dev/decision.
+const (
+	AnnotationDecision   = "decision"
+	AnnotationViolations = "violations"
+)
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	h.metrics.inFlight.Inc()
+	defer h.metrics.inFlight.Dec()
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		h.fail(w, http.StatusMethodNotAllowed, "use POST", start)
+		return
+	}
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/json" {
+		h.fail(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q: expected application/json", r.Header.Get("Content-Type")), start)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.maxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			h.fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", h.opts.maxBodyBytes), start)
+			return
+		}
+		h.fail(w, http.StatusBadRequest, "reading request: "+err.Error(), start)
+		return
+	}
+	rv, err := decodeReview(body)
+	if err != nil {
+		h.fail(w, http.StatusBadRequest, err.Error(), start)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), budget(r, h.opts.defaultTimeout))
+	defer cancel()
+	resp, decision := h.answer(ctx, rv.Request)
+	h.metrics.requests.WithLabelValues(decision, rv.Request.Operation).Inc()
+	h.metrics.latency.WithLabelValues(decision).Observe(time.Since(start).Seconds())
+	writeJSON(w, http.StatusOK, review{APIVersion: reviewAPIVersion, Kind: reviewKind, Response: resp})
+}
+
+// budget is the time a decision may take: the API server's timeout query
+// parameter (or the default) less a margin for the answer's trip back.
+func budget(r *http.Request, def time.Duration) time.Duration {
+	t := def
+	if q := r.URL.Query().Get("timeout"); q != "" {
+		if d, err := time.ParseDuration(q); err == nil && d > 0 {
+			t = d
+		}
+	}
+	margin := max(t/10, 50*time.Millisecond)
+	if margin >= t {
+		return t / 2
+	}
+	return t - margin
+}
+
+// answer decides one request; it never panics and always keeps the UID.
+func (h *Handler) answer(ctx context.Context, req *request) (resp *response, decision string) {
+	defer func() {
+		if p := recover(); p != nil {
+			h.opts.logger.Error("panic while deciding", "uid", req.UID, "panic", fmt.Sprint(p))
+			resp, decision = h.undecided(req, fmt.Errorf("internal error: %v", p)), "error"
+		}
+	}()
+	obj, skip, err := extract(req)
+	switch {
+	case err != nil:
+		return deny(req, http.StatusBadRequest, err.Error()), "denied"
+	case skip != "":
+		return &response{UID: req.UID, Allowed: true}, "skipped"
+	case h.opts.exempt[obj.Namespace]:
+		return &response{UID: req.UID, Allowed: true}, "skipped"
+	}
+	select {
+	case h.slots <- struct{}{}:
+		defer func() { <-h.slots }()
+	case <-ctx.Done():
+		return h.undecided(req, fmt.Errorf("too many requests in flight: %w", ctx.Err())), "error"
+	}
+	d, err := h.decider.Decide(ctx, obj)
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return h.undecided(req, err), "error"
+	}
+	h.log(req, obj, d)
+	return fromDecision(req, d), verdict(d)
+}
+
+// extract finds the workload of a CREATE or UPDATE; skip says why a request
+// needs no decision.
+func extract(req *request) (obj *workload.Object, skip string, err error) {
+	if req.Operation != "CREATE" && req.Operation != "UPDATE" {
+		return nil, "operation " + req.Operation, nil
+	}
+	if req.SubResource != "" && req.SubResource != "ephemeralcontainers" {
+		return nil, "subresource " + req.SubResource, nil
+	}
+	if !workload.IsWorkload(req.Kind.Kind) {
+		return nil, "kind " + req.Kind.Kind, nil
+	}
+	obj, err = workload.DecodeAs(req.Kind.Kind, req.Object)
+	if err != nil {
+		return nil, "", err
+	}
+	if req.Namespace != "" {
+		obj.Namespace = req.Namespace
+	}
+	if req.Operation == "UPDATE" && len(req.OldObject) > 0 {
+		// An update that changes no image (scaling, labels, status) needs no work.
+		if old, err := workload.DecodeAs(req.Kind.Kind, req.OldObject); err == nil && sameImages(old, obj) {
+			return nil, "no image changed", nil
+		}
+	}
+	return obj, "", nil
+}
+
+func sameImages(a, b *workload.Object) bool {
+	return slices.EqualFunc(a.Images, b.Images, func(x, y workload.Image) bool { return x.Ref == y.Ref })
+}
+
+// fromDecision maps a decision onto the response: the one place that does.
+func fromDecision(req *request, d *rego.Decision) *response {
+	resp := &response{UID: req.UID, Allowed: d.Allowed, Warnings: d.Warnings}
+	ann := map[string]string{AnnotationDecision: verdict(d)}
+	if len(d.Violations) > 0 {
+		ann[AnnotationViolations] = strings.Join(d.Violations, "\n")
+	}
+	resp.AuditAnnotations = ann
+	if !d.Allowed {
+		resp.Result = &status{Code: http.StatusForbidden, Reason: "Forbidden", Message: "imagegate denied the request:\n" + strings.Join(d.Violations, "\n")}
+	}
+	return resp
+}
+
+// undecided answers a request that could not be decided (facts late, no
+// policies loaded, internal error): denied, unless configured to fail open.
+func (h *Handler) undecided(req *request, err error) *response {
+	msg := "imagegate could not decide: " + err.Error()
+	h.opts.logger.Warn("admission undecided", "uid", req.UID, "namespace", req.Namespace, "kind", req.Kind.Kind, "name", req.Name, "error", err.Error(), "failOpen", h.opts.failOpen)
+	if h.opts.failOpen {
+		return &response{UID: req.UID, Allowed: true, Warnings: []string{msg + " (admitted: failing open)"}, AuditAnnotations: map[string]string{AnnotationDecision: "error"}}
+	}
+	r := deny(req, http.StatusInternalServerError, msg)
+	r.AuditAnnotations = map[string]string{AnnotationDecision: "error"}
+	return r
+}
+
+func deny(req *request, code int32, msg string) *response {
+	return &response{UID: req.UID, Allowed: false, Result: &status{Code: code, Message: msg}}
+}
+
+func verdict(d *rego.Decision) string {
+	if d.Allowed {
+		return "allowed"
+	}
+	return "denied"
+}
+
+func (h *Handler) log(req *request, obj *workload.Object, d *rego.Decision) {
+	if d.Allowed && len(d.Warnings) == 0 {
+		return
+	}
+	level := slog.LevelInfo
+	if !d.Allowed {
+		level = slog.LevelWarn
+	}
+	h.opts.logger.Log(context.Background(), level, "admission decision",
+		"uid", req.UID, "operation", req.Operation, "kind", obj.Kind, "namespace", obj.Namespace, "name", obj.Name,
+		"user", req.UserInfo.Username, "allowed", d.Allowed, "violations", d.Violations, "warnings", d.Warnings)
+}
+
+// fail answers a request that is not a usable AdmissionReview.
+func (h *Handler) fail(w http.ResponseWriter, code int, msg string, start time.Time) {
+	h.metrics.requests.WithLabelValues("error", "").Inc()
+	h.metrics.latency.WithLabelValues("error").Observe(time.Since(start).Seconds())
+	h.opts.logger.Warn("bad admission request", "status", code, "error", msg)
+	http.Error(w, msg, code)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
+}

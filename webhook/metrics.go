@@ -1,0 +1,35 @@
+package webhook
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the webhook's imagegate_ series.
+type metrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	inFlight prometheus.Gauge
+}
+
+// Sub-millisecond buckets: a warm decision takes tens of microseconds.
+var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "imagegate_admission_requests_total",
+			Help: "Admission requests by decision (allowed, denied, error, skipped) and operation.",
+		}, []string{"decision", "operation"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "imagegate_admission_duration_seconds",
+			Help:    "Time to answer an admission request, by decision.",
+			Buckets: latencyBuckets,
+		}, []string{"decision"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "imagegate_admission_in_flight",
+			Help: "Admission requests being answered now.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.latency, m.inFlight)
+	}
+	return m
+}

@@ -1,0 +1,91 @@
+package webhook
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Option configures a Handler.
+type Option func(*options)
+
+type options struct {
+	exempt         map[string]bool
+	defaultTimeout time.Duration
+	maxInFlight    int
+	maxBodyBytes   int64
+	failOpen       bool
+	logger         *slog.Logger
+	registerer     prometheus.Registerer
+}
+
+// Defaults, in one place.
+const (
+	DefaultTimeout      = 10 * time.Second // the API server's default webhook timeout
+	DefaultMaxInFlight  = 512
+	DefaultMaxBodyBytes = 3 << 20 // the API server's own request limit
+)
+
+// DefaultExemptNamespaces are left alone unless configured otherwise.
+var DefaultExemptNamespaces = []string{"kube-system"}
+
+func defaults() options {
+	o := options{
+		exempt:         map[string]bool{},
+		defaultTimeout: DefaultTimeout,
+		maxInFlight:    DefaultMaxInFlight,
+		maxBodyBytes:   DefaultMaxBodyBytes,
+		logger:         slog.New(slog.DiscardHandler),
+	}
+	for _, ns := range DefaultExemptNamespaces {
+		o.exempt[ns] = true
+	}
+	return o
+}
+
+// WithExemptNamespaces replaces the namespaces whose requests are admitted
+// without a decision.
+func WithExemptNamespaces(ns ...string) Option {
+	return func(o *options) {
+		o.exempt = map[string]bool{}
+		for _, n := range ns {
+			o.exempt[n] = true
+		}
+	}
+}
+
+// WithDefaultTimeout is the budget when the API server sends no timeout.
+func WithDefaultTimeout(d time.Duration) Option { return func(o *options) { o.defaultTimeout = d } }
+
+// WithMaxInFlight bounds concurrent decisions; requests beyond it wait for a
+// slot within their deadline.
+func WithMaxInFlight(n int) Option { return func(o *options) { o.maxInFlight = n } }
+
+// WithMaxBodyBytes bounds the request body.
+func WithMaxBodyBytes(n int64) Option { return func(o *options) { o.maxBodyBytes = n } }
+
+// WithFailOpen admits (with a warning) requests that could not be decided in
+// time or at all, instead of denying them.
+func WithFailOpen(allow bool) Option { return func(o *options) { o.failOpen = allow } }
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithRegisterer registers the handler's metrics.
+func WithRegisterer(r prometheus.Registerer) Option { return func(o *options) { o.registerer = r } }
+
+func (o *options) validate() error {
+	switch {
+	case o.defaultTimeout <= 0:
+		return errors.New("webhook: default timeout must be positive")
+	case o.maxInFlight <= 0:
+		return errors.New("webhook: max in flight must be positive")
+	case o.maxBodyBytes <= 0:
+		return errors.New("webhook: max body bytes must be positive")
+	case o.logger == nil:
+		return errors.New("webhook: logger must not be nil")
+	}
+	return nil
+}
