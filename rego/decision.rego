@@ -52,7 +52,7 @@ passed := {"action": "pass", "strategies": [], "missing": [], "reasons": [], "vi
 full(img, candidates) := d if {
 	ids := sort(strategy_hits(img, candidates))
 	verdict := strategy_verdict(ids)
-	missing := sort((required - img.attestors) - excused(img))
+	missing := missing_attestors(img)
 	unsigned := [sprintf("image %q is not signed by attestor %q: %s", [img.ref, a, reason(img, a)]) | some a in missing]
 	lines := [[action, line] |
 		some id in ids
@@ -124,11 +124,17 @@ flag(img, key, id, text) := [text] if {
 
 # --- signature gate --------------------------------------------------------------
 
+missing_attestors(img) := [] if {
+	count(required) == 0
+} else := sort((required - img.attestors) - excused(img))
+
 # With --on-verification-error=allow, an attestor that could not be checked
 # (registry unreachable, timeout) does not deny; it warns.
 excused(img) := img.unverifiable if idx.failOpen else := set()
 
-excused_lines(img) := [sprintf("image %q: attestor %q could not be verified (%s); admitted because verification errors are allowed", [img.ref, a, reason(img, a)]) |
+excused_lines(img) := [] if {
+	not idx.failOpen
+} else := [sprintf("image %q: attestor %q could not be verified (%s); admitted because verification errors are allowed", [img.ref, a, reason(img, a)]) |
 	some a in sort((required - img.attestors) & excused(img))
 ]
 
