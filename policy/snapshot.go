@@ -39,7 +39,9 @@ func (s *Snapshot) Attestors() []*Attestor {
 }
 
 // Policies returns every BinarySecurityPolicy, sorted by name.
-func (s *Snapshot) Policies() []*BinarySecurityPolicy { return append([]*BinarySecurityPolicy(nil), s.policies...) }
+func (s *Snapshot) Policies() []*BinarySecurityPolicy {
+	return append([]*BinarySecurityPolicy(nil), s.policies...)
+}
 
 // Strategies returns every OpaStrategy, sorted by strategyId.
 func (s *Snapshot) Strategies() []*OpaStrategy { return append([]*OpaStrategy(nil), s.strategies...) }

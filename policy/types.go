@@ -112,23 +112,23 @@ type OpaStrategy struct {
 
 // OpaStrategySpec carries every field of seed 004's Data object.
 type OpaStrategySpec struct {
-	StrategyID         int64        `json:"strategyId"`
-	StrategyTemplateID int64        `json:"strategyTemplateId,omitempty"`
-	StrategyName       string       `json:"strategyName,omitempty"`
-	Description        string       `json:"description,omitempty"`
-	ClusterID          string       `json:"clusterId,omitempty"`
-	ClusterName        string       `json:"clusterName,omitempty"`
-	UnScanedImage      bool         `json:"unScanedImage,omitempty"`
-	MaliciousImage     bool         `json:"maliciousImage,omitempty"`
-	ImageName          []string     `json:"imageName,omitempty"`
-	Label              []string     `json:"label,omitempty"`
-	RuleAction         int          `json:"ruleAction"`
-	WhiteList          []string     `json:"whiteList,omitempty"`
-	AlarmDetail        AlarmDetail  `json:"alarmDetail,omitempty"`
-	Scopes             []OpaScope   `json:"scopes,omitempty"`
-	Lang               string       `json:"lang,omitempty"`
-	CurrentPage        int          `json:"currentPage,omitempty"`
-	PageSize           int          `json:"pageSize,omitempty"`
+	StrategyID         int64       `json:"strategyId"`
+	StrategyTemplateID int64       `json:"strategyTemplateId,omitempty"`
+	StrategyName       string      `json:"strategyName,omitempty"`
+	Description        string      `json:"description,omitempty"`
+	ClusterID          string      `json:"clusterId,omitempty"`
+	ClusterName        string      `json:"clusterName,omitempty"`
+	UnScanedImage      bool        `json:"unScanedImage,omitempty"`
+	MaliciousImage     bool        `json:"maliciousImage,omitempty"`
+	ImageName          []string    `json:"imageName,omitempty"`
+	Label              []string    `json:"label,omitempty"`
+	RuleAction         int         `json:"ruleAction"`
+	WhiteList          []string    `json:"whiteList,omitempty"`
+	AlarmDetail        AlarmDetail `json:"alarmDetail,omitempty"`
+	Scopes             []OpaScope  `json:"scopes,omitempty"`
+	Lang               string      `json:"lang,omitempty"`
+	CurrentPage        int         `json:"currentPage,omitempty"`
+	PageSize           int         `json:"pageSize,omitempty"`
 }
 
 // AlarmDetail holds the finding criteria per category.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-
 )
 
 // Limits from the seeds.
@@ -18,10 +17,10 @@ const (
 )
 
 var (
-	riskLevels = []string{"high", "medium", "low"}
+	riskLevels  = []string{"high", "medium", "low"}
 	riskClasses = []string{"cve", "app"}
-	tlogModes  = []string{"required", "optional", "ignore"}
-	langs      = []string{"zh", "en"}
+	tlogModes   = []string{"required", "optional", "ignore"}
+	langs       = []string{"zh", "en"}
 )
 
 // problems collects (path, message) pairs for one object.

@@ -11,7 +11,7 @@ import (
 func TestParseImage(t *testing.T) {
 	cases := []struct {
 		ref, canonical, tag, digest string
-		names                      []string
+		names                       []string
 	}{
 		{"nginx", "index.docker.io/library/nginx:latest", "latest", "", []string{"nginx", "library/nginx", "index.docker.io/library/nginx", "docker.io/library/nginx"}},
 		{"registry.example.com/team/app:1.0", "registry.example.com/team/app:1.0", "1.0", "", []string{"app", "team/app", "registry.example.com/team/app"}},
