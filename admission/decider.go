@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/imagegate/imagegate/facts"
+	"github.com/imagegate/imagegate/policy"
 	"github.com/imagegate/imagegate/rego"
 	"github.com/imagegate/imagegate/workload"
 )
@@ -36,11 +37,13 @@ func (d *Decider) Decide(ctx context.Context, obj *workload.Object) (*rego.Decis
 	if e == nil {
 		return nil, fmt.Errorf("admission: no policy snapshot loaded")
 	}
-	fs, err := d.facts.Facts(ctx, facts.Request{
-		Namespace: obj.Namespace,
-		Images:    obj.Images,
-		Attestors: e.RequiredAttestors(obj.Namespace),
-	})
+	var attestors []*policy.Attestor
+	for _, name := range e.RequiredAttestors(obj.Namespace) {
+		if a, ok := e.Snapshot().Attestor(name); ok {
+			attestors = append(attestors, a)
+		}
+	}
+	fs, err := d.facts.Facts(ctx, facts.Request{Namespace: obj.Namespace, Images: obj.Images, Attestors: attestors})
 	if err != nil {
 		return nil, fmt.Errorf("admission: gathering facts: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imagegate/imagegate/policy"
 	"github.com/imagegate/imagegate/workload"
 )
 
@@ -60,7 +61,7 @@ type Request struct {
 	Namespace string
 	Images    []workload.Image
 	// Attestors the applicable policies require; sources verify only these.
-	Attestors []string
+	Attestors []*policy.Attestor
 }
 
 // NormalizeLevel maps scanner severities onto high, medium and low.

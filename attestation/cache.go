@@ -1,0 +1,120 @@
+package attestation
+
+import (
+	"container/list"
+	"context"
+	"sync"
+	"time"
+)
+
+// How a cache lookup was answered, for metrics.
+const (
+	cacheHit   = "hit"
+	cacheMiss  = "miss"
+	cacheJoin  = "join" // joined a fetch already in flight (single-flight)
+	cacheStale = "stale"
+)
+
+// ttlCache is a bounded LRU whose entries expire, whose concurrent misses for
+// one key share one fetch, and which serves an expired entry for up to
+// staleIfError when refetching it fails with an error that says nothing about
+// the image (the registry is down, not the signature wrong).
+type ttlCache[V any] struct {
+	max          int
+	staleIfError time.Duration
+	now          func() time.Time
+
+	mu      sync.Mutex
+	ll      *list.List
+	entries map[string]*list.Element
+	flights map[string]*flight[V]
+}
+
+type entry[V any] struct {
+	key     string
+	val     V
+	expires time.Time
+}
+
+type flight[V any] struct {
+	done chan struct{}
+	val  V
+	err  error
+}
+
+func newTTLCache[V any](max int, staleIfError time.Duration, now func() time.Time) *ttlCache[V] {
+	return &ttlCache[V]{max: max, staleIfError: staleIfError, now: now, ll: list.New(),
+		entries: map[string]*list.Element{}, flights: map[string]*flight[V]{}}
+}
+
+// get returns the value for key, fetching it on a miss. ttl says how long a
+// fetched value stays fresh (a short time for "no signatures"). The returned
+// status is one of the cache* constants.
+func (c *ttlCache[V]) get(ctx context.Context, key string, ttl func(V) time.Duration, fetch func(context.Context) (V, error)) (V, string, error) {
+	c.mu.Lock()
+	now := c.now()
+	var stale *entry[V]
+	if el, ok := c.entries[key]; ok {
+		e := el.Value.(*entry[V])
+		if now.Before(e.expires) {
+			c.ll.MoveToFront(el)
+			c.mu.Unlock()
+			return e.val, cacheHit, nil
+		}
+		if now.Before(e.expires.Add(c.staleIfError)) {
+			stale = e
+		}
+	}
+	if f, ok := c.flights[key]; ok {
+		c.mu.Unlock()
+		select {
+		case <-f.done:
+			return f.val, cacheJoin, f.err
+		case <-ctx.Done():
+			var zero V
+			return zero, cacheJoin, ctx.Err()
+		}
+	}
+	f := &flight[V]{done: make(chan struct{})}
+	c.flights[key] = f
+	c.mu.Unlock()
+
+	f.val, f.err = fetch(ctx)
+	status := cacheMiss
+	c.mu.Lock()
+	delete(c.flights, key)
+	switch {
+	case f.err == nil:
+		c.put(key, f.val, c.now().Add(ttl(f.val)))
+	case stale != nil && !isVerdict(f.err):
+		f.val, f.err, status = stale.val, nil, cacheStale
+	}
+	c.mu.Unlock()
+	close(f.done)
+	return f.val, status, f.err
+}
+
+func (c *ttlCache[V]) put(key string, val V, expires time.Time) {
+	if el, ok := c.entries[key]; ok {
+		el.Value = &entry[V]{key: key, val: val, expires: expires}
+		c.ll.MoveToFront(el)
+		return
+	}
+	c.entries[key] = c.ll.PushFront(&entry[V]{key: key, val: val, expires: expires})
+	for c.ll.Len() > c.max {
+		old := c.ll.Back()
+		c.ll.Remove(old)
+		delete(c.entries, old.Value.(*entry[V]).key)
+	}
+}
+
+func (c *ttlCache[V]) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ll.Len()
+}
+
+func isVerdict(err error) bool {
+	_, ok := err.(*VerificationError)
+	return ok
+}

@@ -1,0 +1,122 @@
+package attestation_test
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imagegate/imagegate/attestation"
+	"github.com/imagegate/imagegate/policy"
+)
+
+type testCA struct {
+	key  *ecdsa.PrivateKey
+	cert *x509.Certificate
+	pem  string
+}
+
+func newCA(t *testing.T) *testCA {
+	key := ecKey(t, elliptic.P256())
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test fulcio"},
+		NotBefore: time.Now().Add(-24 * time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &testCA{key: key, cert: cert, pem: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))}
+}
+
+// leaf issues a short-lived Fulcio-style code-signing certificate for an
+// email identity and OIDC issuer, valid around at.
+func (ca *testCA) leaf(t *testing.T, email, issuer string, at time.Time) (*ecdsa.PrivateKey, string) {
+	key := ecKey(t, elliptic.P256())
+	issuerExt, _ := asn1.Marshal(issuer)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(at.UnixNano()), NotBefore: at.Add(-5 * time.Minute), NotAfter: at.Add(5 * time.Minute),
+		EmailAddresses: []string{email}, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
+		ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 8}, Value: issuerExt}}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+// bundle is a Rekor bundle for a hashedrekord entry of (payload, sig),
+// its signed entry timestamp made with rekor.
+func bundle(t *testing.T, rekor crypto.Signer, p []byte, sigB64 string, at time.Time) string {
+	sum := sha256.Sum256(p)
+	body, _ := json.Marshal(map[string]any{"apiVersion": "0.0.1", "kind": "hashedrekord", "spec": map[string]any{
+		"data":      map[string]any{"hash": map[string]any{"algorithm": "sha256", "value": fmt.Sprintf("%x", sum)}},
+		"signature": map[string]any{"content": sigB64},
+	}})
+	payload := map[string]any{"body": base64.StdEncoding.EncodeToString(body), "integratedTime": at.Unix(), "logIndex": 42, "logID": "c0ffee"}
+	canon, _ := json.Marshal(payload) // map keys marshal sorted: canonical
+	h := sha256.Sum256(canon)
+	set, err := rekor.Sign(rand.Reader, h[:], crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(map[string]any{"SignedEntryTimestamp": set, "Payload": payload})
+	return string(b)
+}
+
+func TestKeyless(t *testing.T) {
+	reg := newRegistry(t)
+	ca, otherCA := newCA(t), newCA(t)
+	rekor, otherRekor := ecKey(t, elliptic.P256()), ecKey(t, elliptic.P256())
+	at := time.Now().Add(-time.Hour) // the certificate expired long ago; the log saw it in time
+	const issuer = "https://token.actions.example.com"
+
+	signKeyless := func(repo string, ca *testCA, email string, rekorKey crypto.Signer, at time.Time) string {
+		_, d := reg.push(t, repo, "v1")
+		key, certPEM := ca.leaf(t, email, issuer, at)
+		p := payload(reg.host+"/"+repo, d)
+		sig := signWith(t, key, p)
+		ann := map[string]string{"dev.cosignproject.cosign/signature": sig, "dev.sigstore.cosign/certificate": certPEM}
+		if rekorKey != nil {
+			ann["dev.sigstore.cosign/bundle"] = bundle(t, rekorKey, p, sig, at)
+		}
+		reg.attach(t, repo, d, sigLayer{payload: p, annotations: ann})
+		return reg.host + "/" + repo + "@" + d
+	}
+	att := &policy.Attestor{Metadata: policy.ObjectMeta{Name: "ci"}, Spec: policy.AttestorSpec{
+		TransparencyLog: "required",
+		Keyless:         &policy.Keyless{Issuer: issuer, SubjectRegExp: `^.*@example\.com$`, FulcioRoots: ca.pem, RekorPublicKey: pubPEM(t, rekor)},
+	}}
+	cases := []struct {
+		name, ref string
+		want      attestation.Outcome
+		reason    string
+	}{
+		{"valid identity and bundle", signKeyless("good", ca, "ci@example.com", rekor, at), attestation.Verified, ""},
+		{"other identity", signKeyless("who", ca, "mallory@evil.test", rekor, at), attestation.NotVerified, "identity"},
+		{"other CA", signKeyless("ca", otherCA, "ci@example.com", rekor, at), attestation.NotVerified, "Fulcio roots"},
+		{"no bundle while required", signKeyless("nobundle", ca, "ci@example.com", nil, time.Now()), attestation.NotVerified, "no Rekor bundle"},
+		{"expired certificate without a bundle", signKeyless("expired", ca, "ci@example.com", nil, at), attestation.NotVerified, "expired"},
+		{"bundle from another log", signKeyless("otherlog", ca, "ci@example.com", otherRekor, at), attestation.NotVerified, "signed entry timestamp"},
+	}
+	v := newVerifier(t)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o, why := outcome(verify(t, v, c.ref, att), "ci")
+			if o != c.want || !strings.Contains(why, c.reason) {
+				t.Errorf("got %v %q, want %v %q", o, why, c.want, c.reason)
+			}
+		})
+	}
+}

@@ -1,0 +1,115 @@
+package attestation
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Option configures a Verifier.
+type Option func(*options)
+
+type options struct {
+	keychain     authn.Keychain
+	insecure     []string
+	transport    http.RoundTripper
+	ttl          time.Duration
+	negativeTTL  time.Duration
+	digestTTL    time.Duration
+	staleIfError time.Duration
+	cacheSize    int
+	perRegistry  int
+	retries      int
+	backoff      time.Duration
+	maxBytes     int64
+	registerer   prometheus.Registerer
+	now          func() time.Time
+}
+
+// Defaults, in one place.
+const (
+	DefaultTTL          = 5 * time.Minute
+	DefaultNegativeTTL  = 30 * time.Second
+	DefaultDigestTTL    = 30 * time.Second
+	DefaultStaleIfError = time.Hour
+	DefaultCacheSize    = 10000
+	DefaultPerRegistry  = 16
+	DefaultRetries      = 2
+	DefaultMaxBytes     = 4 << 20
+)
+
+func defaults() options {
+	return options{
+		keychain: authn.DefaultKeychain, transport: http.DefaultTransport,
+		ttl: DefaultTTL, negativeTTL: DefaultNegativeTTL, digestTTL: DefaultDigestTTL, staleIfError: DefaultStaleIfError,
+		cacheSize: DefaultCacheSize, perRegistry: DefaultPerRegistry, retries: DefaultRetries,
+		backoff: 200 * time.Millisecond, maxBytes: DefaultMaxBytes, now: time.Now,
+	}
+}
+
+// WithKeychain sets where registry credentials come from (default: the
+// docker config file, $DOCKER_CONFIG or ~/.docker/config.json).
+func WithKeychain(k authn.Keychain) Option { return func(o *options) { o.keychain = k } }
+
+// WithInsecureRegistries allows plain HTTP to these registries (host or
+// host:port) besides loopback ones.
+func WithInsecureRegistries(hosts ...string) Option {
+	return func(o *options) { o.insecure = append(o.insecure, hosts...) }
+}
+
+// WithTransport sets the underlying HTTP transport.
+func WithTransport(t http.RoundTripper) Option { return func(o *options) { o.transport = t } }
+
+// WithCacheTTL sets how long a verified (or failed) signature check is reused.
+func WithCacheTTL(d time.Duration) Option { return func(o *options) { o.ttl = d } }
+
+// WithNegativeTTL sets how long "no signatures found" is reused: short, so a
+// signature pushed after the image shows up soon.
+func WithNegativeTTL(d time.Duration) Option { return func(o *options) { o.negativeTTL = d } }
+
+// WithDigestTTL sets how long a tag's resolved digest is reused.
+func WithDigestTTL(d time.Duration) Option { return func(o *options) { o.digestTTL = d } }
+
+// WithStaleIfError serves a result up to d past its TTL when the registry
+// cannot be reached.
+func WithStaleIfError(d time.Duration) Option { return func(o *options) { o.staleIfError = d } }
+
+// WithCacheSize bounds each cache (digests, signatures) to n entries.
+func WithCacheSize(n int) Option { return func(o *options) { o.cacheSize = n } }
+
+// WithRegistryConcurrency bounds concurrent requests to one registry.
+func WithRegistryConcurrency(n int) Option { return func(o *options) { o.perRegistry = n } }
+
+// WithRetries sets how often a 429 or 5xx answer is retried (within the
+// request's deadline), starting after backoff and doubling.
+func WithRetries(n int, backoff time.Duration) Option {
+	return func(o *options) { o.retries, o.backoff = n, backoff }
+}
+
+// WithMaxResponseBytes bounds every registry response body.
+func WithMaxResponseBytes(n int64) Option { return func(o *options) { o.maxBytes = n } }
+
+// WithRegisterer registers the verifier's metrics.
+func WithRegisterer(r prometheus.Registerer) Option { return func(o *options) { o.registerer = r } }
+
+// WithClock sets the clock for cache ages.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+func (o *options) validate() error {
+	switch {
+	case o.keychain == nil || o.transport == nil || o.now == nil:
+		return errors.New("attestation: keychain, transport and clock must not be nil")
+	case o.ttl <= 0 || o.negativeTTL <= 0 || o.digestTTL <= 0:
+		return errors.New("attestation: cache TTLs must be positive")
+	case o.negativeTTL > o.ttl:
+		return errors.New("attestation: the negative TTL must not exceed the TTL")
+	case o.staleIfError < 0 || o.retries < 0 || o.backoff < 0:
+		return errors.New("attestation: stale-if-error, retries and backoff must not be negative")
+	case o.cacheSize <= 0 || o.perRegistry <= 0 || o.maxBytes <= 0:
+		return errors.New("attestation: cache size, registry concurrency and response bound must be positive")
+	}
+	return nil
+}

@@ -1,0 +1,145 @@
+package attestation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// guard is the verifier's http.RoundTripper. It refuses plain HTTP except to
+// loopback and explicitly insecure registries, bounds concurrent requests per
+// registry, retries 429 and 5xx answers with backoff (honouring Retry-After)
+// only while the request's deadline allows, bounds every response body, and
+// counts requests by registry and status.
+type guard struct {
+	next     http.RoundTripper
+	insecure map[string]bool
+	perHost  int
+	maxBody  int64
+	retries  int
+	backoff  time.Duration
+	count    func(registry, status string)
+
+	mu    sync.Mutex
+	slots map[string]chan struct{}
+}
+
+func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
+	host := req.URL.Host
+	if req.URL.Scheme == "http" && !g.plainHTTPAllowed(req.URL.Hostname(), host) {
+		return nil, fmt.Errorf("refusing plain HTTP to registry %s (only loopback and --insecure-registries)", host)
+	}
+	slot := g.slot(host)
+	select {
+	case slot <- struct{}{}:
+	case <-req.Context().Done():
+		return nil, req.Context().Err()
+	}
+	defer func() { <-slot }()
+	for attempt := 0; ; attempt++ {
+		resp, err := g.next.RoundTrip(req)
+		if err != nil {
+			g.count(host, "error")
+			return nil, err
+		}
+		g.count(host, strconv.Itoa(resp.StatusCode))
+		if !retryable(resp.StatusCode) || attempt >= g.retries || req.Body != nil && req.GetBody == nil {
+			resp.Body = &boundedBody{ReadCloser: resp.Body, left: g.maxBody}
+			return resp, nil
+		}
+		wait := g.backoff << attempt
+		if ra := retryAfter(resp.Header.Get("Retry-After")); ra > 0 {
+			wait = ra
+		}
+		if dl, ok := req.Context().Deadline(); ok && time.Until(dl) < wait {
+			resp.Body = &boundedBody{ReadCloser: resp.Body, left: g.maxBody}
+			return resp, nil // no time left to retry: let the caller see the answer
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		if err := sleep(req.Context(), wait); err != nil {
+			return nil, err
+		}
+		if req.GetBody != nil {
+			if req.Body, err = req.GetBody(); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+func (g *guard) plainHTTPAllowed(hostname, hostport string) bool {
+	if g.insecure[hostport] || g.insecure[hostname] || hostname == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(hostname)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (g *guard) slot(host string) chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s, ok := g.slots[host]
+	if !ok {
+		s = make(chan struct{}, g.perHost)
+		g.slots[host] = s
+	}
+	return s
+}
+
+func retryable(code int) bool {
+	return code == http.StatusTooManyRequests || code >= 500
+}
+
+func retryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return time.Until(t)
+	}
+	return 0
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// errTooLarge is returned when a registry answers with more than the bound.
+var errTooLarge = errors.New("registry response too large")
+
+type boundedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *boundedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, errTooLarge
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left+1]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return n, errTooLarge
+	}
+	return n, err
+}

@@ -1,0 +1,295 @@
+package attestation
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/imagegate/imagegate/policy"
+	"github.com/imagegate/imagegate/workload"
+)
+
+// Verifier checks images against attestors. It is safe for concurrent use
+// and meant to live as long as the process: its caches are its value.
+type Verifier struct {
+	opts    options
+	puller  *remote.Puller
+	digests *ttlCache[string]
+	sigs    *ttlCache[*signatures]
+	checks  sync.Map // *policy.Attestor -> *compiledAttestor
+	metrics *verifierMetrics
+}
+
+// signatures are an image digest's signatures, with each attestor's verdict
+// on them remembered by attestor definition.
+type signatures struct {
+	list    []signature
+	mu      sync.Mutex
+	verdict map[string]error
+}
+
+// New returns a Verifier.
+func New(opts ...Option) (*Verifier, error) {
+	o := defaults()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	v := &Verifier{opts: o, metrics: newVerifierMetrics(o.registerer)}
+	insecure := map[string]bool{}
+	for _, h := range o.insecure {
+		insecure[h] = true
+	}
+	g := &guard{next: o.transport, insecure: insecure, perHost: o.perRegistry, maxBody: o.maxBytes,
+		retries: o.retries, backoff: o.backoff, slots: map[string]chan struct{}{},
+		count: func(reg, status string) { v.metrics.requests.WithLabelValues(reg, status).Inc() }}
+	var err error
+	// ggcr's own retries are off: the guard retries within the deadline.
+	v.puller, err = remote.NewPuller(remote.WithTransport(g), remote.WithAuthFromKeychain(o.keychain),
+		remote.WithUserAgent("imagegate"), remote.WithRetryBackoff(remote.Backoff{Steps: 1}))
+	if err != nil {
+		return nil, err
+	}
+	v.digests = newTTLCache[string](o.cacheSize, o.staleIfError, o.now)
+	v.sigs = newTTLCache[*signatures](o.cacheSize, o.staleIfError, o.now)
+	return v, nil
+}
+
+// Verify checks one image against attestors. Per-attestor outcomes are in the
+// result; it returns no error.
+func (v *Verifier) Verify(ctx context.Context, img workload.Image, attestors []*policy.Attestor) Result {
+	start := time.Now()
+	defer func() { v.metrics.latency.Observe(time.Since(start).Seconds()) }()
+	res := Result{Image: img.Ref}
+	all := func(o Outcome, reason string) Result {
+		for _, a := range attestors {
+			res.Attestors = append(res.Attestors, AttestorResult{Attestor: a.Metadata.Name, Outcome: o, Reason: reason})
+		}
+		return res
+	}
+	if img.Err != nil {
+		return all(Unverifiable, "invalid image reference: "+img.Err.Error())
+	}
+	ref, err := parse(img.Ref, v.opts.insecure)
+	if err != nil {
+		return all(Unverifiable, "invalid image reference: "+err.Error())
+	}
+	digest, err := v.digest(ctx, img, ref)
+	if err != nil {
+		_, why := outcomeOf(err)
+		return all(Unverifiable, why)
+	}
+	res.Digest = digest
+	sigs, status, err := v.signatures(ctx, ref.Context(), digest)
+	if err != nil {
+		o, why := outcomeOf(err)
+		return all(o, why)
+	}
+	res.Stale = status == cacheStale
+	for _, a := range attestors {
+		res.Attestors = append(res.Attestors, v.check(a, digest, sigs))
+	}
+	return res
+}
+
+func parse(ref string, insecure []string) (name.Reference, error) {
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range insecure {
+		if r.Context().RegistryStr() == h {
+			return name.ParseReference(ref, name.Insecure)
+		}
+	}
+	return r, nil
+}
+
+// digest returns the image's digest: as written, or what its tag resolves to.
+func (v *Verifier) digest(ctx context.Context, img workload.Image, ref name.Reference) (string, error) {
+	if img.Digest != "" {
+		return img.Digest, nil
+	}
+	d, status, err := v.digests.get(ctx, ref.Name(), func(string) time.Duration { return v.opts.digestTTL },
+		func(ctx context.Context) (string, error) {
+			desc, err := v.puller.Head(ctx, ref)
+			if err != nil {
+				return "", registryError("resolving the tag", err)
+			}
+			return desc.Digest.String(), nil
+		})
+	v.metrics.cache.WithLabelValues("digest", status).Inc()
+	return d, err
+}
+
+// signatures fetches (once per digest, shared by every attestor and every
+// concurrent request) the image's cosign signatures.
+func (v *Verifier) signatures(ctx context.Context, repo name.Repository, digest string) (*signatures, string, error) {
+	ttl := func(s *signatures) time.Duration {
+		if len(s.list) == 0 {
+			return v.opts.negativeTTL
+		}
+		return v.opts.ttl
+	}
+	s, status, err := v.sigs.get(ctx, repo.Name()+"@"+digest, ttl, func(ctx context.Context) (*signatures, error) {
+		list, err := v.fetch(ctx, repo, digest)
+		if err != nil {
+			return nil, err
+		}
+		return &signatures{list: list, verdict: map[string]error{}}, nil
+	})
+	v.metrics.cache.WithLabelValues("signatures", status).Inc()
+	return s, status, err
+}
+
+func (v *Verifier) fetch(ctx context.Context, repo name.Repository, digest string) ([]signature, error) {
+	algo, hexPart, ok := strings.Cut(digest, ":")
+	if !ok {
+		return nil, &UnverifiableError{Reason: fmt.Sprintf("malformed digest %q", digest)}
+	}
+	tag := repo.Tag(algo + "-" + hexPart + ".sig")
+	desc, err := v.puller.Get(ctx, tag)
+	if err != nil {
+		if isNotFound(err) {
+			return nil, nil // no signatures: a verdict, cached briefly
+		}
+		return nil, registryError("fetching signatures", err)
+	}
+	img, err := desc.Image()
+	if err != nil {
+		return nil, registryError("reading signatures", err)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, registryError("reading signatures", err)
+	}
+	out := make([]signature, 0, len(m.Layers))
+	for _, l := range m.Layers {
+		s := signature{
+			cert:  optional(l.Annotations[annotationCertificate]),
+			chain: optional(l.Annotations[annotationChain]),
+		}
+		if b := l.Annotations[annotationBundle]; b != "" {
+			s.bundle = []byte(b)
+		}
+		sig, err := base64.StdEncoding.DecodeString(l.Annotations[annotationSignature])
+		if err != nil || len(sig) == 0 {
+			s.malformed = "signature layer " + l.Digest.String() + " has no base64 signature annotation"
+			out = append(out, s)
+			continue
+		}
+		s.sig = sig
+		layer, err := img.LayerByDigest(l.Digest)
+		if err == nil {
+			s.payload, err = readLayer(layer)
+		}
+		if err != nil {
+			return nil, registryError("fetching a signature payload", err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func optional(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return []byte(s)
+}
+
+func readLayer(l interface{ Compressed() (io.ReadCloser, error) }) ([]byte, error) {
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+// registryError classifies a registry failure as "could not verify".
+func registryError(what string, err error) error {
+	var te *transport.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return &UnverifiableError{Reason: what + ": timeout", Err: err}
+	case errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden):
+		return &UnverifiableError{Reason: what + ": registry refused access (auth)", Err: err}
+	case errors.Is(err, errTooLarge):
+		return &UnverifiableError{Reason: what + ": registry response too large", Err: err}
+	}
+	return &UnverifiableError{Reason: what + ": registry unreachable or failing", Err: err}
+}
+
+func isNotFound(err error) bool {
+	var te *transport.Error
+	if errors.As(err, &te) {
+		if te.StatusCode == http.StatusNotFound {
+			return true
+		}
+		for _, d := range te.Errors {
+			if d.Code == transport.ManifestUnknownErrorCode || d.Code == transport.NameUnknownErrorCode {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// check is one attestor's verdict, computed once per (digest, attestor
+// definition) and remembered with the signatures.
+func (v *Verifier) check(a *policy.Attestor, digest string, s *signatures) AttestorResult {
+	r := AttestorResult{Attestor: a.Metadata.Name}
+	key, ver, err := v.verifierFor(a)
+	if err != nil {
+		r.Outcome, r.Reason = NotVerified, err.Error()
+		return r
+	}
+	s.mu.Lock()
+	verdict, ok := s.verdict[key]
+	if !ok {
+		verdict = ver.verify(digest, s.list)
+		s.verdict[key] = verdict
+	}
+	s.mu.Unlock()
+	if verdict != nil {
+		r.Outcome, r.Reason = outcomeOf(verdict)
+	}
+	return r
+}
+
+// verifierFor returns the attestor's compiled verifier and the key of its
+// definition. Snapshot objects are immutable, so the pointer is remembered
+// to keep the warm path free of hashing.
+func (v *Verifier) verifierFor(a *policy.Attestor) (string, *verifier, error) {
+	if got, ok := v.checks.Load(a); ok {
+		c := got.(*compiledAttestor)
+		return c.key, c.ver, c.err
+	}
+	b, _ := json.Marshal(a.Spec)
+	sum := sha256.Sum256(append([]byte(a.Metadata.Name+"\x00"), b...))
+	c := &compiledAttestor{key: hex.EncodeToString(sum[:])}
+	c.ver, c.err = newVerifier(a)
+	v.checks.Store(a, c)
+	return c.key, c.ver, c.err
+}
+
+type compiledAttestor struct {
+	key string
+	ver *verifier
+	err error
+}
