@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/imagegate/imagegate/attestation"
+	at "github.com/imagegate/imagegate/attestation/attestationtest"
 	"github.com/imagegate/imagegate/policy"
 )
 
@@ -29,7 +30,7 @@ type testCA struct {
 }
 
 func newCA(t *testing.T) *testCA {
-	key := ecKey(t, elliptic.P256())
+	key := at.ECKey(t, elliptic.P256())
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test fulcio"},
 		NotBefore: time.Now().Add(-24 * time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
@@ -43,10 +44,10 @@ func newCA(t *testing.T) *testCA {
 
 // leaf issues a short-lived Fulcio-style code-signing certificate for an
 // email identity and OIDC issuer, valid around at.
-func (ca *testCA) leaf(t *testing.T, email, issuer string, at time.Time) (*ecdsa.PrivateKey, string) {
-	key := ecKey(t, elliptic.P256())
+func (ca *testCA) leaf(t *testing.T, email, issuer string, when time.Time) (*ecdsa.PrivateKey, string) {
+	key := at.ECKey(t, elliptic.P256())
 	issuerExt, _ := asn1.Marshal(issuer)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(at.UnixNano()), NotBefore: at.Add(-5 * time.Minute), NotAfter: at.Add(5 * time.Minute),
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(when.UnixNano()), NotBefore: when.Add(-5 * time.Minute), NotAfter: when.Add(5 * time.Minute),
 		EmailAddresses: []string{email}, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
 		ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 8}, Value: issuerExt}}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
@@ -58,13 +59,13 @@ func (ca *testCA) leaf(t *testing.T, email, issuer string, at time.Time) (*ecdsa
 
 // bundle is a Rekor bundle for a hashedrekord entry of (payload, sig),
 // its signed entry timestamp made with rekor.
-func bundle(t *testing.T, rekor crypto.Signer, p []byte, sigB64 string, at time.Time) string {
+func bundle(t *testing.T, rekor crypto.Signer, p []byte, sigB64 string, when time.Time) string {
 	sum := sha256.Sum256(p)
 	body, _ := json.Marshal(map[string]any{"apiVersion": "0.0.1", "kind": "hashedrekord", "spec": map[string]any{
 		"data":      map[string]any{"hash": map[string]any{"algorithm": "sha256", "value": fmt.Sprintf("%x", sum)}},
 		"signature": map[string]any{"content": sigB64},
 	}})
-	payload := map[string]any{"body": base64.StdEncoding.EncodeToString(body), "integratedTime": at.Unix(), "logIndex": 42, "logID": "c0ffee"}
+	payload := map[string]any{"body": base64.StdEncoding.EncodeToString(body), "integratedTime": when.Unix(), "logIndex": 42, "logID": "c0ffee"}
 	canon, _ := json.Marshal(payload) // map keys marshal sorted: canonical
 	h := sha256.Sum256(canon)
 	set, err := rekor.Sign(rand.Reader, h[:], crypto.SHA256)
@@ -76,39 +77,39 @@ func bundle(t *testing.T, rekor crypto.Signer, p []byte, sigB64 string, at time.
 }
 
 func TestKeyless(t *testing.T) {
-	reg := newRegistry(t)
+	reg := at.NewRegistry(t)
 	ca, otherCA := newCA(t), newCA(t)
-	rekor, otherRekor := ecKey(t, elliptic.P256()), ecKey(t, elliptic.P256())
-	at := time.Now().Add(-time.Hour) // the certificate expired long ago; the log saw it in time
+	rekor, otherRekor := at.ECKey(t, elliptic.P256()), at.ECKey(t, elliptic.P256())
+	seen := time.Now().Add(-time.Hour) // the certificate expired long ago; the log saw it in time
 	const issuer = "https://token.actions.example.com"
 
-	signKeyless := func(repo string, ca *testCA, email string, rekorKey crypto.Signer, at time.Time) string {
-		_, d := reg.push(t, repo, "v1")
-		key, certPEM := ca.leaf(t, email, issuer, at)
-		p := payload(reg.host+"/"+repo, d)
-		sig := signWith(t, key, p)
+	signKeyless := func(repo string, ca *testCA, email string, rekorKey crypto.Signer, when time.Time) string {
+		_, d := reg.Push(t, repo, "v1")
+		key, certPEM := ca.leaf(t, email, issuer, when)
+		p := at.Payload(reg.Host+"/"+repo, d)
+		sig := at.SignWith(t, key, p)
 		ann := map[string]string{"dev.cosignproject.cosign/signature": sig, "dev.sigstore.cosign/certificate": certPEM}
 		if rekorKey != nil {
-			ann["dev.sigstore.cosign/bundle"] = bundle(t, rekorKey, p, sig, at)
+			ann["dev.sigstore.cosign/bundle"] = bundle(t, rekorKey, p, sig, when)
 		}
-		reg.attach(t, repo, d, sigLayer{payload: p, annotations: ann})
-		return reg.host + "/" + repo + "@" + d
+		reg.Attach(t, repo, d, at.Layer{Payload: p, Annotations: ann})
+		return reg.Host + "/" + repo + "@" + d
 	}
 	att := &policy.Attestor{Metadata: policy.ObjectMeta{Name: "ci"}, Spec: policy.AttestorSpec{
 		TransparencyLog: "required",
-		Keyless:         &policy.Keyless{Issuer: issuer, SubjectRegExp: `^.*@example\.com$`, FulcioRoots: ca.pem, RekorPublicKey: pubPEM(t, rekor)},
+		Keyless:         &policy.Keyless{Issuer: issuer, SubjectRegExp: `^.*@example\.com$`, FulcioRoots: ca.pem, RekorPublicKey: at.PubPEM(t, rekor)},
 	}}
 	cases := []struct {
 		name, ref string
 		want      attestation.Outcome
 		reason    string
 	}{
-		{"valid identity and bundle", signKeyless("good", ca, "ci@example.com", rekor, at), attestation.Verified, ""},
-		{"other identity", signKeyless("who", ca, "mallory@evil.test", rekor, at), attestation.NotVerified, "identity"},
-		{"other CA", signKeyless("ca", otherCA, "ci@example.com", rekor, at), attestation.NotVerified, "Fulcio roots"},
+		{"valid identity and bundle", signKeyless("good", ca, "ci@example.com", rekor, seen), attestation.Verified, ""},
+		{"other identity", signKeyless("who", ca, "mallory@evil.test", rekor, seen), attestation.NotVerified, "identity"},
+		{"other CA", signKeyless("ca", otherCA, "ci@example.com", rekor, seen), attestation.NotVerified, "Fulcio roots"},
 		{"no bundle while required", signKeyless("nobundle", ca, "ci@example.com", nil, time.Now()), attestation.NotVerified, "no Rekor bundle"},
-		{"expired certificate without a bundle", signKeyless("expired", ca, "ci@example.com", nil, at), attestation.NotVerified, "expired"},
-		{"bundle from another log", signKeyless("otherlog", ca, "ci@example.com", otherRekor, at), attestation.NotVerified, "signed entry timestamp"},
+		{"expired certificate without a bundle", signKeyless("expired", ca, "ci@example.com", nil, seen), attestation.NotVerified, "expired"},
+		{"bundle from another log", signKeyless("otherlog", ca, "ci@example.com", otherRekor, seen), attestation.NotVerified, "signed entry timestamp"},
 	}
 	v := newVerifier(t)
 	for _, c := range cases {

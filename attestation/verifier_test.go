@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/imagegate/imagegate/attestation"
+	at "github.com/imagegate/imagegate/attestation/attestationtest"
 	"github.com/imagegate/imagegate/policy"
 	"github.com/imagegate/imagegate/workload"
 )
@@ -45,31 +46,31 @@ func outcome(r attestation.Result, attestor string) (attestation.Outcome, string
 }
 
 func TestVerifyOutcomes(t *testing.T) {
-	reg := newRegistry(t)
-	ci, other := ecKey(t, elliptic.P256()), ecKey(t, elliptic.P256())
+	reg := at.NewRegistry(t)
+	ci, other := at.ECKey(t, elliptic.P256()), at.ECKey(t, elliptic.P256())
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
 	_, edKey, _ := ed25519.GenerateKey(rand.Reader)
-	p384 := ecKey(t, elliptic.P384())
+	p384 := at.ECKey(t, elliptic.P384())
 
-	signed, signedDigest := reg.push(t, "app", "signed")
-	reg.sign(t, "app", signedDigest, ci)
-	_, otherDigest := reg.push(t, "app", "other-key")
-	reg.sign(t, "app", otherDigest, other)
-	unsigned, _ := reg.push(t, "app", "unsigned")
-	_, tamperedDigest := reg.push(t, "app", "tampered")
-	p := payload(reg.host+"/app", tamperedDigest)
-	reg.attach(t, "app", tamperedDigest, sigLayer{payload: []byte(strings.Replace(string(p), "optional\":null", "optional\":{\"x\":1}", 1)),
-		annotations: map[string]string{"dev.cosignproject.cosign/signature": signWith(t, ci, p)}})
-	_, copiedDigest := reg.push(t, "app", "copied")
+	signed, signedDigest := reg.Push(t, "app", "signed")
+	reg.Sign(t, "app", signedDigest, ci)
+	_, otherDigest := reg.Push(t, "app", "other-key")
+	reg.Sign(t, "app", otherDigest, other)
+	unsigned, _ := reg.Push(t, "app", "unsigned")
+	_, tamperedDigest := reg.Push(t, "app", "tampered")
+	p := at.Payload(reg.Host+"/app", tamperedDigest)
+	reg.Attach(t, "app", tamperedDigest, at.Layer{Payload: []byte(strings.Replace(string(p), "optional\":null", "optional\":{\"x\":1}", 1)),
+		Annotations: map[string]string{"dev.cosignproject.cosign/signature": at.SignWith(t, ci, p)}})
+	_, copiedDigest := reg.Push(t, "app", "copied")
 	// A valid signature of another image, copied onto this one.
-	reg.attach(t, "app", copiedDigest, sigLayer{payload: payload(reg.host+"/app", signedDigest),
-		annotations: map[string]string{"dev.cosignproject.cosign/signature": signWith(t, ci, payload(reg.host+"/app", signedDigest))}})
-	_, multiDigest := reg.push(t, "app", "multi")
-	reg.sign(t, "app", multiDigest, rsaKey, edKey, p384)
-	_, garbageDigest := reg.push(t, "app", "garbage")
-	reg.attach(t, "app", garbageDigest, sigLayer{payload: []byte("not json"), annotations: map[string]string{"dev.cosignproject.cosign/signature": signWith(t, ci, []byte("not json"))}})
+	reg.Attach(t, "app", copiedDigest, at.Layer{Payload: at.Payload(reg.Host+"/app", signedDigest),
+		Annotations: map[string]string{"dev.cosignproject.cosign/signature": at.SignWith(t, ci, at.Payload(reg.Host+"/app", signedDigest))}})
+	_, multiDigest := reg.Push(t, "app", "multi")
+	reg.Sign(t, "app", multiDigest, rsaKey, edKey, p384)
+	_, garbageDigest := reg.Push(t, "app", "garbage")
+	reg.Attach(t, "app", garbageDigest, at.Layer{Payload: []byte("not json"), Annotations: map[string]string{"dev.cosignproject.cosign/signature": at.SignWith(t, ci, []byte("not json"))}})
 
-	ciAtt, qaAtt := keyAttestor(t, "ci", ci), keyAttestor(t, "qa", other)
+	ciAtt, qaAtt := at.KeyAttestor(t, "ci", ci), at.KeyAttestor(t, "qa", other)
 	cases := []struct {
 		name, ref string
 		att       *policy.Attestor
@@ -77,17 +78,17 @@ func TestVerifyOutcomes(t *testing.T) {
 		reason    string
 	}{
 		{"valid key, by tag", signed, ciAtt, attestation.Verified, ""},
-		{"valid key, by digest", reg.host + "/app@" + signedDigest, ciAtt, attestation.Verified, ""},
-		{"wrong key", reg.host + "/app@" + otherDigest, ciAtt, attestation.NotVerified, "signed by another key"},
+		{"valid key, by digest", reg.Host + "/app@" + signedDigest, ciAtt, attestation.Verified, ""},
+		{"wrong key", reg.Host + "/app@" + otherDigest, ciAtt, attestation.NotVerified, "signed by another key"},
 		{"no signature", unsigned, ciAtt, attestation.NotVerified, "no signatures found"},
-		{"tampered payload", reg.host + "/app@" + tamperedDigest, ciAtt, attestation.NotVerified, "signed by another key"},
-		{"signature for another digest", reg.host + "/app@" + copiedDigest, ciAtt, attestation.NotVerified, "digest mismatch"},
-		{"RSA", reg.host + "/app@" + multiDigest, keyAttestor(t, "rsa", rsaKey), attestation.Verified, ""},
-		{"Ed25519", reg.host + "/app@" + multiDigest, keyAttestor(t, "ed", edKey), attestation.Verified, ""},
-		{"P-384", reg.host + "/app@" + multiDigest, keyAttestor(t, "p384", p384), attestation.Verified, ""},
-		{"any of several keys", reg.host + "/app@" + otherDigest, keyAttestor(t, "either", ci, other), attestation.Verified, ""},
-		{"bad payload", reg.host + "/app@" + garbageDigest, ciAtt, attestation.NotVerified, "bad signature payload"},
-		{"missing tag", reg.host + "/app:nope", ciAtt, attestation.Unverifiable, "resolving the tag"},
+		{"tampered payload", reg.Host + "/app@" + tamperedDigest, ciAtt, attestation.NotVerified, "signed by another key"},
+		{"signature for another digest", reg.Host + "/app@" + copiedDigest, ciAtt, attestation.NotVerified, "digest mismatch"},
+		{"RSA", reg.Host + "/app@" + multiDigest, at.KeyAttestor(t, "rsa", rsaKey), attestation.Verified, ""},
+		{"Ed25519", reg.Host + "/app@" + multiDigest, at.KeyAttestor(t, "ed", edKey), attestation.Verified, ""},
+		{"P-384", reg.Host + "/app@" + multiDigest, at.KeyAttestor(t, "p384", p384), attestation.Verified, ""},
+		{"any of several keys", reg.Host + "/app@" + otherDigest, at.KeyAttestor(t, "either", ci, other), attestation.Verified, ""},
+		{"bad payload", reg.Host + "/app@" + garbageDigest, ciAtt, attestation.NotVerified, "bad signature payload"},
+		{"missing tag", reg.Host + "/app:nope", ciAtt, attestation.Unverifiable, "resolving the tag"},
 	}
 	v := newVerifier(t)
 	for _, c := range cases {
@@ -114,19 +115,19 @@ func TestVerifyOutcomes(t *testing.T) {
 
 // Registry requests per image do not grow with the number of attestors.
 func TestOneFetchForManyAttestors(t *testing.T) {
-	reg := newRegistry(t)
-	k1, k2, k3, k4 := ecKey(t, elliptic.P256()), ecKey(t, elliptic.P256()), ecKey(t, elliptic.P256()), ecKey(t, elliptic.P256())
-	ref1, d1 := reg.push(t, "one", "v1")
-	reg.sign(t, "one", d1, k1)
-	ref4, d4 := reg.push(t, "four", "v1")
-	reg.sign(t, "four", d4, k1, k2, k3, k4)
+	reg := at.NewRegistry(t)
+	k1, k2, k3, k4 := at.ECKey(t, elliptic.P256()), at.ECKey(t, elliptic.P256()), at.ECKey(t, elliptic.P256()), at.ECKey(t, elliptic.P256())
+	ref1, d1 := reg.Push(t, "one", "v1")
+	reg.Sign(t, "one", d1, k1)
+	ref4, d4 := reg.Push(t, "four", "v1")
+	reg.Sign(t, "four", d4, k1, k2, k3, k4)
 	v := newVerifier(t)
-	reg.reset()
-	verify(t, v, ref1, keyAttestor(t, "a1", k1))
-	one := reg.count("/v2/")
-	reg.reset()
-	r := verify(t, v, ref4, keyAttestor(t, "a1", k1), keyAttestor(t, "a2", k2), keyAttestor(t, "a3", k3), keyAttestor(t, "a4", k4))
-	four := reg.count("/v2/")
+	reg.Reset()
+	verify(t, v, ref1, at.KeyAttestor(t, "a1", k1))
+	one := reg.Count("/v2/")
+	reg.Reset()
+	r := verify(t, v, ref4, at.KeyAttestor(t, "a1", k1), at.KeyAttestor(t, "a2", k2), at.KeyAttestor(t, "a3", k3), at.KeyAttestor(t, "a4", k4))
+	four := reg.Count("/v2/")
 	for _, a := range r.Attestors {
 		if a.Outcome != attestation.Verified {
 			t.Errorf("%s: %v %s", a.Attestor, a.Outcome, a.Reason)
@@ -136,32 +137,32 @@ func TestOneFetchForManyAttestors(t *testing.T) {
 	if four > one+3 {
 		t.Errorf("1 attestor: %d requests, 4 attestors: %d", one, four)
 	}
-	reg.reset()
-	verify(t, v, ref4, keyAttestor(t, "a1", k1))
-	if n := reg.count("/v2/"); n != 0 {
+	reg.Reset()
+	verify(t, v, ref4, at.KeyAttestor(t, "a1", k1))
+	if n := reg.Count("/v2/"); n != 0 {
 		t.Errorf("warm verification made %d registry requests", n)
 	}
 }
 
 func TestSingleFlight(t *testing.T) {
-	reg := newRegistry(t)
-	k := ecKey(t, elliptic.P256())
-	_, d := reg.push(t, "burst", "v1")
-	reg.sign(t, "burst", d, k)
-	reg.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	reg := at.NewRegistry(t)
+	k := at.ECKey(t, elliptic.P256())
+	_, d := reg.Push(t, "burst", "v1")
+	reg.Sign(t, "burst", d, k)
+	reg.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 		time.Sleep(20 * time.Millisecond) // a registry with some latency
 		return false
 	})
 	v := newVerifier(t)
-	att := keyAttestor(t, "ci", k)
-	reg.reset()
+	att := at.KeyAttestor(t, "ci", k)
+	reg.Reset()
 	var wg sync.WaitGroup
 	var failures sync.Map
 	for i := 0; i < 200; i++ {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			r := verify(t, v, reg.host+"/burst@"+d, att)
+			r := verify(t, v, reg.Host+"/burst@"+d, att)
 			if o, why := outcome(r, "ci"); o != attestation.Verified {
 				failures.Store(i, why)
 			}
@@ -169,17 +170,17 @@ func TestSingleFlight(t *testing.T) {
 	}
 	wg.Wait()
 	failures.Range(func(k, v any) bool { t.Errorf("admission %v: %v", k, v); return false })
-	if n := reg.count("GET /v2/burst/manifests/sha256-"); n != 1 {
+	if n := reg.Count("GET /v2/burst/manifests/sha256-"); n != 1 {
 		t.Errorf("200 concurrent admissions made %d signature fetches, want 1", n)
 	}
 }
 
 func TestFaults(t *testing.T) {
-	k := ecKey(t, elliptic.P256())
-	att := keyAttestor(t, "ci", k)
+	k := at.ECKey(t, elliptic.P256())
+	att := at.KeyAttestor(t, "ci", k)
 	t.Run("registry down", func(t *testing.T) {
-		reg := newRegistry(t)
-		ref, _ := reg.push(t, "app", "v1")
+		reg := at.NewRegistry(t)
+		ref, _ := reg.Push(t, "app", "v1")
 		reg.Close()
 		o, why := outcome(verify(t, newVerifier(t), ref, att), "ci")
 		if o != attestation.Unverifiable || !strings.Contains(why, "unreachable") {
@@ -187,13 +188,13 @@ func TestFaults(t *testing.T) {
 		}
 	})
 	t.Run("slower than the deadline", func(t *testing.T) {
-		reg := newRegistry(t)
-		_, d := reg.push(t, "app", "v1")
-		reg.setFault(func(w http.ResponseWriter, r *http.Request) bool { time.Sleep(2 * time.Second); return false })
+		reg := at.NewRegistry(t)
+		_, d := reg.Push(t, "app", "v1")
+		reg.SetFault(func(w http.ResponseWriter, r *http.Request) bool { time.Sleep(2 * time.Second); return false })
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
 		start := time.Now()
-		r := newVerifier(t).Verify(ctx, workload.ParseImage(reg.host+"/app@"+d), []*policy.Attestor{att})
+		r := newVerifier(t).Verify(ctx, workload.ParseImage(reg.Host+"/app@"+d), []*policy.Attestor{att})
 		if took := time.Since(start); took > time.Second {
 			t.Errorf("answered after %v", took)
 		}
@@ -202,12 +203,12 @@ func TestFaults(t *testing.T) {
 		}
 	})
 	t.Run("429 then success, honouring Retry-After", func(t *testing.T) {
-		reg := newRegistry(t)
-		_, d := reg.push(t, "app", "v1")
-		reg.sign(t, "app", d, k)
+		reg := at.NewRegistry(t)
+		_, d := reg.Push(t, "app", "v1")
+		reg.Sign(t, "app", d, k)
 		var n int
 		var mu sync.Mutex
-		reg.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		reg.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 			mu.Lock()
 			defer mu.Unlock()
 			if n++; n <= 2 {
@@ -217,22 +218,22 @@ func TestFaults(t *testing.T) {
 			}
 			return false
 		})
-		if o, why := outcome(verify(t, newVerifier(t), reg.host+"/app@"+d, att), "ci"); o != attestation.Verified {
+		if o, why := outcome(verify(t, newVerifier(t), reg.Host+"/app@"+d, att), "ci"); o != attestation.Verified {
 			t.Errorf("%v %q", o, why)
 		}
 	})
 	t.Run("500 forever", func(t *testing.T) {
-		reg := newRegistry(t)
-		_, d := reg.push(t, "app", "v1")
-		reg.setFault(func(w http.ResponseWriter, r *http.Request) bool { w.WriteHeader(500); return true })
-		if o, why := outcome(verify(t, newVerifier(t), reg.host+"/app@"+d, att), "ci"); o != attestation.Unverifiable || !strings.Contains(why, "failing") {
+		reg := at.NewRegistry(t)
+		_, d := reg.Push(t, "app", "v1")
+		reg.SetFault(func(w http.ResponseWriter, r *http.Request) bool { w.WriteHeader(500); return true })
+		if o, why := outcome(verify(t, newVerifier(t), reg.Host+"/app@"+d, att), "ci"); o != attestation.Unverifiable || !strings.Contains(why, "failing") {
 			t.Errorf("%v %q", o, why)
 		}
 	})
 	t.Run("garbage manifest", func(t *testing.T) {
-		reg := newRegistry(t)
-		_, d := reg.push(t, "app", "v1")
-		reg.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		reg := at.NewRegistry(t)
+		_, d := reg.Push(t, "app", "v1")
+		reg.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 			if strings.Contains(r.URL.Path, ".sig") {
 				w.Header().Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
 				w.Write([]byte("{{{{garbage"))
@@ -240,16 +241,16 @@ func TestFaults(t *testing.T) {
 			}
 			return false
 		})
-		if o, _ := outcome(verify(t, newVerifier(t), reg.host+"/app@"+d, att), "ci"); o != attestation.Unverifiable {
+		if o, _ := outcome(verify(t, newVerifier(t), reg.Host+"/app@"+d, att), "ci"); o != attestation.Unverifiable {
 			t.Errorf("%v", o)
 		}
 	})
 	t.Run("huge blob is not read whole", func(t *testing.T) {
-		reg := newRegistry(t)
-		_, d := reg.push(t, "app", "v1")
+		reg := at.NewRegistry(t)
+		_, d := reg.Push(t, "app", "v1")
 		big := make([]byte, 2<<20)
-		reg.attach(t, "app", d, sigLayer{payload: big, annotations: map[string]string{"dev.cosignproject.cosign/signature": signWith(t, k, big)}})
-		r := verify(t, newVerifier(t, attestation.WithMaxResponseBytes(64<<10)), reg.host+"/app@"+d, att)
+		reg.Attach(t, "app", d, at.Layer{Payload: big, Annotations: map[string]string{"dev.cosignproject.cosign/signature": at.SignWith(t, k, big)}})
+		r := verify(t, newVerifier(t, attestation.WithMaxResponseBytes(64<<10)), reg.Host+"/app@"+d, att)
 		if o, why := outcome(r, "ci"); o != attestation.Unverifiable || !strings.Contains(why, "too large") {
 			t.Errorf("%v %q", o, why)
 		}
@@ -264,21 +265,21 @@ func TestFaults(t *testing.T) {
 }
 
 func TestStaleIfError(t *testing.T) {
-	reg := newRegistry(t)
-	k := ecKey(t, elliptic.P256())
-	_, d := reg.push(t, "app", "v1")
-	reg.sign(t, "app", d, k)
+	reg := at.NewRegistry(t)
+	k := at.ECKey(t, elliptic.P256())
+	_, d := reg.Push(t, "app", "v1")
+	reg.Sign(t, "app", d, k)
 	now := time.Now()
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
 	v := newVerifier(t, attestation.WithClock(clock), attestation.WithCacheTTL(time.Minute), attestation.WithStaleIfError(time.Hour))
-	att := keyAttestor(t, "ci", k)
-	ref := reg.host + "/app@" + d
+	att := at.KeyAttestor(t, "ci", k)
+	ref := reg.Host + "/app@" + d
 	if o, _ := outcome(verify(t, v, ref, att), "ci"); o != attestation.Verified {
 		t.Fatal("not verified at first")
 	}
-	reg.setFault(func(w http.ResponseWriter, r *http.Request) bool { w.WriteHeader(503); return true })
+	reg.SetFault(func(w http.ResponseWriter, r *http.Request) bool { w.WriteHeader(503); return true })
 	advance(2 * time.Minute)
 	r := verify(t, v, ref, att)
 	if o, _ := outcome(r, "ci"); o != attestation.Verified || !r.Stale {
@@ -291,18 +292,18 @@ func TestStaleIfError(t *testing.T) {
 }
 
 func TestNoGoroutinesLeft(t *testing.T) {
-	reg := newRegistry(t)
-	k := ecKey(t, elliptic.P256())
-	_, d := reg.push(t, "app", "v1")
-	reg.setFault(func(w http.ResponseWriter, r *http.Request) bool { time.Sleep(200 * time.Millisecond); return false })
+	reg := at.NewRegistry(t)
+	k := at.ECKey(t, elliptic.P256())
+	_, d := reg.Push(t, "app", "v1")
+	reg.SetFault(func(w http.ResponseWriter, r *http.Request) bool { time.Sleep(200 * time.Millisecond); return false })
 	before := runtime.NumGoroutine()
 	v := newVerifier(t)
 	for i := 0; i < 20; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-		v.Verify(ctx, workload.ParseImage(reg.host+"/app@"+d), []*policy.Attestor{keyAttestor(t, "ci", k)})
+		v.Verify(ctx, workload.ParseImage(reg.Host+"/app@"+d), []*policy.Attestor{at.KeyAttestor(t, "ci", k)})
 		cancel()
 	}
-	reg.setFault(nil)
+	reg.SetFault(nil)
 	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 	deadline := time.Now().Add(5 * time.Second)
 	for runtime.NumGoroutine() > before+2 && time.Now().Before(deadline) {

@@ -7,8 +7,10 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/imagegate/imagegate/admission"
+	"github.com/imagegate/imagegate/attestation"
 	"github.com/imagegate/imagegate/facts"
 	"github.com/imagegate/imagegate/policy"
 	"github.com/imagegate/imagegate/rego"
@@ -33,6 +35,9 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	clusterID := fs.String("cluster-id", "", "cluster to decide for; empty applies every cluster's scopes")
 	output := fs.String("o", "text", "output format: text or json")
 	maxScanAge := fs.Duration("max-scan-age", 0, "scan results older than this count as unscanned (0: never)")
+	timeout := fs.Duration("timeout", 30*time.Second, "time allowed to verify signatures live, per object")
+	var vf verifierFlags
+	vf.register(fs)
 	manifests, err := parseInterspersed(fs, args)
 	if err != nil {
 		return flagError(err)
@@ -53,7 +58,7 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err != nil {
 		return bad("invalid policies:\n%v", err)
 	}
-	var source facts.Source = facts.None{}
+	var source facts.Source
 	if *factsFile != "" {
 		f, err := facts.LoadFile(*factsFile)
 		if err != nil {
@@ -61,7 +66,12 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		}
 		source = f
 	} else {
-		fmt.Fprintln(stderr, "imagegate check: no --facts given: every image is treated as unsigned and unscanned")
+		v, err := vf.build(nil)
+		if err != nil {
+			return bad("%v", err)
+		}
+		source = attestation.NewSource(v, nil)
+		fmt.Fprintln(stderr, "imagegate check: no --facts given: signatures are verified live against the registries; no scan facts, so every image is treated as unscanned")
 	}
 	objs, err := readManifests(manifests, stdin)
 	if err != nil {
@@ -74,7 +84,9 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	decider := admission.NewDecider(admission.Static{E: engine}, source)
 	results := make([]checkResult, 0, len(objs))
 	for _, obj := range objs {
-		d, err := decider.Decide(ctx, obj)
+		octx, cancel := context.WithTimeout(ctx, *timeout)
+		d, err := decider.Decide(octx, obj)
+		cancel()
 		if err != nil {
 			fmt.Fprintf(stderr, "imagegate check: %s %s/%s: %v\n", obj.Kind, obj.Namespace, obj.Name, err)
 			return exitDenied

@@ -98,7 +98,7 @@ func TestCheckExitCodes(t *testing.T) {
 		{"allowed", []string{"check", "--policies", "examples/policies", "--facts", "examples/facts.yaml", "--cluster-id", "prod-cluster", "examples/manifests/debug.yaml"}, "", 0, ""},
 		{"denied", []string{"check", "--policies", "examples/policies", "--facts", "examples/facts.yaml", "--cluster-id", "prod-cluster", "examples/manifests/web.yaml"}, "", 1, ""},
 		{"flags after manifest", []string{"check", "examples/manifests/web.yaml", "--policies", "examples/policies", "--facts", "examples/facts.yaml", "--cluster-id", "prod-cluster"}, "", 1, ""},
-		{"no facts warns", []string{"check", "--policies", "examples/policies", "--cluster-id", "other", "examples/manifests/web.yaml"}, "", 0, "every image is treated as unsigned and unscanned"},
+		{"no facts warns", []string{"check", "--policies", "examples/policies", "--cluster-id", "other", "examples/manifests/web.yaml"}, "", 0, "every image is treated as unscanned"},
 		{"stdin", []string{"check", "--policies", "examples/policies", "--cluster-id", "prod-cluster", "-"}, "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: prod}\nspec: {containers: [{name: a, image: nginx}]}\n", 1, ""},
 		{"missing policies flag", []string{"check", "examples/manifests/web.yaml"}, "", 2, "--policies is required"},
 		{"no manifest", []string{"check", "--policies", "examples/policies"}, "", 2, "no MANIFEST"},

@@ -23,6 +23,7 @@ const usage = `imagegate decides whether a pod's images may run.
 Commands:
   check    decide manifests offline, as the webhook would
   serve    run the admission webhook
+  verify   check an image's signatures against attestors
   version  print the version
 
 Run 'imagegate COMMAND --help' for a command's flags.
@@ -47,6 +48,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runCheck(ctx, args[1:], stdin, stdout, stderr)
 	case "serve":
 		return runServe(ctx, args[1:], stderr)
+	case "verify":
+		return runVerify(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "imagegate", version)
 		return exitOK

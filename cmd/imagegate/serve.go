@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/imagegate/imagegate/admission"
+	"github.com/imagegate/imagegate/attestation"
 	"github.com/imagegate/imagegate/facts"
 	"github.com/imagegate/imagegate/policy"
 	"github.com/imagegate/imagegate/rego"
@@ -26,6 +27,7 @@ type serveFlags struct {
 	maxScanAge, pollInterval, shutdownTimeout, defaultTimeout                time.Duration
 	maxInFlight                                                              int
 	maxBody                                                                  int64
+	verifier                                                                 verifierFlags
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
@@ -37,7 +39,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 	fs.StringVar(&f.keyFile, "tls-private-key-file", "", "serving key (PEM); reloaded when it changes")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8443", "address for /validate, /healthz and /readyz (TLS)")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "127.0.0.1:9090", "address for /metrics (plain HTTP); empty disables it")
-	fs.StringVar(&f.factsFile, "facts", "", "static facts file (YAML/JSON), as imagegate check --facts")
+	fs.StringVar(&f.factsFile, "facts", "", "static facts file (YAML/JSON), as imagegate check --facts; without it signatures are verified live")
 	fs.StringVar(&f.onVerificationError, "on-verification-error", "deny", "when signatures cannot be checked or a decision cannot finish in time: deny or allow")
 	fs.StringVar(&f.ownNamespace, "namespace", envOr("POD_NAMESPACE", "imagegate"), "imagegate's own namespace (exempt)")
 	fs.Var(&f.exempt, "exempt-namespaces", "namespaces admitted without a decision (repeatable or comma-separated; default kube-system and --namespace)")
@@ -48,6 +50,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 	fs.IntVar(&f.maxInFlight, "max-in-flight", webhook.DefaultMaxInFlight, "concurrent decisions; more wait within their deadline")
 	fs.Int64Var(&f.maxBody, "max-body-bytes", webhook.DefaultMaxBodyBytes, "largest AdmissionReview accepted")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.verifier.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, flagError(err)
 	}
@@ -88,7 +91,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	var source facts.Source = facts.None{}
+	var source facts.Source
 	if f.factsFile != "" {
 		ff, err := facts.LoadFile(f.factsFile)
 		if err != nil {
@@ -96,6 +99,13 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 			return exitBadUsage
 		}
 		source = ff
+	} else {
+		v, err := f.verifier.build(reg)
+		if err != nil {
+			fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
+			return exitBadUsage
+		}
+		source = attestation.NewSource(v, nil)
 	}
 	certs, err := webhook.NewCertReloader(f.certFile, f.keyFile)
 	if err != nil {

@@ -1,4 +1,9 @@
-package attestation_test
+// Package attestationtest provides an in-process OCI registry and cosign-format
+// signing for tests of signature verification. It signs exactly as the cosign
+// CLI does for key-based signatures (simple signing payload, base64 signature
+// annotation on an OCI layer under the sha256-<digest>.sig tag); the e2e tests
+// check that format against the real cosign CLI.
+package attestationtest
 
 import (
 	"crypto"
@@ -31,20 +36,21 @@ import (
 	"github.com/imagegate/imagegate/policy"
 )
 
-// testRegistry is an in-process OCI registry that counts requests and can be
+// Registry is an in-process OCI registry that counts requests and can be
 // made to misbehave.
-type testRegistry struct {
+type Registry struct {
 	*httptest.Server
-	host string
+	Host string
 
 	mu       sync.Mutex
 	requests []string
 	fault    func(w http.ResponseWriter, r *http.Request) bool // true: handled
 }
 
-func newRegistry(t *testing.T) *testRegistry {
+// NewRegistry starts a registry that stops when the test ends.
+func NewRegistry(t testing.TB) *Registry {
 	t.Helper()
-	tr := &testRegistry{}
+	tr := &Registry{}
 	inner := registry.New(registry.Logger(nopLogger()))
 	tr.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tr.mu.Lock()
@@ -57,18 +63,19 @@ func newRegistry(t *testing.T) *testRegistry {
 		inner.ServeHTTP(w, r)
 	}))
 	t.Cleanup(tr.Close)
-	tr.host = strings.TrimPrefix(tr.URL, "http://")
+	tr.Host = strings.TrimPrefix(tr.URL, "http://")
 	return tr
 }
 
-func (tr *testRegistry) setFault(f func(w http.ResponseWriter, r *http.Request) bool) {
+// SetFault makes the registry answer with f first; f returns true when it answered.
+func (tr *Registry) SetFault(f func(w http.ResponseWriter, r *http.Request) bool) {
 	tr.mu.Lock()
 	tr.fault = f
 	tr.mu.Unlock()
 }
 
-// count returns how many requests matched substr, and forgets them all.
-func (tr *testRegistry) count(substr string) int {
+// Count returns how many requests matched substr, and forgets them all.
+func (tr *Registry) Count(substr string) int {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	n := 0
@@ -80,20 +87,21 @@ func (tr *testRegistry) count(substr string) int {
 	return n
 }
 
-func (tr *testRegistry) reset() {
+// Reset forgets the requests counted so far.
+func (tr *Registry) Reset() {
 	tr.mu.Lock()
 	tr.requests = nil
 	tr.mu.Unlock()
 }
 
-// push writes a random image and returns its reference by tag and its digest.
-func (tr *testRegistry) push(t *testing.T, repo, tag string) (string, string) {
+// Push writes a random image and returns its reference by tag and its digest.
+func (tr *Registry) Push(t testing.TB, repo, tag string) (string, string) {
 	t.Helper()
 	img, err := random.Image(256, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref := fmt.Sprintf("%s/%s:%s", tr.host, repo, tag)
+	ref := fmt.Sprintf("%s/%s:%s", tr.Host, repo, tag)
 	r, _ := name.ParseReference(ref)
 	if err := remote.Write(r, img); err != nil {
 		t.Fatal(err)
@@ -102,19 +110,19 @@ func (tr *testRegistry) push(t *testing.T, repo, tag string) (string, string) {
 	return ref, d.String()
 }
 
-// payload is cosign's simple signing document for a digest.
-func payload(repo, digest string) []byte {
+// Payload is cosign's simple signing document for a digest.
+func Payload(repo, digest string) []byte {
 	return []byte(fmt.Sprintf(`{"critical":{"identity":{"docker-reference":%q},"image":{"docker-manifest-digest":%q},"type":"cosign container image signature"},"optional":null}`, repo, digest))
 }
 
-// sigLayer is one cosign signature: a payload and annotations.
-type sigLayer struct {
-	payload     []byte
-	annotations map[string]string
+// Layer is one cosign signature: a payload and annotations.
+type Layer struct {
+	Payload     []byte
+	Annotations map[string]string
 }
 
-// signWith signs a payload as cosign does with a key.
-func signWith(t *testing.T, key crypto.Signer, p []byte) string {
+// SignWith signs a payload as cosign does with a key.
+func SignWith(t testing.TB, key crypto.Signer, p []byte) string {
 	t.Helper()
 	var sig []byte
 	var err error
@@ -134,38 +142,39 @@ func signWith(t *testing.T, key crypto.Signer, p []byte) string {
 	return base64.StdEncoding.EncodeToString(sig)
 }
 
-// attach writes the signature image for digest in repo with the given layers.
-func (tr *testRegistry) attach(t *testing.T, repo, digest string, layers ...sigLayer) {
+// Attach writes the signature image for digest in repo with the given layers.
+func (tr *Registry) Attach(t testing.TB, repo, digest string, layers ...Layer) {
 	t.Helper()
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	for _, l := range layers {
 		var err error
 		img, err = mutate.Append(img, mutate.Addendum{
-			Layer:       static.NewLayer(l.payload, "application/vnd.dev.cosign.simplesigning.v1+json"),
-			Annotations: l.annotations,
+			Layer:       static.NewLayer(l.Payload, "application/vnd.dev.cosign.simplesigning.v1+json"),
+			Annotations: l.Annotations,
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	tag, _ := name.NewTag(fmt.Sprintf("%s/%s:%s.sig", tr.host, repo, strings.Replace(digest, ":", "-", 1)))
+	tag, _ := name.NewTag(fmt.Sprintf("%s/%s:%s.sig", tr.Host, repo, strings.Replace(digest, ":", "-", 1)))
 	if err := remote.Write(tag, img); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// sign attaches a cosign key signature of repo@digest made with key.
-func (tr *testRegistry) sign(t *testing.T, repo, digest string, keys ...crypto.Signer) {
+// Sign attaches a cosign key signature of repo@digest made with key.
+func (tr *Registry) Sign(t testing.TB, repo, digest string, keys ...crypto.Signer) {
 	t.Helper()
-	var layers []sigLayer
+	var layers []Layer
 	for _, k := range keys {
-		p := payload(tr.host+"/"+repo, digest)
-		layers = append(layers, sigLayer{payload: p, annotations: map[string]string{"dev.cosignproject.cosign/signature": signWith(t, k, p)}})
+		p := Payload(tr.Host+"/"+repo, digest)
+		layers = append(layers, Layer{Payload: p, Annotations: map[string]string{"dev.cosignproject.cosign/signature": SignWith(t, k, p)}})
 	}
-	tr.attach(t, repo, digest, layers...)
+	tr.Attach(t, repo, digest, layers...)
 }
 
-func ecKey(t *testing.T, curve elliptic.Curve) *ecdsa.PrivateKey {
+// ECKey generates an ECDSA key.
+func ECKey(t testing.TB, curve elliptic.Curve) *ecdsa.PrivateKey {
 	k, err := ecdsa.GenerateKey(curve, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +182,8 @@ func ecKey(t *testing.T, curve elliptic.Curve) *ecdsa.PrivateKey {
 	return k
 }
 
-func pubPEM(t *testing.T, k crypto.Signer) string {
+// PubPEM is the PEM public key of k.
+func PubPEM(t testing.TB, k crypto.Signer) string {
 	der, err := x509.MarshalPKIXPublicKey(k.Public())
 	if err != nil {
 		t.Fatal(err)
@@ -181,10 +191,11 @@ func pubPEM(t *testing.T, k crypto.Signer) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 }
 
-func keyAttestor(t *testing.T, name string, keys ...crypto.Signer) *policy.Attestor {
+// KeyAttestor is an attestor trusting keys, with the transparency log ignored.
+func KeyAttestor(t testing.TB, name string, keys ...crypto.Signer) *policy.Attestor {
 	a := &policy.Attestor{TypeMeta: policy.TypeMeta{APIVersion: policy.APIVersion, Kind: policy.KindAttestor}, Metadata: policy.ObjectMeta{Name: name}}
 	for _, k := range keys {
-		a.Spec.PublicKeys = append(a.Spec.PublicKeys, pubPEM(t, k))
+		a.Spec.PublicKeys = append(a.Spec.PublicKeys, PubPEM(t, k))
 	}
 	a.Spec.TransparencyLog = "ignore"
 	return a
