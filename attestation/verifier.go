@@ -178,6 +178,9 @@ func (v *Verifier) fetch(ctx context.Context, repo name.Repository, digest strin
 		return nil, registryError("reading signatures", err)
 	}
 	out := make([]signature, 0, len(m.Layers))
+	// Signers of one image sign the same payload, so layers share blobs:
+	// fetch each distinct blob once.
+	payloads := map[string][]byte{}
 	for _, l := range m.Layers {
 		s := signature{
 			cert:  optional(l.Annotations[annotationCertificate]),
@@ -193,13 +196,18 @@ func (v *Verifier) fetch(ctx context.Context, repo name.Repository, digest strin
 			continue
 		}
 		s.sig = sig
-		layer, err := img.LayerByDigest(l.Digest)
-		if err == nil {
-			s.payload, err = readLayer(layer)
+		p, ok := payloads[l.Digest.String()]
+		if !ok {
+			layer, err := img.LayerByDigest(l.Digest)
+			if err == nil {
+				p, err = readLayer(layer)
+			}
+			if err != nil {
+				return nil, registryError("fetching a signature payload", err)
+			}
+			payloads[l.Digest.String()] = p
 		}
-		if err != nil {
-			return nil, registryError("fetching a signature payload", err)
-		}
+		s.payload = p
 		out = append(out, s)
 	}
 	return out, nil

@@ -1,0 +1,64 @@
+package attestation_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/elliptic"
+	"fmt"
+	"testing"
+
+	"github.com/imagegate/imagegate/attestation"
+	at "github.com/imagegate/imagegate/attestation/attestationtest"
+	"github.com/imagegate/imagegate/policy"
+	"github.com/imagegate/imagegate/workload"
+)
+
+// BenchmarkVerifyCold verifies one image with nothing cached (a new Verifier
+// each time) against 1 and 4 attestors, and reports registry requests.
+func BenchmarkVerifyCold(b *testing.B) {
+	for _, n := range []int{1, 4} {
+		b.Run(fmt.Sprintf("attestors=%d", n), func(b *testing.B) {
+			reg := at.NewRegistry(b)
+			var keys []crypto.Signer
+			var atts []*policy.Attestor
+			for i := 0; i < n; i++ {
+				k := at.ECKey(b, elliptic.P256())
+				keys = append(keys, k)
+				atts = append(atts, at.KeyAttestor(b, fmt.Sprintf("a%d", i), k))
+			}
+			ref, d := reg.Push(b, "app", "v1")
+			reg.Sign(b, "app", d, keys...)
+			img := workload.ParseImage(ref)
+			reg.Reset()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				v, _ := attestation.New()
+				r := v.Verify(context.Background(), img, atts)
+				if r.Attestors[n-1].Outcome != attestation.Verified {
+					b.Fatal(r.Attestors[n-1].Reason)
+				}
+			}
+			b.ReportMetric(float64(reg.Count("/v2/"))/float64(b.N), "registry-requests/op")
+		})
+	}
+}
+
+// BenchmarkVerifyWarm is the cost of a cached verification of one image.
+func BenchmarkVerifyWarm(b *testing.B) {
+	reg := at.NewRegistry(b)
+	k := at.ECKey(b, elliptic.P256())
+	ref, d := reg.Push(b, "app", "v1")
+	reg.Sign(b, "app", d, k)
+	atts := []*policy.Attestor{at.KeyAttestor(b, "ci", k)}
+	img := workload.ParseImage(ref)
+	v, _ := attestation.New()
+	ctx := context.Background()
+	v.Verify(ctx, img, atts)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if r := v.Verify(ctx, img, atts); r.Attestors[0].Outcome != attestation.Verified {
+			b.Fatal(r.Attestors[0].Reason)
+		}
+	}
+}
