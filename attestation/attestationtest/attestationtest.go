@@ -202,3 +202,23 @@ func KeyAttestor(t testing.TB, name string, keys ...crypto.Signer) *policy.Attes
 }
 
 func nopLogger() *log.Logger { return log.New(io.Discard, "", 0) }
+
+// Copy copies the image or manifest at from to the tag to, as crane copy does.
+func (tr *Registry) Copy(t testing.TB, from, to string) {
+	t.Helper()
+	src, err := name.ParseReference(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := name.NewTag(to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(dst, img); err != nil {
+		t.Fatal(err)
+	}
+}
