@@ -31,7 +31,7 @@ func (s *Source) Facts(ctx context.Context, req facts.Request) ([]*facts.Image, 
 			return nil, err
 		}
 		for i, f := range scanned {
-			out[i] = &facts.Image{Digest: f.Digest, Scan: f.Scan}
+			out[i] = &facts.Image{Digest: f.Digest, Scan: f.Scan, Malicious: f.Malicious, MaliciousReason: f.MaliciousReason}
 		}
 	}
 	for i := range out {

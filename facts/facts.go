@@ -48,6 +48,10 @@ type Image struct {
 	// unreachable, timeout), as opposed to checked and failed.
 	Unverifiable []string `json:"unverifiable,omitempty"`
 	Scan         *Scan    `json:"scan,omitempty"`
+	// Malicious is set by a feed of known-malicious digests, independent of
+	// any scan (the image may still be unscanned).
+	Malicious       bool   `json:"malicious,omitempty"`
+	MaliciousReason string `json:"maliciousReason,omitempty"`
 }
 
 // Source gathers facts for the images of one request. Implementations must

@@ -87,7 +87,7 @@ func (e *Engine) imageValue(img *workload.Image, f *facts.Image, now time.Time) 
 			}
 		}
 	}
-	criteriaIDs, criteria, findings := e.criteria(f.Scan, now)
+	criteriaIDs, criteria, findings := e.criteria(f, now)
 	errs := make([][2]*ast.Term, 0, len(f.AttestorErrors))
 	for k, v := range f.AttestorErrors {
 		errs = append(errs, ast.Item(ast.StringTerm(k), ast.StringTerm(v)))
@@ -111,9 +111,11 @@ func (e *Engine) imageValue(img *workload.Image, f *facts.Image, now time.Time) 
 // messages), and the findings some strategy selects.
 //
 // Keys: "*" every image (rules without criteria); "u" unscanned (no scan
-// result, or one older than --max-scan-age); "m" malicious (the scan marks it
-// so, or it has a MaliciousFile finding); and the finding keys.
-func (e *Engine) criteria(s *facts.Scan, now time.Time) (ids, keys, findings *ast.Term) {
+// result, or one older than --max-scan-age); "m" malicious (a feed lists the
+// digest, the scan marks it so, or it has a MaliciousFile finding); and the
+// finding keys.
+func (e *Engine) criteria(f *facts.Image, now time.Time) (ids, keys, findings *ast.Term) {
+	s := f.Scan
 	var set idSet
 	items := make([][2]*ast.Term, 0, 4)
 	flag := func(key *ast.Term) {
@@ -126,11 +128,11 @@ func (e *Engine) criteria(s *facts.Scan, now time.Time) (ids, keys, findings *as
 	if s == nil || e.stale(s, now) {
 		flag(keyUnscanned)
 	}
+	if f.Malicious || (s != nil && (s.Malicious || hasCategory(s.Findings, facts.MaliciousFile))) {
+		flag(keyMalicious)
+	}
 	if s == nil {
 		return set.term(), ast.ObjectTerm(items...), emptyArray
-	}
-	if s.Malicious || hasCategory(s.Findings, facts.MaliciousFile) {
-		flag(keyMalicious)
 	}
 	byKey := map[findingKey][]*ast.Term{}
 	var order []findingKey
