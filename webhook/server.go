@@ -25,6 +25,8 @@ type Server struct {
 	Gatherer        prometheus.Gatherer
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
+	// Extra handlers served on Listen beside /validate (e.g. "POST /api/v1/scans").
+	Extra map[string]http.Handler
 
 	stopping atomic.Bool
 }
@@ -52,6 +54,9 @@ func (s *Server) Serve(ctx context.Context, ln, metricsLn net.Listener) error {
 	mux.Handle("POST /validate", s.Handler)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", s.readyz)
+	for pattern, h := range s.Extra {
+		mux.Handle(pattern, h)
+	}
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/imagegate/imagegate/admission"
-	"github.com/imagegate/imagegate/attestation"
-	"github.com/imagegate/imagegate/facts"
 	"github.com/imagegate/imagegate/policy"
 	"github.com/imagegate/imagegate/rego"
 	"github.com/imagegate/imagegate/workload"
@@ -36,6 +34,7 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	output := fs.String("o", "text", "output format: text or json")
 	maxScanAge := fs.Duration("max-scan-age", 0, "scan results older than this count as unscanned (0: never)")
 	timeout := fs.Duration("timeout", 30*time.Second, "time allowed to verify signatures live, per object")
+	scanStore := fs.String("scan-store", "", "scan store file (imagegate scan import) to take scan facts from")
 	var vf verifierFlags
 	vf.register(fs)
 	manifests, err := parseInterspersed(fs, args)
@@ -58,20 +57,16 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err != nil {
 		return bad("invalid policies:\n%v", err)
 	}
-	var source facts.Source
-	if *factsFile != "" {
-		f, err := facts.LoadFile(*factsFile)
-		if err != nil {
-			return bad("%v", err)
+	source, _, err := factsSource(*factsFile, *scanStore, &vf, nil)
+	if err != nil {
+		return bad("%v", err)
+	}
+	if *factsFile == "" {
+		scans := "no scan store, so every image is treated as unscanned"
+		if *scanStore != "" {
+			scans = "scan facts come from " + *scanStore
 		}
-		source = f
-	} else {
-		v, err := vf.build(nil)
-		if err != nil {
-			return bad("%v", err)
-		}
-		source = attestation.NewSource(v, nil)
-		fmt.Fprintln(stderr, "imagegate check: no --facts given: signatures are verified live against the registries; no scan facts, so every image is treated as unscanned")
+		fmt.Fprintf(stderr, "imagegate check: no --facts given: signatures are verified live against the registries; %s\n", scans)
 	}
 	objs, err := readManifests(manifests, stdin)
 	if err != nil {

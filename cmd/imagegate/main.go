@@ -24,6 +24,7 @@ Commands:
   check    decide manifests offline, as the webhook would
   serve    run the admission webhook
   verify   check an image's signatures against attestors
+  scan     import scanner reports into a scan store
   version  print the version
 
 Run 'imagegate COMMAND --help' for a command's flags.
@@ -48,6 +49,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runCheck(ctx, args[1:], stdin, stdout, stderr)
 	case "serve":
 		return runServe(ctx, args[1:], stderr)
+	case "scan":
+		return runScan(args[1:], stdout, stderr)
 	case "verify":
 		return runVerify(ctx, args[1:], stdout, stderr)
 	case "version", "--version":

@@ -5,16 +5,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/imagegate/imagegate/admission"
-	"github.com/imagegate/imagegate/attestation"
-	"github.com/imagegate/imagegate/facts"
 	"github.com/imagegate/imagegate/policy"
 	"github.com/imagegate/imagegate/rego"
+	"github.com/imagegate/imagegate/scan"
 	"github.com/imagegate/imagegate/webhook"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -28,6 +28,8 @@ type serveFlags struct {
 	maxInFlight                                                              int
 	maxBody                                                                  int64
 	verifier                                                                 verifierFlags
+	scanStore, scanTokenFile                                                 string
+	scanMaxBytes                                                             int64
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
@@ -51,6 +53,9 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 	fs.Int64Var(&f.maxBody, "max-body-bytes", webhook.DefaultMaxBodyBytes, "largest AdmissionReview accepted")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.verifier.register(fs)
+	fs.StringVar(&f.scanStore, "scan-store", "", "scan store file to take scan facts from; new imports are seen without restart")
+	fs.StringVar(&f.scanTokenFile, "scan-token-file", "", "file holding the bearer token for POST /api/v1/scans (needs --scan-store)")
+	fs.Int64Var(&f.scanMaxBytes, "scan-max-bytes", 64<<20, "largest report POST /api/v1/scans accepts")
 	if err := fs.Parse(args); err != nil {
 		return nil, flagError(err)
 	}
@@ -91,21 +96,26 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	var source facts.Source
-	if f.factsFile != "" {
-		ff, err := facts.LoadFile(f.factsFile)
-		if err != nil {
-			fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
-			return exitBadUsage
+	source, scans, err := factsSource(f.factsFile, f.scanStore, &f.verifier, reg)
+	if err != nil {
+		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
+		return exitBadUsage
+	}
+	extra := map[string]http.Handler{}
+	if scans != nil {
+		go scans.Watch(ctx, f.pollInterval, func(err error) { log.Warn("scan store not refreshed", "error", err.Error()) })
+		if f.scanTokenFile != "" {
+			token, err := os.ReadFile(f.scanTokenFile)
+			if err != nil || len(strings.TrimSpace(string(token))) == 0 {
+				fmt.Fprintf(stderr, "imagegate serve: --scan-token-file: %v (it must hold a token)\n", err)
+				return exitBadUsage
+			}
+			extra["POST /api/v1/scans"] = &scan.Handler{Path: f.scanStore, Token: strings.TrimSpace(string(token)), MaxBytes: f.scanMaxBytes,
+				Now: time.Now, OnImport: func() { _, _ = scans.Refresh() }}
 		}
-		source = ff
-	} else {
-		v, err := f.verifier.build(reg)
-		if err != nil {
-			fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
-			return exitBadUsage
-		}
-		source = attestation.NewSource(v, nil)
+	} else if f.scanTokenFile != "" {
+		fmt.Fprintln(stderr, "imagegate serve: --scan-token-file needs --scan-store")
+		return exitBadUsage
 	}
 	certs, err := webhook.NewCertReloader(f.certFile, f.keyFile)
 	if err != nil {
@@ -143,7 +153,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	srv := &webhook.Server{
 		Listen: f.listen, MetricsListen: f.metricsListen, Handler: handler, Ready: engines.Ready,
-		Certs: certs, Gatherer: reg, ShutdownTimeout: f.shutdownTimeout, Logger: log,
+		Certs: certs, Gatherer: reg, ShutdownTimeout: f.shutdownTimeout, Logger: log, Extra: extra,
 	}
 	if err := srv.Run(ctx); err != nil && ctx.Err() == nil {
 		log.Error("server stopped", "error", err.Error())

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"time"
+
+	"github.com/imagegate/imagegate/facts"
+	"github.com/imagegate/imagegate/scan"
 
 	"github.com/imagegate/imagegate/attestation"
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +29,32 @@ func (v *verifierFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&v.staleIfError, "stale-if-error", attestation.DefaultStaleIfError, "serve a cached verification this long past its TTL when the registry cannot be reached")
 	fs.IntVar(&v.perRegistry, "registry-concurrency", attestation.DefaultPerRegistry, "concurrent requests to one registry")
 	fs.Int64Var(&v.maxBytes, "registry-max-response-bytes", attestation.DefaultMaxBytes, "largest registry response read")
+}
+
+// factsSource is where facts come from: a static facts file, or live
+// signature verification plus, with a scan store, its scans.
+func factsSource(factsFile, scanStore string, vf *verifierFlags, reg prometheus.Registerer) (facts.Source, *scan.Reader, error) {
+	if factsFile != "" {
+		if scanStore != "" {
+			return nil, nil, errors.New("--facts and --scan-store exclude each other: a facts file holds every fact")
+		}
+		f, err := facts.LoadFile(factsFile)
+		return f, nil, err
+	}
+	var scans facts.Source
+	var reader *scan.Reader
+	if scanStore != "" {
+		var err error
+		if reader, err = scan.OpenReader(scanStore); err != nil {
+			return nil, nil, err
+		}
+		scans = scan.NewSource(reader.Index())
+	}
+	v, err := vf.build(reg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return attestation.NewSource(v, scans), reader, nil
 }
 
 func (v *verifierFlags) build(reg prometheus.Registerer) (*attestation.Verifier, error) {

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"crypto/tls"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestScanImportThenCheck(t *testing.T) {
+	dir := t.TempDir()
+	store := filepath.Join(dir, "scans.db")
+	policies := filepath.Join(dir, "p.yaml")
+	os.WriteFile(policies, []byte("apiVersion: imagegate.dev/v1alpha1\nkind: OpaStrategy\nmetadata: {name: crit}\nspec: {strategyId: 9, ruleAction: 2, alarmDetail: {vul: {riskLevel: [high]}}}\n"), 0o644)
+	manifest := "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: 'registry.example.com/shop/cart:2.1'}]}\n"
+
+	if _, _, code := runCLI(t, manifest, "check", "--policies", policies, "--scan-store", store, "-"); code != 0 {
+		t.Fatalf("before any import: exit %d", code)
+	}
+	out, errOut, code := runCLI(t, "", "scan", "import", "--store", store, "scan/testdata/trivy-full.json", "scan/testdata/malicious.txt", "scan/testdata/trivy-bad-severity.json")
+	if code != 2 || !strings.Contains(out, "trivy-full.json: imported 1 scan(s)") || !strings.Contains(out, "malicious.txt: imported 0 scan(s), 2 malicious digest(s)") ||
+		!strings.Contains(errOut, `trivy-bad-severity.json: Results[0].Vulnerabilities[0].Severity: unknown severity "SEVERE"`) {
+		t.Fatalf("import: exit %d\n%s\n%s", code, out, errOut)
+	}
+	out, _, code = runCLI(t, manifest, "check", "--policies", policies, "--scan-store", store, "-")
+	if code != 1 || !strings.Contains(out, `blocked by strategy 9 "crit": Vul CVE-2024-3094 (high)`) {
+		t.Errorf("after import: exit %d\n%s", code, out)
+	}
+	if _, errOut, code := runCLI(t, manifest, "check", "--policies", policies, "--scan-store", store, "--facts", "examples/facts.yaml", "-"); code != 2 || !strings.Contains(errOut, "exclude each other") {
+		t.Errorf("--facts with --scan-store: exit %d %s", code, errOut)
+	}
+}
+
+func TestServeScansEndpoint(t *testing.T) {
+	dir := t.TempDir()
+	store, tokenFile := filepath.Join(dir, "scans.db"), filepath.Join(dir, "token")
+	os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600)
+	policies := filepath.Join(dir, "policies")
+	os.Mkdir(policies, 0o755)
+	os.WriteFile(filepath.Join(policies, "p.yaml"), []byte("apiVersion: imagegate.dev/v1alpha1\nkind: OpaStrategy\nmetadata: {name: crit}\nspec: {strategyId: 9, clusterId: c1, ruleAction: 2, alarmDetail: {vul: {riskLevel: [high]}}}\n"), 0o644)
+	cert, key := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	if out, err := exec.Command("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+		"-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1").CombinedOutput(); err != nil {
+		t.Skipf("openssl: %v %s", err, out)
+	}
+	listen := freePort(t)
+	cmd := exec.Command(binary, "serve", "--policies", policies, "--cluster-id", "c1", "--tls-cert-file", cert, "--tls-private-key-file", key,
+		"--listen", listen, "--metrics-listen", "", "--scan-store", store, "--scan-token-file", tokenFile, "--scan-max-bytes", "100000")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	base := "https://" + listen
+	waitFor(t, "ready", func() bool {
+		resp, err := client.Get(base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	report, _ := os.ReadFile("../../scan/testdata/trivy-full.json")
+	post := func(token, body string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/scans", strings.NewReader(body))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		b, _ := json.Marshal(out)
+		return resp.StatusCode, string(b)
+	}
+	for _, c := range []struct {
+		name, token, body string
+		code              int
+		msg               string
+	}{
+		{"no token", "", string(report), 401, "missing or wrong bearer token"},
+		{"wrong token", "guess", string(report), 401, "missing or wrong bearer token"},
+		{"truncated", "s3cret", string(report[:200]), 400, "not a Trivy JSON report"},
+		{"oversized", "s3cret", strings.Repeat(" ", 100001), 413, "over 100000 bytes"},
+		{"good", "s3cret", string(report), 200, `"imported":1`},
+	} {
+		if code, body := post(c.token, c.body); code != c.code || !strings.Contains(body, c.msg) {
+			t.Errorf("%s: %d %s", c.name, code, body)
+		}
+	}
+	review := `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"kind":"Pod"},"namespace":"default","operation":"CREATE",` +
+		`"object":{"kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"registry.example.com/shop/cart:2.1"}]}}}}`
+	resp, err := client.Post(base+"/validate", "application/json", strings.NewReader(review))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct{ Response struct{ Allowed bool } }
+	json.NewDecoder(resp.Body).Decode(&out)
+	if out.Response.Allowed {
+		t.Error("the uploaded report did not govern the next admission")
+	}
+}
