@@ -16,7 +16,16 @@ type Index struct {
 	ids       map[string]uint32
 	scans     map[string]*compactScan
 	malicious map[string]string
+
+	// hot holds the expanded facts of recently looked-up scans: admissions
+	// ask about the same images again and again.
+	hotMu sync.Mutex
+	hot   map[*compactScan]*facts.Scan
 }
+
+// hotSize bounds the expanded scans kept; eviction is random, which is cheap
+// and good enough for a working set that fits.
+const hotSize = 4096
 
 type compactScan struct {
 	at        int64 // unix nanoseconds; 0 when unknown
@@ -51,7 +60,8 @@ func codes(names ...string) codeTable {
 
 // NewIndex returns an empty index.
 func NewIndex() *Index {
-	return &Index{ids: map[string]uint32{"": 0}, strs: []string{""}, scans: map[string]*compactScan{}, malicious: map[string]string{}}
+	return &Index{ids: map[string]uint32{"": 0}, strs: []string{""}, scans: map[string]*compactScan{}, malicious: map[string]string{},
+		hot: map[*compactScan]*facts.Scan{}}
 }
 
 func (x *Index) intern(s string) uint32 {
@@ -99,7 +109,7 @@ func (x *Index) Lookup(img workload.Image, digest string) (*facts.Scan, string) 
 	var scan *facts.Scan
 	for _, k := range keyFor(img, digest) {
 		if c, ok := x.scans[k]; ok {
-			scan = x.expand(c)
+			scan = x.expanded(c)
 			break
 		}
 	}
@@ -108,6 +118,24 @@ func (x *Index) Lookup(img workload.Image, digest string) (*facts.Scan, string) 
 		d = digest
 	}
 	return scan, x.malicious[d]
+}
+
+// expanded returns the facts of c, shared and read-only.
+func (x *Index) expanded(c *compactScan) *facts.Scan {
+	x.hotMu.Lock()
+	defer x.hotMu.Unlock()
+	if s, ok := x.hot[c]; ok {
+		return s
+	}
+	s := x.expand(c)
+	if len(x.hot) >= hotSize {
+		for k := range x.hot {
+			delete(x.hot, k)
+			break
+		}
+	}
+	x.hot[c] = s
+	return s
 }
 
 func (x *Index) expand(c *compactScan) *facts.Scan {
