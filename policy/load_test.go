@@ -129,6 +129,8 @@ func TestValidationErrors(t *testing.T) {
 		{"attestor needs a key", "apiVersion: imagegate.dev/v1alpha1\nkind: Attestor\nmetadata: {name: a}\nspec: {description: x}\n", []string{"spec: needs publicKeys or keyless"}},
 		{"attestor bad key", "apiVersion: imagegate.dev/v1alpha1\nkind: Attestor\nmetadata: {name: a}\nspec: {publicKeys: [nope]}\n", []string{"spec.publicKeys[0]: not a PEM public key"}},
 		{"attestor tlog enum", strings.TrimSuffix(attestor("a"), "\n") + "\n  transparencyLog: sometimes\n", []string{`spec.transparencyLog: "sometimes" is not one of required, optional, ignore`}},
+		{"tlog required needs a Rekor key", strings.TrimSuffix(attestor("a"), "\n") + "\n  transparencyLog: required\n", []string{"spec.transparencyLog: required needs keyless.rekorPublicKey"}},
+		{"label with empty key", strategyHead + "  strategyId: 1\n  ruleAction: 1\n  label: [\"=x\"]\n", []string{`spec.label[0]: "=x": expected key:value, key=value or key`}},
 		{"keyless needs issuer", "apiVersion: imagegate.dev/v1alpha1\nkind: Attestor\nmetadata: {name: a}\nspec: {keyless: {subject: me}}\n", []string{"spec.keyless.issuer: issuer or issuerRegExp is required"}},
 		{"keyless bad regexp", "apiVersion: imagegate.dev/v1alpha1\nkind: Attestor\nmetadata: {name: a}\nspec: {keyless: {issuer: x, subjectRegExp: \"(\"}}\n", []string{"spec.keyless.subjectRegExp: invalid regular expression"}},
 		{"not an object", "- a\n- b\n", []string{"expected an object with apiVersion"}},

@@ -86,6 +86,9 @@ func (a *Attestor) validate(p *problems) {
 	if s.TransparencyLog != "" {
 		p.enum("spec.transparencyLog", s.TransparencyLog, tlogModes)
 	}
+	if s.TransparencyLog == "required" && (s.Keyless == nil || s.Keyless.RekorPublicKey == "") {
+		p.add("spec.transparencyLog", "required needs keyless.rekorPublicKey to verify Rekor bundles offline")
+	}
 	if k := s.Keyless; k != nil {
 		validateKeyless(k, p)
 	}
@@ -164,8 +167,8 @@ func (b *BinarySecurityPolicy) validate(p *problems) {
 		p.add("spec.policy.requiredAttestors", "needs at least one attestor")
 	}
 	p.nonEmpty("spec.policy.requiredAttestors", s.Policy.RequiredAttestors)
-	if doc, _ := json.Marshal(s.Policy); len(doc) > MaxDocumentLen {
-		p.add("spec.policy", "the policy document is %d characters, at most %d allowed", len(doc), MaxDocumentLen)
+	if doc, _ := json.Marshal(s.Policy); len([]rune(string(doc))) > MaxDocumentLen {
+		p.add("spec.policy", "the policy document is %d characters, at most %d allowed", len([]rune(string(doc))), MaxDocumentLen)
 	}
 	if len(s.Clusters) == 0 {
 		p.add("spec.clusters", "needs at least one cluster")
@@ -205,8 +208,11 @@ func (o *OpaStrategy) validate(p *problems) {
 	p.globs("spec.whiteList", s.WhiteList)
 	for i, l := range s.Label {
 		key, _, _ := strings.Cut(l, ":")
+		if !strings.Contains(l, ":") {
+			key, _, _ = strings.Cut(l, "=")
+		}
 		if strings.TrimSpace(key) == "" {
-			p.add(fmt.Sprintf("spec.label[%d]", i), "%q: expected key:value or key", l)
+			p.add(fmt.Sprintf("spec.label[%d]", i), "%q: expected key:value, key=value or key", l)
 		}
 	}
 	validateAlarm(s.AlarmDetail, p)

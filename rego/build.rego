@@ -90,10 +90,11 @@ label_kv[k][v] contains id if {
 	[k, v] := label_pair(l)
 }
 
-label_key[l] contains id if {
+label_key[k] contains id if {
 	some id, s in by_id
 	some l in object.get(s, "label", [])
 	not label_pair(l)
+	k := trim_space(l)
 }
 
 label_pair(l) := [trim_space(p[0]), trim_space(p[1])] if {
