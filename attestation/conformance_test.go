@@ -170,3 +170,37 @@ func TestConformanceWithCosign(t *testing.T) {
 	}
 	t.Logf("%d/%d verdicts equal cosign verify's", agree, len(cases))
 }
+
+// BenchmarkCosignCLIPerAttestor is what a naive webhook does: one
+// `cosign verify` per attestor. Compare with BenchmarkVerifyCold.
+func BenchmarkCosignCLIPerAttestor(b *testing.B) {
+	bin := os.Getenv("IMAGEGATE_COSIGN")
+	if bin == "" {
+		b.Skip("IMAGEGATE_COSIGN is not set")
+	}
+	for _, n := range []int{1, 4} {
+		b.Run(fmt.Sprintf("attestors=%d", n), func(b *testing.B) {
+			t := &testing.T{}
+			c := cosign{t: t, bin: bin, dir: b.TempDir()}
+			reg := at.NewRegistry(b)
+			_, d := reg.Push(b, "app", "v1")
+			ref := reg.Host + "/app@" + d
+			var atts []*policy.Attestor
+			for i := 0; i < n; i++ {
+				k, a := c.keyPair(fmt.Sprintf("k%d", i))
+				c.sign(k, ref)
+				atts = append(atts, a)
+			}
+			reg.Reset()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				for _, a := range atts {
+					if !c.verifies(a, ref) {
+						b.Fatal("cosign verify failed")
+					}
+				}
+			}
+			b.ReportMetric(float64(reg.Count("/v2/"))/float64(b.N), "registry-requests/op")
+		})
+	}
+}

@@ -100,9 +100,22 @@ func (v *Verifier) Verify(ctx context.Context, img workload.Image, attestors []*
 		return all(o, why)
 	}
 	res.Stale = status == cacheStale
-	for _, a := range attestors {
-		res.Attestors = append(res.Attestors, v.check(a, digest, sigs))
+	res.Attestors = make([]AttestorResult, len(attestors))
+	if len(attestors) == 1 {
+		res.Attestors[0] = v.check(attestors[0], digest, sigs)
+		return res
 	}
+	// Signature checks are CPU work (an ECDSA verification is tens of
+	// microseconds): attestors are checked in parallel.
+	var wg sync.WaitGroup
+	for i, a := range attestors {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res.Attestors[i] = v.check(a, digest, sigs)
+		}()
+	}
+	wg.Wait()
 	return res
 }
 
@@ -269,11 +282,13 @@ func (v *Verifier) check(a *policy.Attestor, digest string, s *signatures) Attes
 	}
 	s.mu.Lock()
 	verdict, ok := s.verdict[key]
+	s.mu.Unlock()
 	if !ok {
 		verdict = ver.verify(digest, s.list)
+		s.mu.Lock()
 		s.verdict[key] = verdict
+		s.mu.Unlock()
 	}
-	s.mu.Unlock()
 	if verdict != nil {
 		r.Outcome, r.Reason = outcomeOf(verdict)
 	}
