@@ -25,7 +25,7 @@ type Image struct {
 	Repository string   // e.g. index.docker.io/library/nginx
 	Tag        string   // the tag ("latest" when neither tag nor digest is written)
 	Digest     string   // sha256:..., when written
-	Names      []string // last path segment, repository path, full name and their aliases
+	Names      []string // last path segment, repository path, full name (and Docker Hub aliases)
 	Err        error
 }
 
@@ -49,7 +49,9 @@ func ParseImage(ref string) Image {
 	}
 	path := repo.RepositoryStr()
 	last := path[strings.LastIndexByte(path, '/')+1:]
-	names := []string{last, path, repo.Name(), ref, img.Canonical}
+	// The forms DESIGN.md §2 names: last path segment, repository path, full
+	// name. Never the tag or digest: a glob like *prod* must not match a tag.
+	names := []string{last, path, repo.Name()}
 	if repo.RegistryStr() == name.DefaultRegistry {
 		// Docker Hub is spelled docker.io by people and index.docker.io by the
 		// library; official images also go without library/.
