@@ -18,17 +18,31 @@ type EngineProvider interface {
 
 // Decider decides workloads with an engine and a facts source.
 type Decider struct {
-	engines EngineProvider
-	facts   facts.Source
+	engines       EngineProvider
+	facts         facts.Source
+	scanAttestors []string
+}
+
+// Option configures a Decider.
+type Option func(*Decider)
+
+// WithScanAttestors names the attestors whose vulnerability attestations
+// count as scan results (--scan-attestors).
+func WithScanAttestors(names ...string) Option {
+	return func(d *Decider) { d.scanAttestors = append(d.scanAttestors, names...) }
 }
 
 // NewDecider returns a Decider. A nil source knows nothing: every image is
 // unsigned and unscanned.
-func NewDecider(engines EngineProvider, source facts.Source) *Decider {
+func NewDecider(engines EngineProvider, source facts.Source, opts ...Option) *Decider {
 	if source == nil {
 		source = facts.None{}
 	}
-	return &Decider{engines: engines, facts: source}
+	d := &Decider{engines: engines, facts: source}
+	for _, o := range opts {
+		o(d)
+	}
+	return d
 }
 
 // Decide gathers facts for obj and evaluates it.
@@ -37,13 +51,8 @@ func (d *Decider) Decide(ctx context.Context, obj *workload.Object) (*rego.Decis
 	if e == nil {
 		return nil, fmt.Errorf("admission: no policy snapshot loaded")
 	}
-	var attestors []*policy.Attestor
-	for _, name := range e.RequiredAttestors(obj.Namespace) {
-		if a, ok := e.Snapshot().Attestor(name); ok {
-			attestors = append(attestors, a)
-		}
-	}
-	fs, err := d.facts.Facts(ctx, facts.Request{Namespace: obj.Namespace, Images: obj.Images, Attestors: attestors})
+	fs, err := d.facts.Facts(ctx, facts.Request{Namespace: obj.Namespace, Images: obj.Images,
+		Attestors: resolve(e, e.RequiredAttestors(obj.Namespace)), ScanAttestors: resolve(e, d.scanAttestors)})
 	if err != nil {
 		return nil, fmt.Errorf("admission: gathering facts: %w", err)
 	}
@@ -57,3 +66,15 @@ type Static struct{ E *rego.Engine }
 func (s Static) Engine() *rego.Engine { return s.E }
 
 var _ EngineProvider = Static{}
+
+// resolve finds named attestors in the engine's snapshot; a name the
+// snapshot lacks is skipped (policies were validated to name known ones).
+func resolve(e *rego.Engine, names []string) []*policy.Attestor {
+	var out []*policy.Attestor
+	for _, name := range names {
+		if a, ok := e.Snapshot().Attestor(name); ok {
+			out = append(out, a)
+		}
+	}
+	return out
+}

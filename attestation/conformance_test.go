@@ -17,6 +17,7 @@ import (
 
 	"github.com/imagegate/imagegate/attestation"
 	at "github.com/imagegate/imagegate/attestation/attestationtest"
+	"github.com/imagegate/imagegate/facts"
 	"github.com/imagegate/imagegate/policy"
 	"github.com/imagegate/imagegate/workload"
 )
@@ -202,5 +203,36 @@ func BenchmarkCosignCLIPerAttestor(b *testing.B) {
 			}
 			b.ReportMetric(float64(reg.Count("/v2/"))/float64(b.N), "registry-requests/op")
 		})
+	}
+}
+
+// TestCosignVulnAttestation: an attestation made by `cosign attest --type
+// vuln` counts as a scan when its signer is a scan attestor, and is ignored
+// (with the reason) otherwise.
+func TestCosignVulnAttestation(t *testing.T) {
+	c := cosign{t: t, bin: cosignCLI(t), dir: t.TempDir()}
+	reg := at.NewRegistry(t)
+	k1, a1 := c.keyPair("scanner")
+	_, a2 := c.keyPair("someone-else")
+	_, d := reg.Push(t, "app", "v1")
+	ref := reg.Host + "/app@" + d
+	pred := filepath.Join(c.dir, "vuln.json")
+	os.WriteFile(pred, []byte(`{"invocation":{"uri":"ci"},"scanner":{"uri":"pkg:github/aquasecurity/trivy@0.50.0","version":"0.50.0","result":`+trivyResult+`},"metadata":{"scanStartedOn":"2026-11-22T10:00:00Z","scanFinishedOn":"2026-11-22T10:01:00Z"}}`), 0o644)
+	if out, err := c.run("attest", "--key", k1, "--type", "vuln", "--predicate", pred, "--tlog-upload=false", "--allow-http-registry", "--yes", ref); err != nil {
+		t.Fatalf("cosign attest: %v\n%s", err, out)
+	}
+	v, _ := attestation.New(attestation.WithAttestations(true))
+	src := attestation.NewSource(v, nil)
+	for _, cs := range []struct {
+		att     *policy.Attestor
+		scanned bool
+	}{{a1, true}, {a2, false}} {
+		fs, err := src.Facts(context.Background(), facts.Request{Images: []workload.Image{workload.ParseImage(ref)}, ScanAttestors: []*policy.Attestor{cs.att}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fs[0].Scan != nil && len(fs[0].Scan.Findings) == 1; got != cs.scanned {
+			t.Errorf("scan attestor %s: scanned=%v (note %q), want %v", cs.att.Metadata.Name, got, fs[0].ScanNote, cs.scanned)
+		}
 	}
 }

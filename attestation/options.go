@@ -27,6 +27,7 @@ type options struct {
 	maxBytes     int64
 	registerer   prometheus.Registerer
 	now          func() time.Time
+	attestations bool
 }
 
 // Defaults, in one place.
@@ -94,6 +95,10 @@ func WithMaxResponseBytes(n int64) Option { return func(o *options) { o.maxBytes
 
 // WithRegisterer registers the verifier's metrics.
 func WithRegisterer(r prometheus.Registerer) Option { return func(o *options) { o.registerer = r } }
+
+// WithAttestations also fetches each image's cosign attestations (the
+// sha256-<digest>.att image) with its signatures, in the same cached fetch.
+func WithAttestations(on bool) Option { return func(o *options) { o.attestations = on } }
 
 // WithClock sets the clock for cache ages.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }

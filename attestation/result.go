@@ -38,6 +38,9 @@ type Result struct {
 	Digest    string // resolved digest; empty when it could not be resolved
 	Attestors []AttestorResult
 	Stale     bool // served from cache past its TTL because the registry failed
+	// Vuln is the vulnerability attestation outcome, when scan attestors were
+	// given.
+	Vuln *VulnAttestation
 }
 
 // VerificationError says an image is not signed as required: a deny.

@@ -3,8 +3,10 @@ package attestation
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/imagegate/imagegate/facts"
+	"github.com/imagegate/imagegate/scan"
 )
 
 // Source is a facts.Source whose signature facts are verified live; scan
@@ -39,7 +41,7 @@ func (s *Source) Facts(ctx context.Context, req facts.Request) ([]*facts.Image, 
 			out[i] = &facts.Image{}
 		}
 	}
-	if len(req.Attestors) == 0 {
+	if len(req.Attestors) == 0 && len(req.ScanAttestors) == 0 {
 		return out, nil // no policy requires a signature here: no registry call
 	}
 	var wg sync.WaitGroup
@@ -47,11 +49,12 @@ func (s *Source) Facts(ctx context.Context, req facts.Request) ([]*facts.Image, 
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			r := s.verifier.Verify(ctx, req.Images[i], req.Attestors)
+			r := s.verifier.Check(ctx, req.Images[i], req.Attestors, req.ScanAttestors)
 			f := out[i]
 			if r.Digest != "" {
 				f.Digest = r.Digest
 			}
+			s.vulnScan(f, r)
 			for _, a := range r.Attestors {
 				switch a.Outcome {
 				case Verified:
@@ -70,4 +73,30 @@ func (s *Source) Facts(ctx context.Context, req facts.Request) ([]*facts.Image, 
 	}
 	wg.Wait()
 	return out, nil
+}
+
+// vulnScan takes a verified vulnerability attestation as the image's scan
+// unless the scan store has a newer one, and notes why one was ignored.
+func (s *Source) vulnScan(f *facts.Image, r Result) {
+	if r.Vuln == nil {
+		return
+	}
+	if r.Vuln.Predicate == nil {
+		if r.Vuln.Reason != "no attestations found" {
+			f.ScanNote = r.Vuln.Reason
+		}
+		return
+	}
+	scanned, err := scan.ParseTrivyFindings(r.Vuln.Predicate.Scanner.Result, time.Now())
+	if err != nil {
+		f.ScanNote = "vulnerability attestation by " + r.Vuln.Attestor + " ignored: " + err.Error()
+		return
+	}
+	if t, err := time.Parse(time.RFC3339, r.Vuln.Predicate.Metadata.ScanFinishedOn); err == nil {
+		scanned.ScannedAt = t
+	}
+	scanned.Source = "vuln attestation by " + r.Vuln.Attestor
+	if f.Scan == nil || scanned.ScannedAt.After(f.Scan.ScannedAt) {
+		f.Scan = scanned
+	}
 }

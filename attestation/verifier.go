@@ -35,9 +35,10 @@ type Verifier struct {
 // signatures are an image digest's signatures, with each attestor's verdict
 // on them remembered by attestor definition.
 type signatures struct {
-	list    []signature
-	mu      sync.Mutex
-	verdict map[string]error
+	list         []signature
+	attestations [][]byte // DSSE envelopes from the .att image, when fetched
+	mu           sync.Mutex
+	verdict      map[string]error
 }
 
 // New returns a Verifier.
@@ -72,6 +73,12 @@ func New(opts ...Option) (*Verifier, error) {
 // Verify checks one image against attestors. Per-attestor outcomes are in the
 // result; it returns no error.
 func (v *Verifier) Verify(ctx context.Context, img workload.Image, attestors []*policy.Attestor) Result {
+	return v.Check(ctx, img, attestors, nil)
+}
+
+// Check is Verify that also looks, in the same fetch, for a vulnerability
+// attestation signed by one of scanAttestors (needs WithAttestations).
+func (v *Verifier) Check(ctx context.Context, img workload.Image, attestors, scanAttestors []*policy.Attestor) Result {
 	start := time.Now()
 	defer func() { v.metrics.latency.Observe(time.Since(start).Seconds()) }()
 	res := Result{Image: img.Ref}
@@ -100,7 +107,20 @@ func (v *Verifier) Verify(ctx context.Context, img workload.Image, attestors []*
 		return all(o, why)
 	}
 	res.Stale = status == cacheStale
+	if len(scanAttestors) > 0 {
+		var pas []*policyAttestor
+		for _, a := range scanAttestors {
+			if _, ver, err := v.verifierFor(a); err == nil {
+				pas = append(pas, &policyAttestor{name: a.Metadata.Name, ver: ver})
+			}
+		}
+		va := v.vulnAttestation(digest, sigs, pas)
+		res.Vuln = &va
+	}
 	res.Attestors = make([]AttestorResult, len(attestors))
+	if len(attestors) == 0 {
+		return res
+	}
 	if len(attestors) == 1 {
 		res.Attestors[0] = v.check(attestors[0], digest, sigs)
 		return res
@@ -163,7 +183,13 @@ func (v *Verifier) signatures(ctx context.Context, repo name.Repository, digest 
 		if err != nil {
 			return nil, err
 		}
-		return &signatures{list: list, verdict: map[string]error{}}, nil
+		s := &signatures{list: list, verdict: map[string]error{}}
+		if v.opts.attestations {
+			if s.attestations, err = v.fetchAttestations(ctx, repo, digest); err != nil {
+				return nil, err
+			}
+		}
+		return s, nil
 	})
 	v.metrics.cache.WithLabelValues("signatures", status).Inc()
 	return s, status, err
@@ -222,6 +248,36 @@ func (v *Verifier) fetch(ctx context.Context, repo name.Repository, digest strin
 		}
 		s.payload = p
 		out = append(out, s)
+	}
+	return out, nil
+}
+
+// fetchAttestations reads the DSSE envelopes of cosign's
+// sha256-<digest>.att image.
+func (v *Verifier) fetchAttestations(ctx context.Context, repo name.Repository, digest string) ([][]byte, error) {
+	algo, hexPart, _ := strings.Cut(digest, ":")
+	desc, err := v.puller.Get(ctx, repo.Tag(algo+"-"+hexPart+".att"))
+	if err != nil {
+		if isNotFound(err) {
+			return nil, nil
+		}
+		return nil, registryError("fetching attestations", err)
+	}
+	img, err := desc.Image()
+	if err != nil {
+		return nil, registryError("reading attestations", err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, registryError("reading attestations", err)
+	}
+	var out [][]byte
+	for _, l := range layers {
+		b, err := readLayer(l)
+		if err != nil {
+			return nil, registryError("fetching an attestation", err)
+		}
+		out = append(out, b)
 	}
 	return out, nil
 }

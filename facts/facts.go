@@ -52,6 +52,9 @@ type Image struct {
 	// any scan (the image may still be unscanned).
 	Malicious       bool   `json:"malicious,omitempty"`
 	MaliciousReason string `json:"maliciousReason,omitempty"`
+	// ScanNote says why scan evidence was set aside (an attestation signed by
+	// the wrong attestor); unscanned images' messages carry it.
+	ScanNote string `json:"scanNote,omitempty"`
 }
 
 // Source gathers facts for the images of one request. Implementations must
@@ -66,6 +69,8 @@ type Request struct {
 	Images    []workload.Image
 	// Attestors the applicable policies require; sources verify only these.
 	Attestors []*policy.Attestor
+	// ScanAttestors may vouch for vulnerability attestations (--scan-attestors).
+	ScanAttestors []*policy.Attestor
 }
 
 // NormalizeLevel maps scanner severities onto high, medium and low.

@@ -113,9 +113,13 @@ why(img, id) := concat(", ", reasons) if {
 		some i in sort({i | some k in object.get(idx.findingKeys, id, set()); some i in object.get(img.criteria, k, [])})
 		f := img.findings[i]
 	]
-	reasons := array.concat(array.concat(flag(img, "u", id, "unscanned"), flag(img, "m", id, "malicious image")), found)
+	reasons := array.concat(array.concat(flag(img, "u", id, unscanned_text(img)), flag(img, "m", id, "malicious image")), found)
 	count(reasons) > 0
 } else := "matched by image name or label"
+
+# A note says why scan evidence was set aside (e.g. an attestation signed by
+# the wrong attestor).
+unscanned_text(img) := "unscanned" if img.scanNote == "" else := sprintf("unscanned (%s)", [img.scanNote])
 
 flag(img, key, id, text) := [text] if {
 	img.criteria[key]

@@ -23,6 +23,7 @@ var (
 	kAttestors    = ast.StringTerm("attestors")
 	kErrors       = ast.StringTerm("errors")
 	kUnverifiable = ast.StringTerm("unverifiable")
+	kScanNote     = ast.StringTerm("scanNote")
 	kCategory     = ast.StringTerm("category")
 	kID           = ast.StringTerm("id")
 	kLevel        = ast.StringTerm("level")
@@ -103,6 +104,7 @@ func (e *Engine) imageValue(img *workload.Image, f *facts.Image, now time.Time) 
 		ast.Item(kAttestors, stringSetTerm(f.Attestors)),
 		ast.Item(kErrors, ast.NewTerm(ast.NewObject(errs...))),
 		ast.Item(kUnverifiable, stringSetTerm(f.Unverifiable)),
+		ast.Item(kScanNote, ast.StringTerm(f.ScanNote)),
 	)
 }
 

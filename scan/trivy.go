@@ -57,15 +57,11 @@ var trivyClasses = map[string]string{"os-pkgs": "cve", "lang-pkgs": "app"}
 // misconfigurations BuildRisk findings. Severities CRITICAL/HIGH → high,
 // MEDIUM → medium, LOW/UNKNOWN → low; any other severity is an error.
 func ParseTrivy(data []byte, now time.Time) (*Record, error) {
-	var r trivyReport
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&r); err != nil {
-		return nil, fmt.Errorf("not a Trivy JSON report: %w", err)
+	r, err := decodeTrivy(data)
+	if err != nil {
+		return nil, err
 	}
-	if r.SchemaVersion != 2 {
-		return nil, fmt.Errorf("Trivy report schema version %d: only version 2 (trivy image -f json) is supported", r.SchemaVersion)
-	}
-	rec := &Record{Scan: facts.Scan{ScannedAt: scannedAt(r.CreatedAt, now), Source: "trivy", Findings: []facts.Finding{}}}
+	rec := &Record{}
 	for _, rd := range r.Metadata.RepoDigests {
 		if _, d, ok := strings.Cut(rd, "@"); ok {
 			rec.Digest = d
@@ -85,6 +81,37 @@ func ParseTrivy(data []byte, now time.Time) (*Record, error) {
 	if _, err := rec.keys(); err != nil {
 		return nil, err
 	}
+	scan, err := trivyFindings(r, now)
+	if err != nil {
+		return nil, err
+	}
+	rec.Scan = *scan
+	return rec, nil
+}
+
+// ParseTrivyFindings maps a Trivy report that need not name its image (as
+// in a cosign vulnerability attestation, which is about a digest already).
+func ParseTrivyFindings(data []byte, now time.Time) (*facts.Scan, error) {
+	r, err := decodeTrivy(data)
+	if err != nil {
+		return nil, err
+	}
+	return trivyFindings(r, now)
+}
+
+func decodeTrivy(data []byte) (*trivyReport, error) {
+	var r trivyReport
+	if err := json.NewDecoder(bytes.NewReader(data)).Decode(&r); err != nil {
+		return nil, fmt.Errorf("not a Trivy JSON report: %w", err)
+	}
+	if r.SchemaVersion != 2 {
+		return nil, fmt.Errorf("Trivy report schema version %d: only version 2 (trivy image -f json) is supported", r.SchemaVersion)
+	}
+	return &r, nil
+}
+
+func trivyFindings(r *trivyReport, now time.Time) (*facts.Scan, error) {
+	rec := &Record{Scan: facts.Scan{ScannedAt: scannedAt(r.CreatedAt, now), Source: "trivy", Findings: []facts.Finding{}}}
 	var errs []error
 	add := func(path string, f facts.Finding, severity string) {
 		lvl, ok := level(severity)
@@ -118,7 +145,7 @@ func ParseTrivy(data []byte, now time.Time) (*Record, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return rec, nil
+	return &rec.Scan, nil
 }
 
 func level(severity string) (string, bool) {

@@ -15,6 +15,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -219,6 +220,38 @@ func (tr *Registry) Copy(t testing.TB, from, to string) {
 		t.Fatal(err)
 	}
 	if err := remote.Write(dst, img); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Attest attaches a cosign attestation (a DSSE envelope around an in-toto
+// statement about repo@digest) signed with key, as `cosign attest` does.
+func (tr *Registry) Attest(t testing.TB, repo, digest string, key crypto.Signer, predicateType string, predicate any) {
+	t.Helper()
+	algo, hexPart, _ := strings.Cut(digest, ":")
+	st, err := json.Marshal(map[string]any{
+		"_type": "https://in-toto.io/Statement/v0.1", "predicateType": predicateType,
+		"subject":   []map[string]any{{"name": tr.Host + "/" + repo, "digest": map[string]string{algo: hexPart}}},
+		"predicate": predicate,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const payloadType = "application/vnd.in-toto+json"
+	pae := fmt.Sprintf("DSSEv1 %d %s %d %s", len(payloadType), payloadType, len(st), st)
+	env, _ := json.Marshal(map[string]any{
+		"payloadType": payloadType, "payload": base64.StdEncoding.EncodeToString(st),
+		"signatures": []map[string]string{{"keyid": "", "sig": SignWith(t, key, []byte(pae))}},
+	})
+	img, err := mutate.Append(mutate.MediaType(empty.Image, types.OCIManifestSchema1), mutate.Addendum{
+		Layer:       static.NewLayer(env, "application/vnd.dsse.envelope.v1+json"),
+		Annotations: map[string]string{"dev.cosignproject.cosign/signature": "", "predicateType": predicateType},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag, _ := name.NewTag(fmt.Sprintf("%s/%s:%s-%s.att", tr.Host, repo, algo, hexPart))
+	if err := remote.Write(tag, img); err != nil {
 		t.Fatal(err)
 	}
 }

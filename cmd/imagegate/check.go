@@ -76,7 +76,12 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err != nil {
 		return bad("%v", err)
 	}
-	decider := admission.NewDecider(admission.Static{E: engine}, source)
+	for _, name := range vf.scanAttestors {
+		if _, ok := snap.Attestor(name); !ok {
+			return bad("--scan-attestors %q: no Attestor of that name in %s", name, *policies)
+		}
+	}
+	decider := admission.NewDecider(admission.Static{E: engine}, source, admission.WithScanAttestors(vf.scanAttestors...))
 	results := make([]checkResult, 0, len(objs))
 	for _, obj := range objs {
 		octx, cancel := context.WithTimeout(ctx, *timeout)

@@ -133,6 +133,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 			var e *rego.Engine
 			e, err = rego.New(ctx, snap, rego.WithClusterID(f.clusterID), rego.WithMaxScanAge(f.maxScanAge), rego.WithVerificationErrorsAllowed(failOpen))
 			if err == nil {
+				for _, name := range f.verifier.scanAttestors {
+					if _, ok := snap.Attestor(name); !ok {
+						log.Warn("--scan-attestors names no Attestor of this snapshot; its attestations are ignored", "attestor", name)
+					}
+				}
 				engines.Swap(e)
 				loads.WithLabelValues("ok").Inc()
 				log.Info("policy snapshot loaded", "digest", snap.Digest(), "attestors", len(snap.Attestors()),
@@ -143,7 +148,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		loads.WithLabelValues("error").Inc()
 		log.Error("policy snapshot rejected; the last good one stays in force", "dir", f.policies, "error", err.Error())
 	})
-	handler, err := webhook.NewHandler(admission.NewDecider(engines, source),
+	handler, err := webhook.NewHandler(admission.NewDecider(engines, source, admission.WithScanAttestors(f.verifier.scanAttestors...)),
 		webhook.WithExemptNamespaces(f.exempt...), webhook.WithDefaultTimeout(f.defaultTimeout),
 		webhook.WithMaxInFlight(f.maxInFlight), webhook.WithMaxBodyBytes(f.maxBody),
 		webhook.WithFailOpen(failOpen), webhook.WithLogger(log), webhook.WithRegisterer(reg))

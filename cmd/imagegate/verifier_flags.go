@@ -20,6 +20,7 @@ type verifierFlags struct {
 	staleIfError  time.Duration
 	perRegistry   int
 	maxBytes      int64
+	scanAttestors stringList
 }
 
 func (v *verifierFlags) register(fs *flag.FlagSet) {
@@ -29,6 +30,7 @@ func (v *verifierFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&v.staleIfError, "stale-if-error", attestation.DefaultStaleIfError, "serve a cached verification this long past its TTL when the registry cannot be reached")
 	fs.IntVar(&v.perRegistry, "registry-concurrency", attestation.DefaultPerRegistry, "concurrent requests to one registry")
 	fs.Int64Var(&v.maxBytes, "registry-max-response-bytes", attestation.DefaultMaxBytes, "largest registry response read")
+	fs.Var(&v.scanAttestors, "scan-attestors", "attestors whose cosign vulnerability attestations (cosign attest --type vuln) count as scan results")
 }
 
 // factsSource is where facts come from: a static facts file, or live
@@ -63,5 +65,6 @@ func (v *verifierFlags) build(reg prometheus.Registerer) (*attestation.Verifier,
 		attestation.WithCacheTTL(v.ttl), attestation.WithNegativeTTL(v.negative),
 		attestation.WithStaleIfError(v.staleIfError), attestation.WithRegistryConcurrency(v.perRegistry),
 		attestation.WithMaxResponseBytes(v.maxBytes), attestation.WithRegisterer(reg),
+		attestation.WithAttestations(len(v.scanAttestors) > 0),
 	)
 }

@@ -1,0 +1,149 @@
+package attestation
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// VulnPredicateType is cosign's vulnerability attestation predicate.
+const VulnPredicateType = "https://cosign.sigstore.dev/attestation/vuln/v1"
+
+// envelope is a DSSE envelope, as cosign stores attestations in the
+// sha256-<digest>.att image.
+type envelope struct {
+	PayloadType string `json:"payloadType"`
+	Payload     string `json:"payload"`
+	Signatures  []struct {
+		KeyID string `json:"keyid"`
+		Sig   string `json:"sig"`
+	} `json:"signatures"`
+}
+
+// statement is an in-toto statement.
+type statement struct {
+	Type    string `json:"_type"`
+	Subject []struct {
+		Name   string            `json:"name"`
+		Digest map[string]string `json:"digest"`
+	} `json:"subject"`
+	PredicateType string          `json:"predicateType"`
+	Predicate     json.RawMessage `json:"predicate"`
+}
+
+// VulnPredicate is the part of a vuln/v1 predicate imagegate reads: the
+// scanner's report (a Trivy JSON report when the scanner is Trivy).
+type VulnPredicate struct {
+	Scanner struct {
+		URI     string          `json:"uri"`
+		Version string          `json:"version"`
+		Result  json.RawMessage `json:"result"`
+	} `json:"scanner"`
+	Metadata struct {
+		ScanFinishedOn string `json:"scanFinishedOn"`
+	} `json:"metadata"`
+}
+
+// pae is DSSE's pre-authentication encoding, what the signature covers.
+func pae(payloadType string, payload []byte) []byte {
+	return []byte("DSSEv1 " + strconv.Itoa(len(payloadType)) + " " + payloadType + " " + strconv.Itoa(len(payload)) + " " + string(payload))
+}
+
+// verifyVuln checks one attestation envelope against an attestor and, when
+// it is a vuln/v1 statement about digest signed by the attestor, returns its
+// predicate.
+func (v *verifier) verifyVuln(digest string, raw []byte) (*VulnPredicate, error) {
+	var env envelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return nil, fmt.Errorf("attestation is not a DSSE envelope: %v", err)
+	}
+	payload, err := base64.StdEncoding.DecodeString(env.Payload)
+	if err != nil {
+		return nil, errors.New("attestation payload is not base64")
+	}
+	signed := false
+	for _, s := range env.Signatures {
+		sig, err := base64.StdEncoding.DecodeString(s.Sig)
+		if err != nil {
+			continue
+		}
+		for _, k := range v.keys {
+			if verifySig(k, pae(env.PayloadType, payload), sig) {
+				signed = true
+			}
+		}
+	}
+	if !signed {
+		return nil, fmt.Errorf("not signed by attestor %q", v.name)
+	}
+	var st statement
+	if err := json.Unmarshal(payload, &st); err != nil {
+		return nil, fmt.Errorf("attestation payload is not an in-toto statement: %v", err)
+	}
+	if st.PredicateType != VulnPredicateType {
+		return nil, fmt.Errorf("predicate type %q is not %s", st.PredicateType, VulnPredicateType)
+	}
+	algo, hexPart, _ := strings.Cut(digest, ":")
+	about := false
+	for _, s := range st.Subject {
+		if s.Digest[algo] == hexPart {
+			about = true
+		}
+	}
+	if !about {
+		return nil, fmt.Errorf("attestation is about another image digest")
+	}
+	var p VulnPredicate
+	if err := json.Unmarshal(st.Predicate, &p); err != nil {
+		return nil, fmt.Errorf("vuln predicate: %v", err)
+	}
+	return &p, nil
+}
+
+// VulnAttestation is the outcome of looking for a vulnerability attestation
+// signed by one of the scan attestors.
+type VulnAttestation struct {
+	Predicate *VulnPredicate // nil when none was accepted
+	Attestor  string         // who signed the accepted one
+	Reason    string         // why none was accepted
+}
+
+func (v *Verifier) vulnAttestation(digest string, s *signatures, scanAttestors []*policyAttestor) VulnAttestation {
+	if len(s.attestations) == 0 {
+		return VulnAttestation{Reason: "no attestations found"}
+	}
+	var reasons []string
+	for _, pa := range scanAttestors {
+		for _, raw := range s.attestations {
+			p, err := pa.ver.verifyVuln(digest, raw)
+			if err == nil {
+				return VulnAttestation{Predicate: p, Attestor: pa.name}
+			}
+			reasons = append(reasons, err.Error())
+		}
+	}
+	if len(scanAttestors) == 0 {
+		return VulnAttestation{Reason: "no --scan-attestors configured"}
+	}
+	return VulnAttestation{Reason: "vulnerability attestation ignored: " + dedupe(reasons)}
+}
+
+type policyAttestor struct {
+	name string
+	ver  *verifier
+}
+
+func dedupe(ss []string) string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range ss {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return strings.Join(out, "; ")
+}
