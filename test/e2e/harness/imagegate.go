@@ -1,0 +1,161 @@
+package harness
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// RootModule is the module path of imagegate itself.
+const RootModule = "github.com/imagegate/imagegate"
+
+// EnvImagegateBin names a prebuilt imagegate binary to use instead of
+// building one from the repository.
+const EnvImagegateBin = "IMAGEGATE_BIN"
+
+// RepoRoot finds the root of the imagegate repository: the nearest
+// directory above the working directory (test/e2e when testing) whose
+// go.mod declares RootModule.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if f, err := os.Open(filepath.Join(dir, "go.mod")); err == nil {
+			s := bufio.NewScanner(f)
+			for s.Scan() {
+				if fields := strings.Fields(s.Text()); len(fields) == 2 && fields[0] == "module" && fields[1] == RootModule {
+					f.Close()
+					return dir, nil
+				}
+			}
+			f.Close()
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod of %s above the working directory", RootModule)
+		}
+		dir = parent
+	}
+}
+
+// ImagegateBinary returns the imagegate binary under test: $IMAGEGATE_BIN,
+// or one built from the repository with `go build ./cmd/imagegate` once per
+// test run. It needs Main as TestMain (the binary is removed there).
+func ImagegateBinary(t TB) string {
+	t.Helper()
+	if p := os.Getenv(EnvImagegateBin); p != "" {
+		return p
+	}
+	shared.imagegateOnce.Do(func() {
+		shared.imagegateErr = shared.owner.Run(func() {
+			root, err := RepoRoot()
+			if err != nil {
+				shared.owner.Fatalf("%v", err)
+			}
+			bin := filepath.Join(shared.owner.TempDir(), "imagegate")
+			start := time.Now()
+			cmd := exec.Command(goTool(), "build", "-o", bin, "./cmd/imagegate")
+			cmd.Dir = root
+			if out, err := cmd.CombinedOutput(); err != nil {
+				shared.owner.Fatalf("go build ./cmd/imagegate in %s: %v\n%s", root, err, out)
+			}
+			shared.imagegate = bin
+			t.Logf("built imagegate from %s in %s", root, time.Since(start).Round(100*time.Millisecond))
+		})
+	})
+	if shared.imagegateErr != nil {
+		t.Fatalf("imagegate binary: %v", shared.imagegateErr)
+	}
+	return shared.imagegate
+}
+
+// goTool is the go command: the one on PATH, else the one of this toolchain.
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return filepath.Join(runtime.GOROOT(), "bin", "go")
+}
+
+// RequireServe skips the test when the imagegate binary has no working
+// serve command yet.
+func RequireServe(t testing.TB) {
+	t.Helper()
+	bin := ImagegateBinary(t)
+	if out, err := exec.Command(bin, "serve", "--help").CombinedOutput(); err != nil {
+		t.Skipf("imagegate serve --help failed (%v): the serve command is not there yet\n%s", err, out)
+	}
+}
+
+// Imagegate is a running `imagegate serve`.
+type Imagegate struct {
+	*Process
+	// URL is https://127.0.0.1:<port>; the webhook is URL + "/validate".
+	URL string
+	// MetricsURL is http://127.0.0.1:<port>; /metrics is there.
+	MetricsURL string
+	// CAPEM is the CA certificate that signed the serving certificate (for a
+	// webhook's caBundle).
+	CAPEM []byte
+}
+
+// StartImagegate runs `imagegate serve` on free ports of 127.0.0.1 with a
+// serving certificate for 127.0.0.1 and localhost, plus args (--policies,
+// --cluster-id, --facts ...), waits until GET /readyz answers 200 and stops
+// it with SIGTERM in a cleanup.
+func StartImagegate(t TB, args ...string) *Imagegate {
+	t.Helper()
+	bin := ImagegateBinary(t)
+	dir := t.TempDir()
+	ca := NewCA(t, "imagegate")
+	serving := ca.ServingCert(t, "imagegate", nil, "imagegate.imagegate.svc")
+	listen, metrics := hostPort(FreePort(t)), hostPort(FreePort(t))
+	all := append([]string{"serve",
+		"--listen", listen,
+		"--metrics-listen", metrics,
+		"--tls-cert-file", serving.CertFile,
+		"--tls-private-key-file", serving.KeyFile,
+	}, args...)
+	// imagegate only ever talks to registries on 127.0.0.1 here.
+	p := startProcess(t, "imagegate", dir, bin, all, offlineEnv)
+	ig := &Imagegate{Process: p, URL: "https://" + listen, MetricsURL: "http://" + metrics, CAPEM: ca.CertPEM}
+	c := ig.HTTPClient()
+	p.waitFor(t, 30*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ig.URL+"/readyz", nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return errors.New("GET /readyz: " + resp.Status)
+		}
+		return nil
+	})
+	return ig
+}
+
+// HTTPClient returns a client that trusts the serving certificate.
+func (ig *Imagegate) HTTPClient() *http.Client {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ig.CAPEM)
+	return &http.Client{
+		Timeout:   10 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}},
+	}
+}
