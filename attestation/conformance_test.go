@@ -89,7 +89,11 @@ func (c cosign) sign(key, ref string, extra ...string) {
 func (c cosign) verifies(a *policy.Attestor, ref string) bool {
 	pub := filepath.Join(c.dir, a.Metadata.Name+".verify.pub")
 	os.WriteFile(pub, []byte(a.Spec.PublicKeys[0]), 0o644)
-	args := []string{"verify", "--key", pub, "--insecure-ignore-tlog=true", "--allow-http-registry"}
+	// An empty trusted root: cosign insists on one for Sigstore bundles
+	// (and would fetch the public-good one over the network otherwise).
+	root := filepath.Join(c.dir, "trusted-root.json")
+	os.WriteFile(root, []byte(`{"mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1"}`), 0o644)
+	args := []string{"verify", "--key", pub, "--insecure-ignore-tlog=true", "--allow-http-registry", "--trusted-root", root}
 	if strings.HasSuffix(a.Metadata.Name, "-p384") {
 		args = append(args, "--signature-digest-algorithm", "sha384")
 	}
@@ -135,6 +139,17 @@ func TestConformanceWithCosign(t *testing.T) {
 	sigA := reg.Host + "/app:" + strings.Replace(strings.SplitN(byDigestA, "@", 2)[1], ":", "-", 1) + ".sig"
 	sigC := reg.Host + "/app:" + strings.Replace(strings.SplitN(byDigestC, "@", 2)[1], ":", "-", 1) + ".sig"
 	reg.Copy(t, sigA, sigC)
+	// Sigstore bundles (cosign sign --new-bundle-format), stored as OCI
+	// referrers under the tag fallback, and through the referrers API.
+	_, byDigestBundle := ref("app", "bundle")
+	c.sign(k1, byDigestBundle, "--new-bundle-format")
+	_, byDigestBoth := ref("app", "both-formats")
+	c.sign(k2, byDigestBoth)
+	c.sign(k1, byDigestBoth, "--new-bundle-format")
+	api := at.NewRegistry(t, at.WithReferrers())
+	apiTag, apiDigest := api.Push(t, "app", "bundle")
+	byDigestAPI := api.Host + "/app@" + apiDigest
+	c.sign(k2, byDigestAPI, "--new-bundle-format")
 
 	cases := []struct {
 		ref string
@@ -149,6 +164,9 @@ func TestConformanceWithCosign(t *testing.T) {
 		{byDigest384, a384}, {byDigest384, a1},
 		{byDigestC, a1}, {byDigestC, a2},
 		{reg.Host + "/app:missing", a1},
+		{byDigestBundle, a1}, {byDigestBundle, a2},
+		{byDigestBoth, a1}, {byDigestBoth, a2}, {byDigestBoth, a3},
+		{byDigestAPI, a2}, {apiTag, a2}, {byDigestAPI, a1},
 	}
 	v, err := attestation.New()
 	if err != nil {
@@ -210,6 +228,18 @@ func BenchmarkCosignCLIPerAttestor(b *testing.B) {
 // vuln` counts as a scan when its signer is a scan attestor, and is ignored
 // (with the reason) otherwise.
 func TestCosignVulnAttestation(t *testing.T) {
+	for _, format := range []string{"legacy .att image", "Sigstore bundle"} {
+		t.Run(format, func(t *testing.T) {
+			var extra []string
+			if format == "Sigstore bundle" {
+				extra = []string{"--new-bundle-format"}
+			}
+			testCosignVulnAttestation(t, extra...)
+		})
+	}
+}
+
+func testCosignVulnAttestation(t *testing.T, extra ...string) {
 	c := cosign{t: t, bin: cosignCLI(t), dir: t.TempDir()}
 	reg := at.NewRegistry(t)
 	k1, a1 := c.keyPair("scanner")
@@ -218,7 +248,8 @@ func TestCosignVulnAttestation(t *testing.T) {
 	ref := reg.Host + "/app@" + d
 	pred := filepath.Join(c.dir, "vuln.json")
 	os.WriteFile(pred, []byte(`{"invocation":{"uri":"ci"},"scanner":{"uri":"pkg:github/aquasecurity/trivy@0.50.0","version":"0.50.0","result":`+trivyResult+`},"metadata":{"scanStartedOn":"2026-11-22T10:00:00Z","scanFinishedOn":"2026-11-22T10:01:00Z"}}`), 0o644)
-	if out, err := c.run("attest", "--key", k1, "--type", "vuln", "--predicate", pred, "--tlog-upload=false", "--allow-http-registry", "--yes", ref); err != nil {
+	args := append([]string{"attest", "--key", k1, "--type", "vuln", "--predicate", pred, "--tlog-upload=false", "--allow-http-registry", "--yes"}, extra...)
+	if out, err := c.run(append(args, ref)...); err != nil {
 		t.Fatalf("cosign attest: %v\n%s", err, out)
 	}
 	v, _ := attestation.New(attestation.WithAttestations(true))

@@ -121,3 +121,91 @@ func TestKeyless(t *testing.T) {
 		})
 	}
 }
+
+// TestKeylessBundle: keyless signatures in Sigstore bundles (certificate and
+// Rekor "dsse" entry in the bundle's verification material).
+func TestKeylessBundle(t *testing.T) {
+	reg := at.NewRegistry(t)
+	ca := newCA(t)
+	rekor, otherRekor := at.ECKey(t, elliptic.P256()), at.ECKey(t, elliptic.P256())
+	seen := time.Now().Add(-time.Hour)
+	const issuer = "https://token.actions.example.com"
+
+	sign := func(repo, email string, rekorKey crypto.Signer, tamperEntry bool) string {
+		_, d := reg.Push(t, repo, "v1")
+		key, certPEM := ca.leaf(t, email, issuer, seen)
+		block, _ := pem.Decode([]byte(certPEM))
+		st := at.Statement(d, at.SignPredicateType)
+		// The bundle is made twice: first to learn the signature, then with
+		// the log entry recording it.
+		probe := at.Bundle(t, key, st, nil)
+		var env struct {
+			DSSEEnvelope struct {
+				Signatures []struct{ Sig string } `json:"signatures"`
+			} `json:"dsseEnvelope"`
+		}
+		json.Unmarshal(probe, &env)
+		sig := env.DSSEEnvelope.Signatures[0].Sig
+		payloadSum := sha256.Sum256(st)
+		if tamperEntry {
+			payloadSum = sha256.Sum256([]byte("another payload"))
+		}
+		body, _ := json.Marshal(map[string]any{"apiVersion": "0.0.1", "kind": "dsse", "spec": map[string]any{
+			"payloadHash": map[string]string{"algorithm": "sha256", "value": fmt.Sprintf("%x", payloadSum)},
+			"signatures":  []map[string]string{{"signature": sig, "verifier": base64.StdEncoding.EncodeToString([]byte(certPEM))}},
+		}})
+		keyID := []byte{0xc0, 0xff, 0xee}
+		canon, _ := json.Marshal(map[string]any{"body": base64.StdEncoding.EncodeToString(body), "integratedTime": seen.Unix(), "logID": "c0ffee", "logIndex": 7})
+		h := sha256.Sum256(canon)
+		set, err := rekorKey.Sign(rand.Reader, h[:], crypto.SHA256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vm := map[string]any{
+			"certificate": map[string]any{"rawBytes": block.Bytes},
+			"tlogEntries": []map[string]any{{
+				"logIndex": "7", "logId": map[string]any{"keyId": keyID}, "kindVersion": map[string]string{"kind": "dsse", "version": "0.0.1"},
+				"integratedTime": fmt.Sprint(seen.Unix()), "inclusionPromise": map[string]any{"signedEntryTimestamp": set},
+				"canonicalizedBody": body,
+			}},
+		}
+		b := bundleWithSig(t, st, sig, vm)
+		reg.AttachBundle(t, repo, d, b)
+		return reg.Host + "/" + repo + "@" + d
+	}
+	att := &policy.Attestor{Metadata: policy.ObjectMeta{Name: "ci"}, Spec: policy.AttestorSpec{
+		TransparencyLog: "required",
+		Keyless:         &policy.Keyless{Issuer: issuer, Subject: "ci@example.com", FulcioRoots: ca.pem, RekorPublicKey: at.PubPEM(t, rekor)},
+	}}
+	cases := []struct {
+		name, ref string
+		want      attestation.Outcome
+		reason    string
+	}{
+		{"valid identity and log entry", sign("good", "ci@example.com", rekor, false), attestation.Verified, ""},
+		{"other identity", sign("who", "mallory@evil.test", rekor, false), attestation.NotVerified, "identity"},
+		{"entry from another log", sign("otherlog", "ci@example.com", otherRekor, false), attestation.NotVerified, "signed entry timestamp"},
+		{"entry for another payload", sign("tampered", "ci@example.com", rekor, true), attestation.NotVerified, "records another signature"},
+	}
+	v := newVerifier(t)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o, why := outcome(verify(t, v, c.ref, att), "ci")
+			if o != c.want || !strings.Contains(why, c.reason) {
+				t.Errorf("got %v %q, want %v %q", o, why, c.want, c.reason)
+			}
+		})
+	}
+}
+
+func bundleWithSig(t *testing.T, statement []byte, sig string, vm map[string]any) []byte {
+	b, err := json.Marshal(map[string]any{
+		"mediaType": at.BundleMediaType, "verificationMaterial": vm,
+		"dsseEnvelope": map[string]any{"payload": base64.StdEncoding.EncodeToString(statement), "payloadType": "application/vnd.in-toto+json",
+			"signatures": []map[string]string{{"sig": sig}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

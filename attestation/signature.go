@@ -39,6 +39,20 @@ type signature struct {
 	chain     []byte // PEM intermediates, optional
 	bundle    []byte // Rekor bundle JSON, optional
 	malformed string // why the layer could not be read, if it could not
+
+	// A Sigstore bundle's DSSE envelope signs its pre-authentication
+	// encoding, not the payload itself.
+	dsse        bool
+	signed      []byte
+	payloadType string
+}
+
+// message is what the signature covers.
+func (s *signature) message() []byte {
+	if s.dsse {
+		return s.signed
+	}
+	return s.payload
 }
 
 type simpleSigning struct {
@@ -133,12 +147,10 @@ func (v *verifier) verify(digest string, sigs []signature) error {
 			}
 			continue
 		}
-		var p simpleSigning
-		if err := json.Unmarshal(s.payload, &p); err != nil || p.Critical.Type != simpleSigningType {
-			badPayload = "signature payload is not a cosign simple signing document"
+		if got, err := signedDigest(s, digest); err != nil {
+			badPayload = err.Error()
 			continue
-		}
-		if got := p.Critical.Image.DockerManifestDigest; got != digest {
+		} else if got != "" {
 			otherDigest = got
 			continue
 		}
@@ -161,11 +173,27 @@ func (v *verifier) verify(digest string, sigs []signature) error {
 	return &VerificationError{Reason: "no matching signatures: signed by another key"}
 }
 
+// signedDigest returns the digest a signature is about when it is not
+// digest, or why its payload is not an image signature.
+func signedDigest(s *signature, digest string) (string, error) {
+	if s.dsse {
+		return checkStatement(s, digest)
+	}
+	var p simpleSigning
+	if err := json.Unmarshal(s.payload, &p); err != nil || p.Critical.Type != simpleSigningType {
+		return "", errors.New("signature payload is not a cosign simple signing document")
+	}
+	if got := p.Critical.Image.DockerManifestDigest; got != digest {
+		return got, nil
+	}
+	return "", nil
+}
+
 // signedBy checks that the signature was made by one of the attestor's keys,
 // or by a certificate that is the attestor's keyless identity.
 func (v *verifier) signedBy(s *signature) error {
 	for _, k := range v.keys {
-		if verifySig(k, s.payload, s.sig) {
+		if verifySig(k, s.message(), s.sig) {
 			return nil
 		}
 	}
@@ -174,7 +202,7 @@ func (v *verifier) signedBy(s *signature) error {
 		if err != nil {
 			return err
 		}
-		if verifySig(cert.PublicKey, s.payload, s.sig) {
+		if verifySig(cert.PublicKey, s.message(), s.sig) {
 			return nil
 		}
 		return errors.New("signature does not verify with its certificate")
@@ -328,6 +356,12 @@ func (v *verifier) checkTlog(s *signature) error {
 	body, err := base64.StdEncoding.DecodeString(rb.Payload.Body)
 	if err != nil {
 		return fmt.Errorf("Rekor bundle body: %v", err)
+	}
+	if s.dsse {
+		if !dsseEntryMatches(body, s) {
+			return errors.New("Rekor bundle records another signature")
+		}
+		return nil
 	}
 	var entry struct {
 		Spec struct {

@@ -179,15 +179,35 @@ func (v *Verifier) signatures(ctx context.Context, repo name.Repository, digest 
 		return v.opts.ttl
 	}
 	s, status, err := v.sigs.get(ctx, repo.Name()+"@"+digest, ttl, func(ctx context.Context) (*signatures, error) {
+		// Bundles (OCI referrers) are looked up alongside the .sig tag, so
+		// supporting both formats costs no extra round trip of latency.
+		var bundles []signature
+		var envelopes [][]byte
+		var berr error
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			bundles, envelopes, berr = v.fetchBundles(ctx, repo, digest)
+		}()
 		list, err := v.fetch(ctx, repo, digest)
+		<-done
+		if err == nil {
+			err = berr
+		}
 		if err != nil {
 			return nil, err
+		}
+		// As cosign verify does, an image with signature bundles is judged
+		// by them alone: legacy .sig signatures beside them are ignored.
+		if len(bundles) > 0 {
+			list = bundles
 		}
 		s := &signatures{list: list, verdict: map[string]error{}}
 		if v.opts.attestations {
 			if s.attestations, err = v.fetchAttestations(ctx, repo, digest); err != nil {
 				return nil, err
 			}
+			s.attestations = append(s.attestations, envelopes...)
 		}
 		return s, nil
 	})

@@ -49,10 +49,17 @@ type Registry struct {
 }
 
 // NewRegistry starts a registry that stops when the test ends.
-func NewRegistry(t testing.TB) *Registry {
+// Like the distribution registry (docker-registry 2.8) it has no OCI 1.1
+// referrers API, so referrers live under the tag fallback; WithReferrers
+// turns the API on.
+func NewRegistry(t testing.TB, opts ...RegistryOption) *Registry {
 	t.Helper()
 	tr := &Registry{}
-	inner := registry.New(registry.Logger(nopLogger()))
+	o := []registry.Option{registry.Logger(nopLogger())}
+	for _, opt := range opts {
+		o = append(o, registry.Option(opt))
+	}
+	inner := registry.New(o...)
 	tr.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tr.mu.Lock()
 		tr.requests = append(tr.requests, r.Method+" "+r.URL.Path)
@@ -67,6 +74,12 @@ func NewRegistry(t testing.TB) *Registry {
 	tr.Host = strings.TrimPrefix(tr.URL, "http://")
 	return tr
 }
+
+// RegistryOption configures NewRegistry.
+type RegistryOption registry.Option
+
+// WithReferrers gives the registry the OCI 1.1 referrers API.
+func WithReferrers() RegistryOption { return RegistryOption(registry.WithReferrersSupport(true)) }
 
 // SetFault makes the registry answer with f first; f returns true when it answered.
 func (tr *Registry) SetFault(f func(w http.ResponseWriter, r *http.Request) bool) {

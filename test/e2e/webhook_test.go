@@ -367,15 +367,23 @@ func TestWebhookSignatures(t *testing.T) {
 	signedDigest := harness.PushRandomImage(t, host, "team/app", "signed")
 	unsignedDigest := harness.PushRandomImage(t, host, "team/app", "unsigned")
 	otherDigest := harness.PushRandomImage(t, host, "team/app", "other")
+	bundleDigest := harness.PushRandomImage(t, host, "team/app", "bundle")
+	otherBundleDigest := harness.PushRandomImage(t, host, "team/app", "other-bundle")
 	signed := host + "/team/app@" + signedDigest
 	unsigned := host + "/team/app@" + unsignedDigest
 	other := host + "/team/app@" + otherDigest
+	bundle := host + "/team/app@" + bundleDigest
+	otherBundle := host + "/team/app@" + otherBundleDigest
 
 	keys := t.TempDir()
 	key, pub := harness.CosignGenerateKeyPair(t, filepath.Join(keys, "ci"))
 	otherKey, _ := harness.CosignGenerateKeyPair(t, filepath.Join(keys, "other"))
 	harness.CosignSign(t, key, signed)
 	harness.CosignSign(t, otherKey, other)
+	// Sigstore bundles, stored as OCI referrers (docker-registry 2.8 has no
+	// referrers API: cosign uses the referrers tag).
+	harness.CosignSign(t, key, bundle, "--new-bundle-format")
+	harness.CosignSign(t, otherKey, otherBundle, "--new-bundle-format")
 	pubPEM, err := os.ReadFile(pub)
 	if err != nil {
 		t.Fatal(err)
@@ -424,6 +432,15 @@ spec:
 	t.Run("signed by another key", func(t *testing.T) {
 		_, err := pods.Create(ctx, pod("other", other, nil), metav1.CreateOptions{})
 		mustDeny(t, "pod with "+other, err, other, `attestor "e2e-ci"`)
+	})
+	t.Run("signed by the attestor, Sigstore bundle", func(t *testing.T) {
+		if _, err := pods.Create(ctx, pod("bundle", bundle, nil), metav1.CreateOptions{}); err != nil {
+			t.Fatalf("pod with %s: %v", bundle, err)
+		}
+	})
+	t.Run("signed by another key, Sigstore bundle", func(t *testing.T) {
+		_, err := pods.Create(ctx, pod("other-bundle", otherBundle, nil), metav1.CreateOptions{})
+		mustDeny(t, "pod with "+otherBundle, err, otherBundle, `attestor "e2e-ci"`, "signed by another key")
 	})
 	t.Run("deployment with an unsigned image", func(t *testing.T) {
 		_, err := g.client.AppsV1().Deployments(g.ns).Create(ctx, deployment("unsigned", unsigned, nil), metav1.CreateOptions{})

@@ -61,10 +61,12 @@ func CosignGenerateKeyPair(t TB, dir string) (keyPath, pubPath string) {
 }
 
 // CosignSign signs ref (registry/repo@sha256:...) with the key at keyPath,
-// storing the signature in the registry and nothing in a transparency log.
-func CosignSign(t TB, keyPath, ref string) {
+// storing the signature in the registry and nothing in a transparency log;
+// extra flags (e.g. --new-bundle-format) go to cosign sign.
+func CosignSign(t TB, keyPath, ref string, extra ...string) {
 	t.Helper()
 	args := append([]string{"sign", "--key", keyPath, "--tlog-upload=false", "--yes"}, CosignRegistryFlags...)
+	args = append(args, extra...)
 	if out, err := Cosign(t, filepath.Dir(keyPath), append(args, ref)...); err != nil {
 		t.Fatalf("cosign sign %s: %v\n%s", ref, err, out)
 	}
