@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin/imagegate
 PKGS    := ./...
 
-.PHONY: all build unit test e2e bench fuzz demo fmt clean
+.PHONY: all build unit test e2e bench bench-verify fuzz demo fmt clean
 
 all: build
 
@@ -26,6 +26,11 @@ test: unit e2e
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./rego/
+
+# Signature verification against the cosign library (a module of its own).
+bench-verify:
+	$(GO) test -run '^$$' -bench 'Verify' -benchmem ./attestation/
+	cd test/cosignlib && $(GO) test -run '^$$' -bench . -benchtime 100x
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./workload/
