@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/imagegate/imagegate/policy"
@@ -72,6 +73,7 @@ type simpleSigning struct {
 type verifier struct {
 	name     string
 	keys     []crypto.PublicKey
+	fps      []string // fingerprints of keys (SHA-256 of the PKIX DER)
 	keyless  *keyless
 	tlog     string // required, optional, ignore
 	rekorKey crypto.PublicKey
@@ -94,6 +96,12 @@ func newVerifier(a *policy.Attestor) (*verifier, error) {
 			return nil, fmt.Errorf("attestor %s: publicKeys[%d]: %w", v.name, i, err)
 		}
 		v.keys = append(v.keys, pub)
+		der, err := x509.MarshalPKIXPublicKey(pub)
+		if err != nil {
+			return nil, fmt.Errorf("attestor %s: publicKeys[%d]: %w", v.name, i, err)
+		}
+		sum := sha256.Sum256(der)
+		v.fps = append(v.fps, string(sum[:]))
 	}
 	if kl := a.Spec.Keyless; kl != nil {
 		v.keyless = &keyless{roots: x509.NewCertPool(), issuer: kl.Issuer, subject: kl.Subject}
@@ -130,18 +138,30 @@ func parsePublicKey(s string) (crypto.PublicKey, error) {
 
 // verify decides whether any of the image's signatures is this attestor's,
 // for this digest. It returns nil or a *VerificationError saying why not.
-func (v *verifier) verify(digest string, sigs []signature) error {
+//
+// owners (optional, one per signature) records which key a signature
+// verified with, shared by the attestors checking one image: a signature
+// known to be another key's is not verified again with this attestor's keys,
+// so n attestors over n signatures cost about n verifications, not n²/2.
+// start rotates where the scan begins, so that attestors checked in
+// parallel do not all verify the same signature first.
+func (v *verifier) verify(digest string, sigs []signature, owners []atomic.Pointer[string], start int) error {
 	if len(sigs) == 0 {
 		return &VerificationError{Reason: "no signatures found"}
 	}
 	var otherDigest, badPayload, badTlog, badCert string
-	for i := range sigs {
+	for j := range sigs {
+		i := (start + j) % len(sigs)
 		s := &sigs[i]
 		if s.malformed != "" {
 			badPayload = s.malformed
 			continue
 		}
-		if err := v.signedBy(s); err != nil {
+		var owner *atomic.Pointer[string]
+		if owners != nil {
+			owner = &owners[i]
+		}
+		if err := v.signedBy(s, owner); err != nil {
 			if s.cert != nil && v.keyless != nil {
 				badCert = err.Error()
 			}
@@ -191,9 +211,22 @@ func signedDigest(s *signature, digest string) (string, error) {
 
 // signedBy checks that the signature was made by one of the attestor's keys,
 // or by a certificate that is the attestor's keyless identity.
-func (v *verifier) signedBy(s *signature) error {
-	for _, k := range v.keys {
+func (v *verifier) signedBy(s *signature, owner *atomic.Pointer[string]) error {
+	var known *string
+	if owner != nil {
+		known = owner.Load()
+	}
+	for i, k := range v.keys {
+		if known != nil {
+			if *known == v.fps[i] {
+				return nil // this very key verified it for another attestor
+			}
+			continue // verified earlier with another key
+		}
 		if verifySig(k, s.message(), s.sig) {
+			if owner != nil {
+				owner.Store(&v.fps[i])
+			}
 			return nil
 		}
 	}

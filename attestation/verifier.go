@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -36,6 +37,7 @@ type Verifier struct {
 // on them remembered by attestor definition.
 type signatures struct {
 	list         []signature
+	owners       []atomic.Pointer[string] // per signature: the key it verified with
 	attestations [][]byte // DSSE envelopes from the .att image, when fetched
 	mu           sync.Mutex
 	verdict      map[string]error
@@ -122,7 +124,7 @@ func (v *Verifier) Check(ctx context.Context, img workload.Image, attestors, sca
 		return res
 	}
 	if len(attestors) == 1 {
-		res.Attestors[0] = v.check(attestors[0], digest, sigs)
+		res.Attestors[0] = v.check(attestors[0], digest, sigs, 0)
 		return res
 	}
 	// Signature checks are CPU work (an ECDSA verification is tens of
@@ -132,7 +134,7 @@ func (v *Verifier) Check(ctx context.Context, img workload.Image, attestors, sca
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res.Attestors[i] = v.check(a, digest, sigs)
+			res.Attestors[i] = v.check(a, digest, sigs, i)
 		}()
 	}
 	wg.Wait()
@@ -202,7 +204,7 @@ func (v *Verifier) signatures(ctx context.Context, repo name.Repository, digest 
 		if len(bundles) > 0 {
 			list = bundles
 		}
-		s := &signatures{list: list, verdict: map[string]error{}}
+		s := &signatures{list: list, owners: make([]atomic.Pointer[string], len(list)), verdict: map[string]error{}}
 		if v.opts.attestations {
 			if s.attestations, err = v.fetchAttestations(ctx, repo, digest); err != nil {
 				return nil, err
@@ -349,7 +351,7 @@ func isNotFound(err error) bool {
 
 // check is one attestor's verdict, computed once per (digest, attestor
 // definition) and remembered with the signatures.
-func (v *Verifier) check(a *policy.Attestor, digest string, s *signatures) AttestorResult {
+func (v *Verifier) check(a *policy.Attestor, digest string, s *signatures, start int) AttestorResult {
 	r := AttestorResult{Attestor: a.Metadata.Name}
 	key, ver, err := v.verifierFor(a)
 	if err != nil {
@@ -360,7 +362,7 @@ func (v *Verifier) check(a *policy.Attestor, digest string, s *signatures) Attes
 	verdict, ok := s.verdict[key]
 	s.mu.Unlock()
 	if !ok {
-		verdict = ver.verify(digest, s.list)
+		verdict = ver.verify(digest, s.list, s.owners, start)
 		s.mu.Lock()
 		s.verdict[key] = verdict
 		s.mu.Unlock()

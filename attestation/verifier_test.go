@@ -328,3 +328,36 @@ func TestNewRejectsBadOptions(t *testing.T) {
 }
 
 var _ crypto.Signer = (*rsa.PrivateKey)(nil)
+
+// TestManyAttestorsShareSignatures: attestors checked together share what
+// each learnt about the image's signatures (which key verified which); every
+// verdict stays what it would be alone, whatever the order.
+func TestManyAttestorsShareSignatures(t *testing.T) {
+	reg := at.NewRegistry(t)
+	var keys []crypto.Signer
+	for i := 0; i < 4; i++ {
+		keys = append(keys, at.ECKey(t, elliptic.P256()))
+	}
+	_, d := reg.Push(t, "many", "v1")
+	reg.Sign(t, "many", d, keys...)
+	ref := reg.Host + "/many@" + d
+	outsider := at.ECKey(t, elliptic.P256())
+	orders := [][]*policy.Attestor{
+		{at.KeyAttestor(t, "a0", keys[0]), at.KeyAttestor(t, "a1", keys[1]), at.KeyAttestor(t, "a2", keys[2]), at.KeyAttestor(t, "a3", keys[3]), at.KeyAttestor(t, "out", outsider)},
+		{at.KeyAttestor(t, "out", outsider), at.KeyAttestor(t, "a3", keys[3]), at.KeyAttestor(t, "both", keys[2], keys[0]), at.KeyAttestor(t, "a1", keys[1])},
+		{at.KeyAttestor(t, "out-or-a2", outsider, keys[2]), at.KeyAttestor(t, "a2", keys[2]), at.KeyAttestor(t, "a0", keys[0])},
+	}
+	for i, atts := range orders {
+		v := newVerifier(t) // nothing cached: the attestors meet the signatures together
+		r := verify(t, v, ref, atts...)
+		for _, a := range atts {
+			want := attestation.Verified
+			if a.Metadata.Name == "out" {
+				want = attestation.NotVerified
+			}
+			if o, why := outcome(r, a.Metadata.Name); o != want {
+				t.Errorf("order %d: %s: %v (%s), want %v", i, a.Metadata.Name, o, why, want)
+			}
+		}
+	}
+}
