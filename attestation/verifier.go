@@ -38,7 +38,7 @@ type Verifier struct {
 type signatures struct {
 	list         []signature
 	owners       []atomic.Pointer[string] // per signature: the key it verified with
-	attestations [][]byte // DSSE envelopes from the .att image, when fetched
+	attestations [][]byte                 // DSSE envelopes from the .att image, when fetched
 	mu           sync.Mutex
 	verdict      map[string]error
 }
