@@ -195,3 +195,5 @@ func jsonString(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+func readFileBytes(path string) ([]byte, error) { return os.ReadFile(path) }
