@@ -210,7 +210,7 @@ func (c *call) authorize(op, resource string, extra map[string][]string) error {
 		iam.KeySecureTransport: {fmt.Sprint(c.r.TLS != nil)},
 		iam.KeyPrincipal:       {c.principal.ID},
 	}
-	if host, _, err := net.SplitHostPort(c.r.RemoteAddr); err == nil {
+	if host := remoteIP(c.r); host != "" {
 		ctx[iam.KeySourceIP] = []string{host}
 	}
 	for k, v := range extra {
@@ -229,4 +229,14 @@ func (c *call) authorize(op, resource string, extra map[string][]string) error {
 		detail["PolicyId"], detail["Statement"] = d.PolicyID, d.Statement
 	}
 	return &apiError{status: http.StatusForbidden, code: "NoPermission", msg: "caller has no permission", detail: detail}
+}
+
+// remoteIP is the peer's address; proxies' forwarding headers are not
+// trusted, so a condition on acs:SourceIp cannot be spoofed by a header.
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return ""
+	}
+	return host
 }
