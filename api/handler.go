@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/imagegate/imagegate/iam"
@@ -68,6 +69,9 @@ type Handler struct {
 	sessions sessions
 	opts     options
 	mux      *http.ServeMux
+	// writeMu serializes policy object writes, so two calls cannot both
+	// take the same new StrategyId or both create the same name.
+	writeMu sync.Mutex
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -90,6 +94,10 @@ func NewHandler(store Store, tokens *Tokens, statePath string, opts ...Option) (
 	h := &Handler{store: store, state: st, tokens: tokens, opts: o, mux: http.NewServeMux()}
 	h.mux.HandleFunc("POST /{$}", h.wrap(false, h.rpc))
 	h.routeREST()
+	h.mux.HandleFunc("/", h.wrap(false, func(c *call) (any, int, error) {
+		return nil, 0, &apiError{status: http.StatusNotFound, code: "InvalidAction.NotFound",
+			msg: fmt.Sprintf("no operation at %s %s (RPC calls are POST /?Action=NAME)", c.r.Method, c.r.URL.Path)}
+	}))
 	return h, nil
 }
 

@@ -29,7 +29,7 @@ ci-token,ci-bot,ci
 
 // env is a running API server over a temporary policy directory and state.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string // policy directory
 	state  string
 	srv    *httptest.Server
@@ -40,7 +40,7 @@ type env struct {
 	pubKey string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	e := &env{t: t, dir: filepath.Join(t.TempDir(), "policies"), now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
 	if err := os.Mkdir(e.dir, 0o755); err != nil {

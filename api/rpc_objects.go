@@ -44,6 +44,8 @@ func (h *Handler) modifyBSP(c *call) (map[string]any, error) {
 }
 
 func (h *Handler) writeBSP(c *call, op string, create bool) (map[string]any, error) {
+	h.writeMu.Lock()
+	defer h.writeMu.Unlock()
 	name, err := c.required("Name")
 	if err != nil {
 		return nil, err
@@ -96,6 +98,8 @@ func findBSP(snap *policy.Snapshot, name string) *policy.BinarySecurityPolicy {
 }
 
 func (h *Handler) deleteBSP(c *call) (map[string]any, error) {
+	h.writeMu.Lock()
+	defer h.writeMu.Unlock()
 	name, err := c.required("Name")
 	if err != nil {
 		return nil, err
@@ -181,6 +185,8 @@ func (h *Handler) modifyAttestor(c *call) (map[string]any, error) {
 }
 
 func (h *Handler) writeAttestor(c *call, op string, create bool) (map[string]any, error) {
+	h.writeMu.Lock()
+	defer h.writeMu.Unlock()
 	name, err := c.required("Name")
 	if err != nil {
 		return nil, err
@@ -217,6 +223,8 @@ func (h *Handler) writeAttestor(c *call, op string, create bool) (map[string]any
 }
 
 func (h *Handler) deleteAttestor(c *call) (map[string]any, error) {
+	h.writeMu.Lock()
+	defer h.writeMu.Unlock()
 	name, err := c.required("Name")
 	if err != nil {
 		return nil, err

@@ -82,6 +82,8 @@ func plain(data any) map[string]any {
 }
 
 func (h *Handler) createOpa(c *call) (map[string]any, error) {
+	h.writeMu.Lock()
+	defer h.writeMu.Unlock()
 	if _, err := c.required("StrategyName"); err != nil {
 		return nil, err
 	}
@@ -111,6 +113,8 @@ func (h *Handler) createOpa(c *call) (map[string]any, error) {
 }
 
 func (h *Handler) updateOpa(c *call) (map[string]any, error) {
+	h.writeMu.Lock()
+	defer h.writeMu.Unlock()
 	id, err := c.strategyID()
 	if err != nil {
 		return nil, err
@@ -164,6 +168,8 @@ func (h *Handler) getOpa(c *call) (map[string]any, error) {
 }
 
 func (h *Handler) deleteOpa(c *call) (map[string]any, error) {
+	h.writeMu.Lock()
+	defer h.writeMu.Unlock()
 	id, err := c.strategyID()
 	if err != nil {
 		return nil, err

@@ -292,3 +292,39 @@ func TestOpaStrategySeed004(t *testing.T) {
 		expect(t, st, body, 400, "InvalidParameter.RuleAction")
 	})
 }
+
+func TestUnknownPathsAnswerWithRequestId(t *testing.T) {
+	e := newEnv(t)
+	for _, c := range []struct{ method, path string }{{"GET", "/"}, {"GET", "/v9/nothing"}, {"POST", "/v5/agencies/x/unknown"}} {
+		t.Run(c.method+" "+c.path, func(t *testing.T) {
+			st, body := e.rest("admin-token", c.method, c.path, nil)
+			expect(t, st, body, 404, "InvalidAction.NotFound")
+		})
+	}
+}
+
+// TestConcurrentCreates: strategies created at once get distinct ids and
+// all land.
+func TestConcurrentCreates(t *testing.T) {
+	e := newEnv(t)
+	const n = 8
+	done := make(chan int, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			st, _ := e.rpc("admin-token", "CreateOpaStrategyNew", "StrategyName", "s", "RuleAction", "1", "ClusterId", "c1")
+			done <- st
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if st := <-done; st != 200 {
+			t.Errorf("status %d", st)
+		}
+	}
+	snap, err := policy.LoadDir(e.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(snap.Strategies()); got != n {
+		t.Errorf("%d strategies, want %d", got, n)
+	}
+}

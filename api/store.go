@@ -70,6 +70,10 @@ func (e *SharedFileError) Error() string {
 type DirStore struct {
 	Dir string
 	mu  sync.Mutex
+	// The last snapshot and the directory listing (names, sizes, mtimes)
+	// it was loaded from: reads re-parse only when a file changed.
+	cached    *policy.Snapshot
+	cachedSig string
 }
 
 var _ Store = (*DirStore)(nil)
@@ -107,7 +111,35 @@ func (s *DirStore) load() ([]located, map[string]int, error) {
 func (s *DirStore) Snapshot() (*policy.Snapshot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return policy.LoadDir(s.Dir)
+	sig, err := dirSignature(s.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if s.cached != nil && sig == s.cachedSig {
+		return s.cached, nil
+	}
+	snap, err := policy.LoadDir(s.Dir)
+	if err != nil {
+		return nil, err
+	}
+	s.cached, s.cachedSig = snap, sig
+	return snap, nil
+}
+
+func dirSignature(dir string) (string, error) {
+	files, err := listPolicyFiles(dir)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for _, f := range files {
+		info, err := os.Stat(f)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, "%s\x00%d\x00%d\n", f, info.Size(), info.ModTime().UnixNano())
+	}
+	return b.String(), nil
 }
 
 // Apply validates the directory's objects with the change applied and then
@@ -115,6 +147,7 @@ func (s *DirStore) Snapshot() (*policy.Snapshot, error) {
 func (s *DirStore) Apply(c Change) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.cached = nil // whatever happens, the next read looks at the files
 	all, perFile, err := s.load()
 	if err != nil {
 		return err
