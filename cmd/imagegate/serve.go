@@ -30,6 +30,7 @@ type serveFlags struct {
 	verifier                                                                 verifierFlags
 	scanStore, scanTokenFile                                                 string
 	scanMaxBytes                                                             int64
+	api                                                                      apiFlags
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
@@ -56,6 +57,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 	fs.StringVar(&f.scanStore, "scan-store", "", "scan store file to take scan facts from; new imports are seen without restart")
 	fs.StringVar(&f.scanTokenFile, "scan-token-file", "", "file holding the bearer token for POST /api/v1/scans (needs --scan-store)")
 	fs.Int64Var(&f.scanMaxBytes, "scan-max-bytes", 64<<20, "largest report POST /api/v1/scans accepts")
+	f.api.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, flagError(err)
 	}
@@ -74,6 +76,10 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 		default:
 			fmt.Fprintf(stderr, "imagegate serve: --on-verification-error %q: expected deny or allow\n", f.onVerificationError)
 		}
+		return nil, exitBadUsage
+	}
+	if err := f.api.check(); err != nil {
+		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return nil, exitBadUsage
 	}
 	if len(f.exempt) == 0 {
@@ -119,6 +125,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	certs, err := webhook.NewCertReloader(f.certFile, f.keyFile)
 	if err != nil {
+		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
+		return exitBadUsage
+	}
+	if err := f.api.start(ctx, f.policies, certs, log); err != nil {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return exitBadUsage
 	}

@@ -1,0 +1,161 @@
+package api
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/csv"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/imagegate/imagegate/iam"
+)
+
+// Tokens are the static bearer tokens of the tokens file.
+type Tokens struct {
+	byToken map[string]iam.Principal
+}
+
+// LoadTokens reads a CSV tokens file: token,principal[,group1|group2]. The
+// kube-apiserver's token file (token,user,uid,"group1,group2") loads too.
+// Blank lines and lines starting with # are skipped.
+func LoadTokens(path string) (*Tokens, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--api-tokens: %w", err)
+	}
+	defer f.Close()
+	r := csv.NewReader(f)
+	r.FieldsPerRecord = -1
+	r.Comment = '#'
+	r.TrimLeadingSpace = true
+	t := &Tokens{byToken: map[string]iam.Principal{}}
+	for {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--api-tokens %s: %w", path, err)
+		}
+		line, _ := r.FieldPos(0)
+		if len(rec) < 2 || rec[0] == "" || rec[1] == "" {
+			return nil, fmt.Errorf("--api-tokens %s:%d: expected token,principal[,group1|group2]", path, line)
+		}
+		p := iam.Principal{ID: rec[1]}
+		switch len(rec) {
+		case 2:
+		case 3:
+			p.Groups = splitNonEmpty(rec[2], "|")
+		case 4:
+			p.Groups = splitNonEmpty(rec[3], ",")
+		default:
+			return nil, fmt.Errorf("--api-tokens %s:%d: %d fields, expected token,principal[,group1|group2]", path, line, len(rec))
+		}
+		if _, dup := t.byToken[rec[0]]; dup {
+			return nil, fmt.Errorf("--api-tokens %s:%d: token used twice", path, line)
+		}
+		t.byToken[rec[0]] = p
+	}
+	if len(t.byToken) == 0 {
+		return nil, fmt.Errorf("--api-tokens %s: no tokens", path)
+	}
+	return t, nil
+}
+
+func splitNonEmpty(s, sep string) []string {
+	var out []string
+	for _, g := range strings.Split(s, sep) {
+		if g = strings.TrimSpace(g); g != "" {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// lookup compares against every token in constant time per token, so the
+// time taken does not reveal a matching prefix.
+func (t *Tokens) lookup(token string) (iam.Principal, bool) {
+	var found iam.Principal
+	ok := false
+	for k, p := range t.byToken {
+		if subtle.ConstantTimeCompare([]byte(k), []byte(token)) == 1 {
+			found, ok = p, true
+		}
+	}
+	return found, ok
+}
+
+// sessions are the short-lived tokens of assumed agencies, kept in memory
+// only: a restart ends every session.
+type sessions struct {
+	mu sync.Mutex
+	m  map[string]iam.Principal
+}
+
+const sessionPrefix = "igs-"
+
+func (s *sessions) issue(p iam.Principal, now time.Time) string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	tok := sessionPrefix + hex.EncodeToString(b)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]iam.Principal{}
+	}
+	for k, v := range s.m { // drop expired sessions as new ones come
+		if !now.Before(v.ExpiresAt) {
+			delete(s.m, k)
+		}
+	}
+	s.m[tok] = p
+	return tok
+}
+
+func (s *sessions) lookup(tok string) (iam.Principal, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.m[tok]
+	return p, ok
+}
+
+// errExpired is an assumed-agency token past its expiry.
+var errExpired = errors.New("the assumed-agency token has expired")
+
+// authenticate finds the caller from Authorization: Bearer or X-Auth-Token
+// (seed 003's header).
+func (h *Handler) authenticate(r *http.Request, now time.Time) (iam.Principal, error) {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		tok = r.Header.Get("X-Auth-Token")
+	}
+	tok = strings.TrimSpace(tok)
+	if tok == "" {
+		return iam.Principal{}, errors.New("missing bearer token (Authorization: Bearer TOKEN)")
+	}
+	if strings.HasPrefix(tok, sessionPrefix) {
+		p, ok := h.sessions.lookup(tok)
+		if !ok {
+			return iam.Principal{}, errors.New("unknown token")
+		}
+		if !now.Before(p.ExpiresAt) {
+			return iam.Principal{}, errExpired
+		}
+		if _, live := h.state.load().data.Agencies[p.Agency]; !live {
+			return iam.Principal{}, errors.New("the assumed agency no longer exists")
+		}
+		return p, nil
+	}
+	p, ok := h.tokens.lookup(tok)
+	if !ok {
+		return iam.Principal{}, errors.New("unknown token")
+	}
+	return p, nil
+}

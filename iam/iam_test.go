@@ -1,0 +1,216 @@
+package iam
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+type caseFile []struct {
+	Name    string
+	Control []struct {
+		ID      string
+		Scope   string
+		Targets []string
+		Doc     string
+	}
+	Custom []struct {
+		ID      string
+		Targets []string
+		Doc     string
+	}
+	Requests []struct {
+		Name      string
+		Principal string
+		Groups    []string
+		Agency    string
+		ExpiresIn string `yaml:"expiresIn"`
+		Action    string
+		Resource  string
+		Context   map[string][]string
+		Allowed   bool
+		Reason    string
+		Policy    string
+		Statement *int
+		Sid       string
+	}
+}
+
+var testValidator = Validator{}
+
+func TestAuthorize(t *testing.T) {
+	data, err := os.ReadFile("testdata/authorize.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases caseFile
+	if err := yaml.Unmarshal(data, &cases); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range cases {
+		t.Run(c.Name, func(t *testing.T) {
+			var control []ControlPolicy
+			for _, p := range c.Control {
+				pol, err := testValidator.Parse("PolicyDocument", p.Doc, Permission)
+				if err != nil {
+					t.Fatalf("%s: %v", p.ID, err)
+				}
+				control = append(control, ControlPolicy{ID: p.ID, Scope: EffectScope(p.Scope), Policy: pol, Targets: p.Targets})
+			}
+			var custom []CustomPolicy
+			for _, p := range c.Custom {
+				pol, err := testValidator.Parse("policy", p.Doc, Permission)
+				if err != nil {
+					t.Fatalf("%s: %v", p.ID, err)
+				}
+				custom = append(custom, CustomPolicy{ID: p.ID, Policy: pol, Targets: p.Targets})
+			}
+			a := NewAuthorizer(control, custom)
+			for i, r := range c.Requests {
+				name := r.Name
+				if name == "" {
+					name = strings.Join([]string{r.Principal, r.Action, r.Resource}, " ")
+				}
+				t.Run(name, func(t *testing.T) {
+					p := Principal{ID: r.Principal, Groups: r.Groups, Agency: r.Agency}
+					if r.ExpiresIn != "" {
+						d, err := time.ParseDuration(r.ExpiresIn)
+						if err != nil {
+							t.Fatal(err)
+						}
+						p.ExpiresAt = now.Add(d)
+					}
+					d := a.Authorize(Request{Principal: p, Action: r.Action, Resource: r.Resource, Context: r.Context, Now: now})
+					if d.Allowed != r.Allowed {
+						t.Fatalf("request %d: got %v, want allowed=%v", i, d, r.Allowed)
+					}
+					if r.Reason != "" && d.Reason != r.Reason {
+						t.Errorf("reason %q, want %q (%v)", d.Reason, r.Reason, d)
+					}
+					if r.Policy != "" && d.PolicyID != r.Policy {
+						t.Errorf("policy %q, want %q", d.PolicyID, r.Policy)
+					}
+					if r.Statement != nil && d.Statement != *r.Statement {
+						t.Errorf("statement %d, want %d", d.Statement, *r.Statement)
+					}
+					if r.Sid != "" && d.Sid != r.Sid {
+						t.Errorf("sid %q, want %q", d.Sid, r.Sid)
+					}
+				})
+			}
+		})
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	v := Validator{KnownActions: []string{"imagegate:CreateAttestor"}}
+	long := `{"Version":"1","Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Sid":"` + strings.Repeat("x", 4100) + `"}]}`
+	cases := []struct {
+		name, param, doc string
+		kind             Kind
+		code, contains   string
+	}{
+		{"too long", "NewPolicyDocument", long, Permission, "InvalidParameter.NewPolicyDocument.Length", "maximum of 4096"},
+		{"not json", "NewPolicyDocument", `{"Version":`, Permission, "InvalidParameter.NewPolicyDocument.Malformed", "not a policy document"},
+		{"empty", "PolicyDocument", ` `, Permission, "InvalidParameter.PolicyDocument.Malformed", "empty"},
+		{"unknown field", "PolicyDocument", `{"Version":"1","Statement":[],"Extra":1}`, Permission, "InvalidParameter.PolicyDocument.Malformed", "Extra"},
+		{"bad version", "PolicyDocument", `{"Version":"2","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`, Permission, "InvalidParameter.PolicyDocument.Malformed", "Version"},
+		{"no statement", "PolicyDocument", `{"Version":"1","Statement":[]}`, Permission, "InvalidParameter.PolicyDocument.Malformed", "at least one"},
+		{"bad effect", "PolicyDocument", `{"Version":"1","Statement":[{"Effect":"allow","Action":"*","Resource":"*"}]}`, Permission, "InvalidParameter.PolicyDocument.Malformed", "Statement[0].Effect"},
+		{"action and notaction", "PolicyDocument", `{"Version":"1","Statement":[{"Effect":"Allow","Action":"*","NotAction":"*","Resource":"*"}]}`, Permission, "InvalidParameter.PolicyDocument.Malformed", "exactly one of Action"},
+		{"unknown action", "PolicyDocument", `{"Version":"1","Statement":[{"Effect":"Allow","Action":"imagegate:CreatAttestor","Resource":"*"}]}`, Permission, "InvalidParameter.PolicyDocument.Malformed", "Statement[0].Action[0]"},
+		{"foreign action", "PolicyDocument", `{"Version":"1","Statement":[{"Effect":"Allow","Action":"ram:UpdateRole","Resource":"*"}]}`, Permission, "InvalidParameter.PolicyDocument.Malformed", "imagegate:<Operation>"},
+		{"no resource", "PolicyDocument", `{"Version":"1","Statement":[{"Effect":"Allow","Action":"*"}]}`, Permission, "InvalidParameter.PolicyDocument.Malformed", "Resource"},
+		{"bad resource", "PolicyDocument", `{"Version":"1","Statement":[{"Effect":"Allow","Action":"*","Resource":"acs:ram:*"}]}`, Permission, "InvalidParameter.PolicyDocument.Malformed", "Statement[0].Resource[0]"},
+		{"resource type", "PolicyDocument", `{"Version":"1","Statement":[{"Effect":"Allow","Action":"*","Resource":7}]}`, Permission, "InvalidParameter.PolicyDocument.Malformed", "string or a list"},
+		{"unknown operator", "PolicyDocument", `{"Version":"1","Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"StringEqualz":{"imagegate:Namespace":"a"}}}]}`, Permission, "InvalidParameter.PolicyDocument.Malformed", "unknown condition operator \"StringEqualz\""},
+		{"unknown key", "PolicyDocument", `{"Version":"1","Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"StringEquals":{"imagegate:Cluster":"a"}}}]}`, Permission, "InvalidParameter.PolicyDocument.Malformed", "unknown condition key \"imagegate:Cluster\""},
+		{"bad number", "PolicyDocument", `{"Version":"1","Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"NumericEquals":{"imagegate:RuleAction":"x"}}}]}`, Permission, "InvalidParameter.PolicyDocument.Malformed", "not a number"},
+		{"bad ip", "PolicyDocument", `{"Version":"1","Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"IpAddress":{"acs:SourceIp":"10.0.0.0/33"}}}]}`, Permission, "InvalidParameter.PolicyDocument.Malformed", "CIDR"},
+		{"bad date", "PolicyDocument", `{"Version":"1","Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"DateLessThan":{"acs:CurrentTime":"tomorrow"}}}]}`, Permission, "InvalidParameter.PolicyDocument.Malformed", "RFC 3339"},
+		{"bad bool", "PolicyDocument", `{"Version":"1","Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"Bool":{"acs:SecureTransport":"yes"}}}]}`, Permission, "InvalidParameter.PolicyDocument.Malformed", "true or false"},
+		{"principal in permission policy", "PolicyDocument", `{"Version":"1","Statement":[{"Effect":"Allow","Principal":{"IAM":["x"]},"Action":"*","Resource":"*"}]}`, Permission, "InvalidParameter.PolicyDocument.Malformed", "only trust policies"},
+		{"trust without principal", "trust_policy", `{"Version":"5.0","Statement":[{"Effect":"Allow","Action":["sts:agencies:assume"]}]}`, Trust, "InvalidParameter.trust_policy.Malformed", "Principal"},
+		{"trust with imagegate action", "trust_policy", `{"Version":"5.0","Statement":[{"Effect":"Allow","Action":["imagegate:CreateAttestor"],"Principal":{"IAM":["x"]}}]}`, Trust, "InvalidParameter.trust_policy.Malformed", "sts actions"},
+		{"trust bad principal type", "trust_policy", `{"Version":"5.0","Statement":[{"Effect":"Allow","Action":["sts:agencies:assume"],"Principal":{"AWS":["x"]}}]}`, Trust, "InvalidParameter.trust_policy.Malformed", "IAM or Service"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := v.Parse(c.param, c.doc, c.kind)
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("want *Error, got %v", err)
+			}
+			if e.Code != c.code || !strings.Contains(e.Error(), c.contains) {
+				t.Errorf("got %s %q, want %s containing %q", e.Code, e.Error(), c.code, c.contains)
+			}
+		})
+	}
+}
+
+func TestSeedDocumentsParse(t *testing.T) {
+	cases := []struct {
+		name string
+		doc  string
+		kind Kind
+	}{
+		{"seed 002 trust policy", `{"Version":"5.0","Statement":[{"Action":["sts:agencies:assume","sts::tagSession","sts::setSourceIdentity"],"Effect":"Allow","Principal":{"IAM":["xxx"]}}]}`, Trust},
+		{"seed 003 shape", `{"Version":"1.1","Statement":[{"Effect":"Allow","Action":["imagegate:GetOpaStrategyDetailNew"],"Condition":{"StringStartWith":{"imagegate:ClusterId":["cn-north-1"]}},"Resource":["imagegate:opastrategy/*"]}]}`, Permission},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := testValidator.Parse("p", c.doc, c.kind); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestTrusts(t *testing.T) {
+	p, err := testValidator.Parse("trust_policy", `{"Version":"5.0","Statement":[
+		{"Effect":"Allow","Action":["sts:agencies:assume"],"Principal":{"IAM":["ci-bot","group:release"]}},
+		{"Effect":"Deny","Action":["sts:*"],"Principal":{"IAM":["ci-bot"]},"Condition":{"NotIpAddress":{"acs:SourceIp":"10.0.0.0/8"}}}]}`, Trust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		caller Principal
+		ip     string
+		want   bool
+	}{
+		{"named principal from inside", Principal{ID: "ci-bot"}, "10.0.0.1", true},
+		{"named principal from outside is denied", Principal{ID: "ci-bot"}, "8.8.8.8", false},
+		{"group member", Principal{ID: "carol", Groups: []string{"release"}}, "8.8.8.8", true},
+		{"stranger", Principal{ID: "mallory"}, "10.0.0.1", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := p.Trusts(c.caller, TrustAction, map[string][]string{KeySourceIP: {c.ip}})
+			if d.Allowed != c.want {
+				t.Errorf("got %v, want %v", d, c.want)
+			}
+		})
+	}
+}
+
+func TestGlobMatch(t *testing.T) {
+	cases := []struct {
+		pat, s string
+		want   bool
+	}{
+		{"*", "", true}, {"a*", "abc", true}, {"a?c", "abc", true}, {"a?c", "ac", false},
+		{"*b*d", "abcbd", true}, {"*b*d", "abcbe", false}, {"a**", "a", true}, {"??", "abc", false},
+		{strings.Repeat("*a", 30) + "b", strings.Repeat("a", 100), false},
+	}
+	for _, c := range cases {
+		if got := compileMatcher(c.pat).match(c.s); got != c.want {
+			t.Errorf("%q ~ %q = %v, want %v", c.pat, c.s, got, c.want)
+		}
+	}
+}
