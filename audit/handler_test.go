@@ -68,7 +68,9 @@ func TestEventsAPI(t *testing.T) {
 		})
 	}
 	t.Run("paging with filters", func(t *testing.T) {
-		want := want(100, func(e *audit.Event) bool { return e.Namespace == "ns1" && (e.Actions[0] == "block" || e.Actions[0] == "alert") })
+		want := want(100, func(e *audit.Event) bool {
+			return e.Namespace == "ns1" && (e.Actions[0] == "block" || e.Actions[0] == "alert")
+		})
 		var got []string
 		v := url.Values{"namespace": {"ns1"}, "action": {"block", "alert"}, "limit": {"4"}}
 		for pages := 0; ; pages++ {

@@ -88,7 +88,9 @@ func TestStoreQueries(t *testing.T) {
 		{"action", audit.Query{Actions: []string{"block"}}, func(e *audit.Event) bool { return e.Actions[0] == "block" }},
 		{"actions", audit.Query{Actions: []string{"alert", "unsigned"}}, func(e *audit.Event) bool { return e.Actions[0] == "alert" || e.Actions[0] == "unsigned" }},
 		{"namespace and action", audit.Query{Namespace: "ns2", Actions: []string{"allow"}}, func(e *audit.Event) bool { return e.Namespace == "ns2" && e.Actions[0] == "allow" }},
-		{"image glob", audit.Query{Image: "*/team1/app3"}, func(e *audit.Event) bool { return e.Images[0].Image[len("registry.example.com/team1/app3"):][0] == ':' && e.Images[0].Image[:31] == "registry.example.com/team1/app3" }},
+		{"image glob", audit.Query{Image: "*/team1/app3"}, func(e *audit.Event) bool {
+			return e.Images[0].Image[len("registry.example.com/team1/app3"):][0] == ':' && e.Images[0].Image[:31] == "registry.example.com/team1/app3"
+		}},
 		{"image glob and namespace", audit.Query{Image: "registry.example.com/team0/*", Namespace: "ns0"}, func(e *audit.Event) bool {
 			return e.Namespace == "ns0" && e.Images[0].Image[:26] == "registry.example.com/team0"
 		}},
