@@ -47,16 +47,32 @@ func NewDecider(engines EngineProvider, source facts.Source, opts ...Option) *De
 
 // Decide gathers facts for obj and evaluates it.
 func (d *Decider) Decide(ctx context.Context, obj *workload.Object) (*rego.Decision, error) {
+	o, err := d.DecideOutcome(ctx, obj)
+	return o.Decision, err
+}
+
+// Outcome is a decision with what it was made on, for audit events. Nothing
+// in it may be modified: the decision may be shared through the engine's
+// cache, the facts with the sources' caches.
+type Outcome struct {
+	Decision *rego.Decision
+	Facts    []*facts.Image // Facts[i] belongs to the decision's Images[i]; may be nil
+	Engine   *rego.Engine   // the engine (snapshot and cluster) that decided
+}
+
+// DecideOutcome is Decide returning the facts and engine too.
+func (d *Decider) DecideOutcome(ctx context.Context, obj *workload.Object) (Outcome, error) {
 	e := d.engines.Engine()
 	if e == nil {
-		return nil, fmt.Errorf("admission: no policy snapshot loaded")
+		return Outcome{}, fmt.Errorf("admission: no policy snapshot loaded")
 	}
 	fs, err := d.facts.Facts(ctx, facts.Request{Namespace: obj.Namespace, Images: obj.Images,
 		Attestors: resolve(e, e.RequiredAttestors(obj.Namespace)), ScanAttestors: resolve(e, d.scanAttestors)})
 	if err != nil {
-		return nil, fmt.Errorf("admission: gathering facts: %w", err)
+		return Outcome{Engine: e}, fmt.Errorf("admission: gathering facts: %w", err)
 	}
-	return e.Eval(ctx, rego.Input{Namespace: obj.Namespace, Labels: obj.Labels, Images: obj.Images, Facts: fs})
+	dec, err := e.Eval(ctx, rego.Input{Namespace: obj.Namespace, Labels: obj.Labels, Images: obj.Images, Facts: fs})
+	return Outcome{Decision: dec, Facts: fs, Engine: e}, err
 }
 
 // Static is an EngineProvider with one engine.

@@ -37,6 +37,16 @@ type ImageDecision struct {
 	Strategies       []int64  `json:"strategies"`       // ids of the strategies that hit the image
 	MissingAttestors []string `json:"missingAttestors"` // required attestors that did not verify
 	Reasons          []string `json:"reasons"`
+	// Findings are the scan findings behind the strategies that hit (for
+	// audit events; check's JSON output leaves them out).
+	Findings []Finding `json:"-"`
+}
+
+// Finding is a scan finding a strategy hit on.
+type Finding struct {
+	Category string `json:"category"`
+	ID       string `json:"id"`
+	Level    string `json:"level"`
 }
 
 var (
@@ -81,6 +91,7 @@ func toDecision(t *ast.Term, in Input) (*Decision, error) {
 			Strategies:       ints(get(io, kStrategies)),
 			MissingAttestors: stringList(get(io, kMissing)),
 			Reasons:          stringList(get(io, kReasons)),
+			Findings:         findingList(get(io, kFindings)),
 		}
 	}
 	return d, nil
@@ -119,6 +130,25 @@ func ints(v ast.Value) []int64 {
 				out = append(out, x)
 			}
 		}
+	}
+	return out
+}
+
+func findingList(v ast.Value) []Finding {
+	arr, ok := v.(*ast.Array)
+	if !ok || arr.Len() == 0 {
+		return nil
+	}
+	out := make([]Finding, 0, arr.Len())
+	for i := 0; i < arr.Len(); i++ {
+		o, ok := arr.Elem(i).Value.(ast.Object)
+		if !ok {
+			continue
+		}
+		c, _ := get(o, kCategory).(ast.String)
+		id, _ := get(o, kID).(ast.String)
+		l, _ := get(o, kLevel).(ast.String)
+		out = append(out, Finding{Category: string(c), ID: string(id), Level: string(l)})
 	}
 	return out
 }

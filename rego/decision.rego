@@ -41,13 +41,13 @@ images := [decide(img, img.criteriaIds & applicable) | some img in input.images]
 decide(img, candidates) := d if {
 	img.invalid != ""
 	line := sprintf("image %q is not a valid image reference: %s", [img.ref, img.invalid])
-	d := {"action": "block", "strategies": [], "missing": [], "reasons": [line], "violations": [line], "warnings": []}
+	d := {"action": "block", "strategies": [], "missing": [], "reasons": [line], "violations": [line], "warnings": [], "findings": []}
 } else := passed if {
 	count(candidates) == 0
 	count(required - img.attestors) == 0
 } else := full(img, candidates)
 
-passed := {"action": "pass", "strategies": [], "missing": [], "reasons": [], "violations": [], "warnings": []}
+passed := {"action": "pass", "strategies": [], "missing": [], "reasons": [], "violations": [], "warnings": [], "findings": []}
 
 full(img, candidates) := d if {
 	ids := sort(strategy_hits(img, candidates))
@@ -66,6 +66,7 @@ full(img, candidates) := d if {
 		"reasons": array.concat(unsigned, [l[1] | some l in lines]),
 		"violations": array.concat(unsigned, [l[1] | verdict == "block"; some l in lines; l[0] == "block"]),
 		"warnings": array.concat(excused_lines(img), [l[1] | verdict == "alert"; some l in lines; l[0] == "alert"]),
+		"findings": hit_findings(img, ids),
 	}
 }
 
@@ -116,6 +117,11 @@ why(img, id) := concat(", ", reasons) if {
 	reasons := array.concat(array.concat(flag(img, "u", id, unscanned_text(img)), flag(img, "m", id, "malicious image")), found)
 	count(reasons) > 0
 } else := "matched by image name or label"
+
+# The findings behind the hits, once each, for audit events.
+hit_findings(img, ids) := [img.findings[i] |
+	some i in sort({i | some id in ids; some k in object.get(idx.findingKeys, id, set()); some i in object.get(img.criteria, k, [])})
+]
 
 # A note says why scan evidence was set aside (e.g. an attestation signed by
 # the wrong attestor).

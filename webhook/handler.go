@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imagegate/imagegate/admission"
 	"github.com/imagegate/imagegate/rego"
 	"github.com/imagegate/imagegate/workload"
 )
@@ -117,7 +118,9 @@ func (h *Handler) answer(ctx context.Context, req *request) (resp *response, dec
 	obj, skip, err := extract(req)
 	switch {
 	case err != nil:
-		return deny(req, http.StatusBadRequest, err.Error()), "denied"
+		resp := deny(req, http.StatusBadRequest, err.Error())
+		h.audit(req, nil, admission.Outcome{}, resp, err)
+		return resp, "denied"
 	case skip != "":
 		return &response{UID: req.UID, Allowed: true}, "skipped"
 	case h.opts.exempt[obj.Namespace]:
@@ -127,17 +130,25 @@ func (h *Handler) answer(ctx context.Context, req *request) (resp *response, dec
 	case h.slots <- struct{}{}:
 		defer func() { <-h.slots }()
 	case <-ctx.Done():
-		return h.undecided(req, fmt.Errorf("too many requests in flight: %w", ctx.Err())), "error"
+		err := fmt.Errorf("too many requests in flight: %w", ctx.Err())
+		resp := h.undecided(req, err)
+		h.audit(req, obj, admission.Outcome{}, resp, err)
+		return resp, "error"
 	}
-	d, err := h.decider.Decide(ctx, obj)
+	out, err := h.decide(ctx, obj)
 	if err == nil && ctx.Err() != nil {
 		err = ctx.Err()
 	}
 	if err != nil {
-		return h.undecided(req, err), "error"
+		resp := h.undecided(req, err)
+		h.audit(req, obj, out, resp, err)
+		return resp, "error"
 	}
+	d := out.Decision
 	h.log(req, obj, d)
-	return fromDecision(req, d), verdict(d)
+	resp = fromDecision(req, d)
+	h.audit(req, obj, out, resp, nil)
+	return resp, verdict(d)
 }
 
 // extract finds the workload of a CREATE or UPDATE; skip says why a request

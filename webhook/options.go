@@ -19,6 +19,7 @@ type options struct {
 	failOpen       bool
 	logger         *slog.Logger
 	registerer     prometheus.Registerer
+	auditor        Auditor
 }
 
 // Defaults, in one place.
@@ -75,6 +76,10 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 
 // WithRegisterer registers the handler's metrics.
 func WithRegisterer(r prometheus.Registerer) Option { return func(o *options) { o.registerer = r } }
+
+// WithAuditor hands every answered request to a (non-blocking) auditor,
+// which records those that are not a plain pass.
+func WithAuditor(a Auditor) Option { return func(o *options) { o.auditor = a } }
 
 func (o *options) validate() error {
 	switch {

@@ -25,6 +25,7 @@ Commands:
   serve    run the admission webhook
   verify   check an image's signatures against attestors
   scan     import scanner reports into a scan store
+  events   list audit events from an audit store
   version  print the version
 
 Run 'imagegate COMMAND --help' for a command's flags.
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runServe(ctx, args[1:], stderr)
 	case "scan":
 		return runScan(args[1:], stdout, stderr)
+	case "events":
+		return runEvents(args[1:], stdout, stderr)
 	case "verify":
 		return runVerify(ctx, args[1:], stdout, stderr)
 	case "version", "--version":

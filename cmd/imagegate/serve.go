@@ -31,6 +31,7 @@ type serveFlags struct {
 	scanStore, scanTokenFile                                                 string
 	scanMaxBytes                                                             int64
 	api                                                                      apiFlags
+	audit                                                                    auditFlags
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
@@ -58,6 +59,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 	fs.StringVar(&f.scanTokenFile, "scan-token-file", "", "file holding the bearer token for POST /api/v1/scans (needs --scan-store)")
 	fs.Int64Var(&f.scanMaxBytes, "scan-max-bytes", 64<<20, "largest report POST /api/v1/scans accepts")
 	f.api.register(fs)
+	f.audit.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, flagError(err)
 	}
@@ -158,10 +160,16 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		loads.WithLabelValues("error").Inc()
 		log.Error("policy snapshot rejected; the last good one stays in force", "dir", f.policies, "error", err.Error())
 	})
+	auditOpts, stopAudit, err := f.audit.start(ctx, f.clusterID, log, reg, extra)
+	if err != nil {
+		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
+		return exitBadUsage
+	}
+	defer stopAudit()
 	handler, err := webhook.NewHandler(admission.NewDecider(engines, source, admission.WithScanAttestors(f.verifier.scanAttestors...)),
-		webhook.WithExemptNamespaces(f.exempt...), webhook.WithDefaultTimeout(f.defaultTimeout),
-		webhook.WithMaxInFlight(f.maxInFlight), webhook.WithMaxBodyBytes(f.maxBody),
-		webhook.WithFailOpen(failOpen), webhook.WithLogger(log), webhook.WithRegisterer(reg))
+		append([]webhook.Option{webhook.WithExemptNamespaces(f.exempt...), webhook.WithDefaultTimeout(f.defaultTimeout),
+			webhook.WithMaxInFlight(f.maxInFlight), webhook.WithMaxBodyBytes(f.maxBody),
+			webhook.WithFailOpen(failOpen), webhook.WithLogger(log), webhook.WithRegisterer(reg)}, auditOpts...)...)
 	if err != nil {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return exitBadUsage

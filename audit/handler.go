@@ -1,0 +1,76 @@
+package audit
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Handler is GET /api/v1/events: a bearer-authenticated query of the store
+// with the filters of imagegate events (namespace, action, image, since,
+// until, limit, pageToken), answering a Page as JSON.
+type Handler struct {
+	Store *Store
+	Token string // required bearer token
+	Now   func() time.Time
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+var knownParams = map[string]bool{"namespace": true, "action": true, "image": true, "since": true, "until": true, "limit": true, "pageToken": true}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		jsonError(w, http.StatusMethodNotAllowed, "use GET")
+		return
+	}
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || h.Token == "" || subtle.ConstantTimeCompare([]byte(token), []byte(h.Token)) != 1 {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="imagegate"`)
+		jsonError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+		return
+	}
+	v := r.URL.Query()
+	for name, vals := range v {
+		switch {
+		case !knownParams[name]:
+			jsonError(w, http.StatusBadRequest, "unknown parameter "+name+": expected namespace, action, image, since, until, limit or pageToken")
+			return
+		case len(vals) > 1 && name != "action":
+			jsonError(w, http.StatusBadRequest, "parameter "+name+" given more than once")
+			return
+		}
+	}
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	q, err := ParseQuery(QueryParams{Namespace: v.Get("namespace"), Action: strings.Join(v["action"], ","), Image: v.Get("image"),
+		Since: v.Get("since"), Until: v.Get("until"), Limit: v.Get("limit"), PageToken: v.Get("pageToken")}, now())
+	if err != nil {
+		jsonError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	page, err := h.Store.Query(q)
+	if err != nil {
+		var fe *FilterError
+		if errors.As(err, &fe) {
+			jsonError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		jsonError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(page)
+}
+
+func jsonError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}

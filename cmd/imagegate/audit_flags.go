@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/imagegate/imagegate/audit"
+	"github.com/imagegate/imagegate/webhook"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// auditFlags are serve's audit flags (docs/audit.md).
+type auditFlags struct {
+	log, store, tokenFile string
+	maxSize               int64
+	maxBackups, queueSize int
+	retention, pruneEvery time.Duration
+}
+
+func (f *auditFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.log, "audit-log", "", "write audit events as JSON lines to FILE, or - for stdout")
+	fs.Int64Var(&f.maxSize, "audit-log-max-size", 100<<20, "rotate --audit-log FILE before it grows past this many bytes (0: never)")
+	fs.IntVar(&f.maxBackups, "audit-log-max-backups", 5, "rotated audit log files to keep (0: all)")
+	fs.StringVar(&f.store, "audit-store", "", "keep audit events in this store file, for imagegate events and GET /api/v1/events")
+	fs.DurationVar(&f.retention, "audit-retention", audit.DefaultRetention, "how long --audit-store keeps events")
+	fs.DurationVar(&f.pruneEvery, "audit-prune-interval", time.Hour, "how often --audit-store drops events past --audit-retention")
+	fs.StringVar(&f.tokenFile, "audit-token-file", "", "file holding the bearer token for GET /api/v1/events (needs --audit-store)")
+	fs.IntVar(&f.queueSize, "audit-queue-size", audit.DefaultQueueSize, "audit events waiting for the sinks; beyond it they are dropped and counted")
+}
+
+func (f *auditFlags) validate() error {
+	switch {
+	case f.maxSize < 0:
+		return fmt.Errorf("--audit-log-max-size %d: expected 0 or more bytes", f.maxSize)
+	case f.maxBackups < 0:
+		return fmt.Errorf("--audit-log-max-backups %d: expected 0 or more", f.maxBackups)
+	case f.retention <= 0:
+		return fmt.Errorf("--audit-retention %s: expected a positive duration", f.retention)
+	case f.pruneEvery <= 0:
+		return fmt.Errorf("--audit-prune-interval %s: expected a positive duration", f.pruneEvery)
+	case f.queueSize <= 0:
+		return fmt.Errorf("--audit-queue-size %d: expected a positive number", f.queueSize)
+	case f.tokenFile != "" && f.store == "":
+		return errors.New("--audit-token-file needs --audit-store")
+	}
+	return nil
+}
+
+// start builds the sinks and the recorder, mounts GET /api/v1/events on
+// extra, and returns the webhook option (none without sinks) and a stop
+// function that flushes queued events.
+func (f *auditFlags) start(ctx context.Context, clusterID string, log *slog.Logger, reg prometheus.Registerer, extra map[string]http.Handler) ([]webhook.Option, func(), error) {
+	if err := f.validate(); err != nil {
+		return nil, nil, err
+	}
+	var sinks []audit.Sink
+	switch f.log {
+	case "":
+	case "-":
+		sinks = append(sinks, audit.NewWriterSink(os.Stdout))
+	default:
+		s, err := audit.NewFileSink(f.log, f.maxSize, f.maxBackups)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--audit-log: %w", err)
+		}
+		sinks = append(sinks, s)
+	}
+	if f.store != "" {
+		st, err := audit.OpenStore(f.store)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--audit-store: %w", err)
+		}
+		sinks = append(sinks, st)
+		go st.RunRetention(ctx, f.retention, f.pruneEvery, log)
+		if f.tokenFile != "" {
+			token, err := os.ReadFile(f.tokenFile)
+			if err != nil || len(strings.TrimSpace(string(token))) == 0 {
+				return nil, nil, fmt.Errorf("--audit-token-file: %v (it must hold a token)", err)
+			}
+			extra["GET /api/v1/events"] = &audit.Handler{Store: st, Token: strings.TrimSpace(string(token)), Now: time.Now}
+		}
+	}
+	if len(sinks) == 0 {
+		return nil, func() {}, nil
+	}
+	rec, err := audit.NewRecorder(sinks, audit.WithQueueSize(f.queueSize), audit.WithClusterID(clusterID),
+		audit.WithLogger(log), audit.WithRegisterer(reg))
+	if err != nil {
+		return nil, nil, err
+	}
+	stop := func() {
+		if err := rec.Close(); err != nil {
+			log.Warn("audit sinks not closed cleanly", "error", err.Error())
+		}
+	}
+	return []webhook.Option{webhook.WithAuditor(rec)}, stop, nil
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/imagegate/imagegate/audit"
+)
+
+// runEvents is imagegate events: a query of the audit store (docs/audit.md).
+func runEvents(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("events", "events --store PATH [--namespace NS] [--action block|alert|allow|unsigned|error] [--image GLOB] [--since 24h] [--until T] [--limit N] [--page-token T] [-o table|json]", stderr)
+	var p audit.QueryParams
+	var store, output string
+	var limit int
+	fs.StringVar(&store, "store", "", "audit store file (serve --audit-store)")
+	fs.StringVar(&p.Namespace, "namespace", "", "only events in this namespace")
+	fs.StringVar(&p.Action, "action", "", "only events with one of these actions (comma-separated): block, alert, allow, unsigned, error")
+	fs.StringVar(&p.Image, "image", "", "only events with an image whose repository matches this glob (* and ?)")
+	fs.StringVar(&p.Since, "since", "", "only events at or after this time: RFC 3339 or an age (90m, 24h, 7d)")
+	fs.StringVar(&p.Until, "until", "", "only events at or before this time: RFC 3339 or an age")
+	fs.IntVar(&limit, "limit", audit.DefaultLimit, fmt.Sprintf("events per page (1 to %d)", audit.MaxLimit))
+	fs.StringVar(&p.PageToken, "page-token", "", "continue after a previous page (its nextPageToken)")
+	fs.StringVar(&output, "o", "table", "output: table or json")
+	if err := fs.Parse(args); err != nil {
+		return flagError(err)
+	}
+	switch {
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "imagegate events: unexpected arguments %q\n", fs.Args())
+		return exitBadUsage
+	case store == "":
+		fmt.Fprintln(stderr, "imagegate events: required: --store")
+		return exitBadUsage
+	case output != "table" && output != "json":
+		fmt.Fprintf(stderr, "imagegate events: -o %q: expected table or json\n", output)
+		return exitBadUsage
+	}
+	if _, err := os.Stat(store); err != nil {
+		fmt.Fprintf(stderr, "imagegate events: --store: %v\n", err)
+		return exitBadUsage
+	}
+	p.Limit = fmt.Sprint(limit)
+	q, err := audit.ParseQuery(p, time.Now())
+	if err != nil {
+		var fe *audit.FilterError
+		if errors.As(err, &fe) {
+			fe.Param = "--" + strings.ReplaceAll(fe.Param, "pageToken", "page-token")
+		}
+		fmt.Fprintf(stderr, "imagegate events: %v\n", err)
+		return exitBadUsage
+	}
+	page, err := audit.ReadStore(store).Query(q)
+	if err != nil {
+		fmt.Fprintf(stderr, "imagegate events: %v\n", err)
+		return exitBadUsage
+	}
+	if output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(page); err != nil {
+			fmt.Fprintf(stderr, "imagegate events: %v\n", err)
+			return exitBadUsage
+		}
+		return exitOK
+	}
+	printEvents(stdout, page)
+	return exitOK
+}
+
+func printEvents(w io.Writer, page *audit.Page) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tNAMESPACE\tOBJECT\tDECISION\tACTIONS\tUSER\tIMAGES")
+	for _, ev := range page.Events {
+		var imgs []string
+		for _, img := range ev.Images {
+			if img.Action != "pass" {
+				imgs = append(imgs, img.Image+" ("+img.Action+")")
+			}
+		}
+		dry := ""
+		if ev.DryRun {
+			dry = " (dry run)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s%s\t%s\t%s\t%s\n", ev.Time.Format(time.RFC3339), ev.Namespace, ev.Kind, ev.Name,
+			ev.Decision, dry, strings.Join(ev.Actions, ","), ev.User.Username, strings.Join(imgs, ", "))
+	}
+	tw.Flush()
+	if page.NextPageToken != "" {
+		fmt.Fprintf(w, "\nmore: --page-token %s\n", page.NextPageToken)
+	}
+}
