@@ -96,30 +96,37 @@ func (t *Tokens) lookup(token string) (iam.Principal, bool) {
 // only: a restart ends every session.
 type sessions struct {
 	mu sync.Mutex
-	m  map[string]iam.Principal
+	m  map[string]session
+}
+
+// session is an assumed agency: who assumed it (with the groups they had)
+// and the principal the token acts as.
+type session struct {
+	caller iam.Principal
+	as     iam.Principal
 }
 
 const sessionPrefix = "igs-"
 
-func (s *sessions) issue(p iam.Principal, now time.Time) string {
+func (s *sessions) issue(caller, as iam.Principal, now time.Time) string {
 	b := make([]byte, 24)
 	_, _ = rand.Read(b)
 	tok := sessionPrefix + hex.EncodeToString(b)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil {
-		s.m = map[string]iam.Principal{}
+		s.m = map[string]session{}
 	}
 	for k, v := range s.m { // drop expired sessions as new ones come
-		if !now.Before(v.ExpiresAt) {
+		if !now.Before(v.as.ExpiresAt) {
 			delete(s.m, k)
 		}
 	}
-	s.m[tok] = p
+	s.m[tok] = session{caller: caller, as: as}
 	return tok
 }
 
-func (s *sessions) lookup(tok string) (iam.Principal, bool) {
+func (s *sessions) lookup(tok string) (session, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, ok := s.m[tok]
@@ -141,17 +148,25 @@ func (h *Handler) authenticate(r *http.Request, now time.Time) (iam.Principal, e
 		return iam.Principal{}, errors.New("missing bearer token (Authorization: Bearer TOKEN)")
 	}
 	if strings.HasPrefix(tok, sessionPrefix) {
-		p, ok := h.sessions.lookup(tok)
+		s, ok := h.sessions.lookup(tok)
 		if !ok {
 			return iam.Principal{}, errors.New("unknown token")
 		}
-		if !now.Before(p.ExpiresAt) {
+		if !now.Before(s.as.ExpiresAt) {
 			return iam.Principal{}, errExpired
 		}
-		if _, live := h.state.load().data.Agencies[p.Agency]; !live {
+		// The trust policy is asked again on every use: a token stops
+		// working as soon as the agency is deleted, its trust policy no
+		// longer names the caller, or the caller calls from where a
+		// condition (acs:SourceIp) does not allow.
+		trust, live := h.state.load().trusts[s.as.Agency]
+		if !live {
 			return iam.Principal{}, errors.New("the assumed agency no longer exists")
 		}
-		return p, nil
+		if d := trust.Trusts(s.caller, iam.TrustAction, trustContext(r, now)); !d.Allowed {
+			return iam.Principal{}, fmt.Errorf("the agency's trust policy no longer lets %s act as it (%s)", s.caller.ID, d.Reason)
+		}
+		return s.as, nil
 	}
 	p, ok := h.tokens.lookup(tok)
 	if !ok {
