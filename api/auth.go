@@ -133,6 +133,10 @@ func (s *sessions) lookup(tok string) (session, bool) {
 	return p, ok
 }
 
+// errAuthUnavailable is a token that could not be checked (the API server
+// did not answer a TokenReview): a server error, not the caller's fault.
+var errAuthUnavailable = errors.New("could not authenticate the token")
+
 // errExpired is an assumed-agency token past its expiry.
 var errExpired = errors.New("the assumed-agency token has expired")
 
@@ -168,7 +172,10 @@ func (h *Handler) authenticate(r *http.Request, now time.Time) (iam.Principal, e
 		}
 		return s.as, nil
 	}
-	p, ok := h.tokens.lookup(tok)
+	p, ok, err := h.auth.Authenticate(r.Context(), tok)
+	if err != nil {
+		return iam.Principal{}, fmt.Errorf("%w: %w", errAuthUnavailable, err)
+	}
 	if !ok {
 		return iam.Principal{}, errors.New("unknown token")
 	}

@@ -58,7 +58,7 @@ func TestStatePersists(t *testing.T) {
 	e := newEnv(t)
 	st, body := e.rpc("admin-token", "CreateControlPolicy", "PolicyName", "P", "EffectScope", "All", "PolicyDocument", denyProdAllowRules)
 	expect(t, st, body, 200, "")
-	tokens := e.h.tokens
+	tokens := e.h.auth
 	h2, err := NewHandler(&DirStore{Dir: e.dir}, tokens, e.state)
 	if err != nil {
 		t.Fatal(err)

@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/imagegate/imagegate/api"
@@ -18,22 +21,35 @@ import (
 type apiFlags struct {
 	listen, tokens, state string
 	maxBody               int64
+	review                bool
+	reviewServer          string
+	reviewCA, reviewToken string
 }
+
+// In-cluster service account files, the TokenReview defaults.
+const (
+	saCAFile    = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+	saTokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+)
 
 func (f *apiFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.listen, "api-listen", "", "address for the management API (TLS, the serving certificate); empty disables it")
 	fs.StringVar(&f.tokens, "api-tokens", "", "CSV file of API bearer tokens: token,principal,group1|group2 (needs --api-listen)")
 	fs.StringVar(&f.state, "api-state", "", "file holding IAM state: control, custom and trust policies, agencies, attachments (needs --api-listen)")
 	fs.Int64Var(&f.maxBody, "api-max-body-bytes", api.DefaultMaxBodyBytes, "largest management API request body")
+	fs.BoolVar(&f.review, "api-token-review", false, "also accept Kubernetes tokens, checked with the API server's TokenReview")
+	fs.StringVar(&f.reviewServer, "api-token-review-server", "", "API server URL for TokenReview (default: in-cluster, from KUBERNETES_SERVICE_HOST/PORT)")
+	fs.StringVar(&f.reviewCA, "api-token-review-ca-file", saCAFile, "CA bundle of the API server for TokenReview")
+	fs.StringVar(&f.reviewToken, "api-token-review-token-file", saTokenFile, "imagegate's own token for TokenReview (needs the system:auth-delegator role); re-read on every review")
 }
 
 // check reports flag combinations that cannot work.
 func (f *apiFlags) check() error {
 	switch {
-	case f.listen == "" && (f.tokens != "" || f.state != ""):
-		return errors.New("--api-tokens and --api-state need --api-listen")
-	case f.listen != "" && (f.tokens == "" || f.state == ""):
-		return errors.New("--api-listen needs --api-tokens and --api-state")
+	case f.listen == "" && (f.tokens != "" || f.state != "" || f.review):
+		return errors.New("--api-tokens, --api-token-review and --api-state need --api-listen")
+	case f.listen != "" && (f.state == "" || (f.tokens == "" && !f.review)):
+		return errors.New("--api-listen needs --api-state and --api-tokens or --api-token-review")
 	}
 	return nil
 }
@@ -46,11 +62,11 @@ func (f *apiFlags) start(ctx context.Context, policies string, certs *webhook.Ce
 	if f.listen == "" {
 		return nil
 	}
-	tokens, err := api.LoadTokens(f.tokens)
+	auth, err := f.authenticators()
 	if err != nil {
 		return err
 	}
-	h, err := api.NewHandler(&api.DirStore{Dir: policies}, tokens, f.state,
+	h, err := api.NewHandler(&api.DirStore{Dir: policies}, auth, f.state,
 		api.WithLogger(log.With("component", "api")), api.WithMaxBodyBytes(f.maxBody))
 	if err != nil {
 		return err
@@ -80,4 +96,40 @@ func (f *apiFlags) start(ctx context.Context, policies string, certs *webhook.Ce
 	}()
 	log.Info("serving the management API", "listen", ln.Addr().String())
 	return nil
+}
+
+// authenticators: the tokens file first, then TokenReview.
+func (f *apiFlags) authenticators() (api.Authenticators, error) {
+	var auth api.Authenticators
+	if f.tokens != "" {
+		tokens, err := api.LoadTokens(f.tokens)
+		if err != nil {
+			return nil, err
+		}
+		auth = append(auth, tokens)
+	}
+	if !f.review {
+		return auth, nil
+	}
+	server := f.reviewServer
+	if server == "" {
+		host, port := os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT")
+		if host == "" || port == "" {
+			return nil, errors.New("--api-token-review: not in a cluster (KUBERNETES_SERVICE_HOST unset); set --api-token-review-server")
+		}
+		server = "https://" + net.JoinHostPort(host, port)
+	}
+	pem, err := os.ReadFile(f.reviewCA)
+	if err != nil {
+		return nil, fmt.Errorf("--api-token-review-ca-file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--api-token-review-ca-file %s: no PEM certificates", f.reviewCA)
+	}
+	if _, err := os.Stat(f.reviewToken); err != nil {
+		return nil, fmt.Errorf("--api-token-review-token-file: %w", err)
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	return append(auth, &api.TokenReviewer{Server: server, Client: client, TokenFile: f.reviewToken, TTL: api.DefaultTokenReviewTTL, Now: time.Now}), nil
 }
