@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"github.com/imagegate/imagegate/test/e2e/harness"
+	authnv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 )
@@ -171,3 +174,83 @@ func readPolicyDir(t *testing.T, dir string) map[string]string {
 	}
 	return out
 }
+
+// TestManagementAPITokenReview: with --api-token-review, a service
+// account's token authenticates through the real API server's TokenReview;
+// its user and groups are what policies attach to.
+func TestManagementAPITokenReview(t *testing.T) {
+	cluster := harness.SharedCluster(t)
+	admin := cluster.Client(t)
+	ctx := context.Background()
+	ns := createNamespace(t, admin, "tokenreview")
+	for _, name := range []string{"imagegate", "alice"} {
+		if _, err := admin.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: meta.ObjectMeta{Name: name}}, meta.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	binding := "imagegate-e2e-auth-delegator-" + ns
+	if _, err := admin.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: meta.ObjectMeta{Name: binding},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "system:auth-delegator"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "imagegate", Namespace: ns}},
+	}, meta.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = admin.RbacV1().ClusterRoleBindings().Delete(context.Background(), binding, meta.DeleteOptions{})
+	})
+	token := func(sa string) string {
+		tr, err := admin.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa, &authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: ptr(int64(3600))}}, meta.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr.Status.Token
+	}
+	dir := t.TempDir()
+	own := filepath.Join(dir, "own-token")
+	tokens := filepath.Join(dir, "tokens.csv")
+	os.WriteFile(own, []byte(token("imagegate")), 0o600)
+	os.WriteFile(tokens, []byte("admin-e2e,root,imagegate:admins\n"), 0o600)
+	apiListen := net.JoinHostPort("127.0.0.1", strconv.Itoa(harness.FreePort(t)))
+	g, _ := startAPIGate(t, "--api-listen", apiListen, "--api-tokens", tokens, "--api-state", filepath.Join(dir, "iam.json"),
+		"--api-token-review", "--api-token-review-server", cluster.URL, "--api-token-review-ca-file", cluster.CA.CertFile, "--api-token-review-token-file", own)
+	client := g.HTTPClient()
+	do := func(token, method, path, body string) (int, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest(method, "https://"+apiListen+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		json.NewDecoder(resp.Body).Decode(&m)
+		t.Logf("%s %s -> %d %v", method, path, resp.StatusCode, m)
+		return resp.StatusCode, m
+	}
+	alice := token("alice")
+	if st, body := do(alice, "POST", "/?Action=DescribeAttestors", ""); st != 403 || body["Code"] != "NoPermission" {
+		t.Fatalf("alice before any grant: %d %v", st, body)
+	}
+	if st, body := do("forged."+alice[:20], "POST", "/?Action=DescribeAttestors", ""); st != 401 || body["Code"] != "InvalidToken" {
+		t.Errorf("forged: %d %v", st, body)
+	}
+	st, body := do("admin-e2e", "POST", "/v3.0/OS-ROLE/roles", `{"role":{"display_name":"ReadAttestors","type":"AX","description":"d",
+		"policy":{"Version":"1.1","Statement":[{"Effect":"Allow","Action":["imagegate:DescribeAttestors"],"Resource":["*"]}]}}}`)
+	if st != 201 {
+		t.Fatalf("role: %d %v", st, body)
+	}
+	role := body["role"].(map[string]any)["id"].(string)
+	if st, body := do("admin-e2e", "PUT", "/v3.0/OS-ROLE/groups/system:serviceaccounts:"+ns+"/roles/"+role, ""); st != 204 {
+		t.Fatalf("attach: %d %v", st, body)
+	}
+	if st, body := do(alice, "POST", "/?Action=DescribeAttestors", ""); st != 200 {
+		t.Errorf("alice after the grant to her namespace's service accounts: %d %v", st, body)
+	}
+	if st, body := do(alice, "POST", "/?Action=DescribeBinarySecurityPolicies", ""); st != 403 {
+		t.Errorf("alice beyond the grant: %d %v", st, body)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
