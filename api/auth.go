@@ -17,36 +17,70 @@ import (
 	"github.com/imagegate/imagegate/iam"
 )
 
-// Tokens are the static bearer tokens of the tokens file.
+// Tokens are the bearer tokens of the tokens file. The file is looked at
+// again (at most every ReloadEvery) and re-read when it changed, so tokens
+// can be added and revoked without a restart; a file that no longer parses
+// keeps the tokens in force and is reported to OnReloadError.
 type Tokens struct {
+	path          string
+	ReloadEvery   time.Duration
+	OnReloadError func(error)
+
+	mu      sync.Mutex
 	byToken map[string]iam.Principal
+	stamp   string // size and mtime of the file loaded
+	bad     string // stamp of a version that did not parse (reported once)
+	checked time.Time
 }
+
+// DefaultTokensReload is how often the tokens file is checked for changes.
+const DefaultTokensReload = 2 * time.Second
 
 // LoadTokens reads a CSV tokens file: token,principal[,group1|group2]. The
 // kube-apiserver's token file (token,user,uid,"group1,group2") loads too.
 // Blank lines and lines starting with # are skipped.
 func LoadTokens(path string) (*Tokens, error) {
+	m, stamp, err := readTokens(path)
+	if err != nil {
+		return nil, err
+	}
+	return &Tokens{path: path, ReloadEvery: DefaultTokensReload, byToken: m, stamp: stamp, checked: time.Now()}, nil
+}
+
+func fileStamp(path string) (string, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d/%d", info.Size(), info.ModTime().UnixNano()), nil
+}
+
+func readTokens(path string) (map[string]iam.Principal, string, error) {
+	stamp, err := fileStamp(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("--api-tokens: %w", err)
+	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("--api-tokens: %w", err)
+		return nil, "", fmt.Errorf("--api-tokens: %w", err)
 	}
 	defer f.Close()
 	r := csv.NewReader(f)
 	r.FieldsPerRecord = -1
 	r.Comment = '#'
 	r.TrimLeadingSpace = true
-	t := &Tokens{byToken: map[string]iam.Principal{}}
+	m := map[string]iam.Principal{}
 	for {
 		rec, err := r.Read()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("--api-tokens %s: %w", path, err)
+			return nil, "", fmt.Errorf("--api-tokens %s: %w", path, err)
 		}
 		line, _ := r.FieldPos(0)
 		if len(rec) < 2 || rec[0] == "" || rec[1] == "" {
-			return nil, fmt.Errorf("--api-tokens %s:%d: expected token,principal[,group1|group2]", path, line)
+			return nil, "", fmt.Errorf("--api-tokens %s:%d: expected token,principal[,group1|group2]", path, line)
 		}
 		p := iam.Principal{ID: rec[1]}
 		switch len(rec) {
@@ -56,17 +90,17 @@ func LoadTokens(path string) (*Tokens, error) {
 		case 4:
 			p.Groups = splitNonEmpty(rec[3], ",")
 		default:
-			return nil, fmt.Errorf("--api-tokens %s:%d: %d fields, expected token,principal[,group1|group2]", path, line, len(rec))
+			return nil, "", fmt.Errorf("--api-tokens %s:%d: %d fields, expected token,principal[,group1|group2]", path, line, len(rec))
 		}
-		if _, dup := t.byToken[rec[0]]; dup {
-			return nil, fmt.Errorf("--api-tokens %s:%d: token used twice", path, line)
+		if _, dup := m[rec[0]]; dup {
+			return nil, "", fmt.Errorf("--api-tokens %s:%d: token used twice", path, line)
 		}
-		t.byToken[rec[0]] = p
+		m[rec[0]] = p
 	}
-	if len(t.byToken) == 0 {
-		return nil, fmt.Errorf("--api-tokens %s: no tokens", path)
+	if len(m) == 0 {
+		return nil, "", fmt.Errorf("--api-tokens %s: no tokens", path)
 	}
-	return t, nil
+	return m, stamp, nil
 }
 
 func splitNonEmpty(s, sep string) []string {
@@ -82,6 +116,9 @@ func splitNonEmpty(s, sep string) []string {
 // lookup compares against every token in constant time per token, so the
 // time taken does not reveal a matching prefix.
 func (t *Tokens) lookup(token string) (iam.Principal, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.maybeReload()
 	var found iam.Principal
 	ok := false
 	for k, p := range t.byToken {
@@ -90,6 +127,32 @@ func (t *Tokens) lookup(token string) (iam.Principal, bool) {
 		}
 	}
 	return found, ok
+}
+
+// maybeReload re-reads the file when it changed; t.mu is held.
+func (t *Tokens) maybeReload() {
+	now := time.Now()
+	if now.Sub(t.checked) < t.ReloadEvery {
+		return
+	}
+	t.checked = now
+	stamp, err := fileStamp(t.path)
+	if err == nil && (stamp == t.stamp || stamp == t.bad) {
+		return
+	}
+	m, stamp, err := readTokens(t.path)
+	if err != nil {
+		if s, _ := fileStamp(t.path); s == t.bad {
+			return
+		} else {
+			t.bad = s
+		}
+		if t.OnReloadError != nil {
+			t.OnReloadError(err)
+		}
+		return
+	}
+	t.byToken, t.stamp = m, stamp
 }
 
 // sessions are the short-lived tokens of assumed agencies, kept in memory

@@ -62,7 +62,7 @@ func (f *apiFlags) start(ctx context.Context, policies string, certs *webhook.Ce
 	if f.listen == "" {
 		return nil
 	}
-	auth, err := f.authenticators()
+	auth, err := f.authenticators(log)
 	if err != nil {
 		return err
 	}
@@ -99,12 +99,15 @@ func (f *apiFlags) start(ctx context.Context, policies string, certs *webhook.Ce
 }
 
 // authenticators: the tokens file first, then TokenReview.
-func (f *apiFlags) authenticators() (api.Authenticators, error) {
+func (f *apiFlags) authenticators(log *slog.Logger) (api.Authenticators, error) {
 	var auth api.Authenticators
 	if f.tokens != "" {
 		tokens, err := api.LoadTokens(f.tokens)
 		if err != nil {
 			return nil, err
+		}
+		tokens.OnReloadError = func(err error) {
+			log.Error("tokens file not reloaded; the tokens in force stay", "error", err.Error())
 		}
 		auth = append(auth, tokens)
 	}
