@@ -328,3 +328,20 @@ func TestConcurrentCreates(t *testing.T) {
 		t.Errorf("%d strategies, want %d", got, n)
 	}
 }
+
+// TestStoreCheckRefuses: a set the Check hook refuses (serve: the Rego
+// engine does not compile) is a ServerError and nothing is written.
+func TestStoreCheckRefuses(t *testing.T) {
+	e := newEnv(t)
+	store := &DirStore{Dir: e.dir, Check: func(*policy.Snapshot) error { return os.ErrInvalid }}
+	h, err := NewHandler(store, e.h.auth, filepath.Join(t.TempDir(), "s.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv.Config.Handler = h
+	st, body := e.rpc("admin-token", "CreateOpaStrategyNew", "StrategyName", "s", "RuleAction", "1")
+	expect(t, st, body, 500, "ServerError")
+	if files := dirState(t, e.dir); len(files) != 0 {
+		t.Errorf("written: %v", files)
+	}
+}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/imagegate/imagegate/api"
+	"github.com/imagegate/imagegate/policy"
+	"github.com/imagegate/imagegate/rego"
 	"github.com/imagegate/imagegate/webhook"
 )
 
@@ -58,15 +60,20 @@ func (f *apiFlags) check() error {
 // nothing when --api-listen is empty. Policy object writes go to the
 // directory the webhook watches, so they govern the next admission once
 // the watcher has seen them.
-func (f *apiFlags) start(ctx context.Context, policies string, certs *webhook.CertReloader, log *slog.Logger) error {
+func (f *apiFlags) start(ctx context.Context, sf *serveFlags, certs *webhook.CertReloader, log *slog.Logger) error {
 	if f.listen == "" {
 		return nil
+	}
+	// The API writes only sets the webhook's engine compiles.
+	compiles := func(snap *policy.Snapshot) error {
+		_, err := rego.New(ctx, snap, rego.WithClusterID(sf.clusterID), rego.WithMaxScanAge(sf.maxScanAge))
+		return err
 	}
 	auth, err := f.authenticators(log)
 	if err != nil {
 		return err
 	}
-	h, err := api.NewHandler(&api.DirStore{Dir: policies}, auth, f.state,
+	h, err := api.NewHandler(&api.DirStore{Dir: sf.policies, Check: compiles}, auth, f.state,
 		api.WithLogger(log.With("component", "api")), api.WithMaxBodyBytes(f.maxBody))
 	if err != nil {
 		return err
