@@ -159,7 +159,7 @@ func TestBinarySecurityPolicyLifecycle(t *testing.T) {
 		st, body = e.rpc(admin, "DeleteAttestor", "Name", "test-xcs-04-11-hhht")
 		expect(t, st, body, 200, "")
 		if files := dirState(t, e.dir); len(files) != 0 {
-			t.Errorf("left files %v", keysOf(map[string]any{}))
+			t.Errorf("left files %v", files)
 		}
 	})
 }
