@@ -2,6 +2,7 @@ package api
 
 import (
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -180,7 +181,14 @@ func (h *Handler) wrap(rest bool, fn func(c *call) (any, int, error)) http.Handl
 			status = ae.status
 			c.ev.Code = ae.code
 			if rest {
-				body = map[string]any{"error_code": ae.code, "error_msg": ae.msg, "request_id": c.id}
+				m := map[string]any{"error_code": ae.code, "error_msg": ae.msg, "request_id": c.id}
+				if ae.detail != nil {
+					// Seed 002's field for why access was denied; here the
+					// same detail the RPC style gives, base64-encoded JSON.
+					raw, _ := json.Marshal(ae.detail)
+					m["encoded_authorization_message"] = base64.StdEncoding.EncodeToString(raw)
+				}
+				body = m
 			} else {
 				m := map[string]any{"RequestId": c.id, "Code": ae.code, "Message": ae.msg, "HttpStatusCode": ae.status, "Success": false}
 				if ae.detail != nil {

@@ -136,6 +136,9 @@ func TestAgencies(t *testing.T) {
 	expect(t, st, body, 403, "NoPermission")
 	st, body = e.rest(session, "POST", "/v5/agencies/"+agency+"/assume", nil)
 	expectREST(t, st, body, 403, "NoPermission")
+	if enc, _ := body["encoded_authorization_message"].(string); enc == "" {
+		t.Errorf("no encoded_authorization_message: %v", body)
+	}
 
 	refused := []struct {
 		name, token, method, path string
