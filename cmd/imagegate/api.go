@@ -64,6 +64,9 @@ func (f *apiFlags) start(ctx context.Context, sf *serveFlags, certs *webhook.Cer
 	if f.listen == "" {
 		return nil
 	}
+	if info, err := os.Stat(sf.policies); err != nil || !info.IsDir() {
+		return fmt.Errorf("--api-listen: --policies %s must be a directory the API can write objects into", sf.policies)
+	}
 	// The API writes only sets the webhook's engine compiles.
 	compiles := func(snap *policy.Snapshot) error {
 		_, err := rego.New(ctx, snap, rego.WithClusterID(sf.clusterID), rego.WithMaxScanAge(sf.maxScanAge))
