@@ -159,6 +159,16 @@ func (h *Handler) wrap(rest bool, fn func(c *call) (any, int, error)) http.Handl
 			err    error
 		)
 		c.principal, err = h.authenticate(r, c.now)
+		run := func() (body any, status int, err error) {
+			// A bug in one operation answers ServerError with the request
+			// id instead of dropping the connection.
+			defer func() {
+				if p := recover(); p != nil {
+					err = fmt.Errorf("panic: %v", p)
+				}
+			}()
+			return fn(c)
+		}
 		if err != nil {
 			if !errors.Is(err, errAuthUnavailable) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="imagegate"`)
@@ -170,7 +180,7 @@ func (h *Handler) wrap(rest bool, fn func(c *call) (any, int, error)) http.Handl
 			}
 		} else {
 			c.ev.Principal, c.ev.Agency = c.principal.ID, c.principal.Agency
-			body, status, err = fn(c)
+			body, status, err = run()
 		}
 		if err != nil {
 			var ae *apiError

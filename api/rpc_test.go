@@ -345,3 +345,10 @@ func TestStoreCheckRefuses(t *testing.T) {
 		t.Errorf("written: %v", files)
 	}
 }
+
+func TestPanicIsAServerError(t *testing.T) {
+	e := newEnv(t)
+	e.h.mux.HandleFunc("POST /panic", e.h.wrap(false, func(*call) (any, int, error) { panic("boom") }))
+	st, body := e.rest("admin-token", "POST", "/panic", nil)
+	expect(t, st, body, 500, "ServerError")
+}
