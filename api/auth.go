@@ -17,36 +17,70 @@ import (
 	"github.com/imagegate/imagegate/iam"
 )
 
-// Tokens are the static bearer tokens of the tokens file.
+// Tokens are the bearer tokens of the tokens file. The file is looked at
+// again (at most every ReloadEvery) and re-read when it changed, so tokens
+// can be added and revoked without a restart; a file that no longer parses
+// keeps the tokens in force and is reported to OnReloadError.
 type Tokens struct {
+	path          string
+	ReloadEvery   time.Duration
+	OnReloadError func(error)
+
+	mu      sync.Mutex
 	byToken map[string]iam.Principal
+	stamp   string // size and mtime of the file loaded
+	bad     string // stamp of a version that did not parse (reported once)
+	checked time.Time
 }
+
+// DefaultTokensReload is how often the tokens file is checked for changes.
+const DefaultTokensReload = 2 * time.Second
 
 // LoadTokens reads a CSV tokens file: token,principal[,group1|group2]. The
 // kube-apiserver's token file (token,user,uid,"group1,group2") loads too.
 // Blank lines and lines starting with # are skipped.
 func LoadTokens(path string) (*Tokens, error) {
+	m, stamp, err := readTokens(path)
+	if err != nil {
+		return nil, err
+	}
+	return &Tokens{path: path, ReloadEvery: DefaultTokensReload, byToken: m, stamp: stamp, checked: time.Now()}, nil
+}
+
+func fileStamp(path string) (string, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d/%d", info.Size(), info.ModTime().UnixNano()), nil
+}
+
+func readTokens(path string) (map[string]iam.Principal, string, error) {
+	stamp, err := fileStamp(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("--api-tokens: %w", err)
+	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("--api-tokens: %w", err)
+		return nil, "", fmt.Errorf("--api-tokens: %w", err)
 	}
 	defer f.Close()
 	r := csv.NewReader(f)
 	r.FieldsPerRecord = -1
 	r.Comment = '#'
 	r.TrimLeadingSpace = true
-	t := &Tokens{byToken: map[string]iam.Principal{}}
+	m := map[string]iam.Principal{}
 	for {
 		rec, err := r.Read()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("--api-tokens %s: %w", path, err)
+			return nil, "", fmt.Errorf("--api-tokens %s: %w", path, err)
 		}
 		line, _ := r.FieldPos(0)
 		if len(rec) < 2 || rec[0] == "" || rec[1] == "" {
-			return nil, fmt.Errorf("--api-tokens %s:%d: expected token,principal[,group1|group2]", path, line)
+			return nil, "", fmt.Errorf("--api-tokens %s:%d: expected token,principal[,group1|group2]", path, line)
 		}
 		p := iam.Principal{ID: rec[1]}
 		switch len(rec) {
@@ -56,17 +90,17 @@ func LoadTokens(path string) (*Tokens, error) {
 		case 4:
 			p.Groups = splitNonEmpty(rec[3], ",")
 		default:
-			return nil, fmt.Errorf("--api-tokens %s:%d: %d fields, expected token,principal[,group1|group2]", path, line, len(rec))
+			return nil, "", fmt.Errorf("--api-tokens %s:%d: %d fields, expected token,principal[,group1|group2]", path, line, len(rec))
 		}
-		if _, dup := t.byToken[rec[0]]; dup {
-			return nil, fmt.Errorf("--api-tokens %s:%d: token used twice", path, line)
+		if _, dup := m[rec[0]]; dup {
+			return nil, "", fmt.Errorf("--api-tokens %s:%d: token used twice", path, line)
 		}
-		t.byToken[rec[0]] = p
+		m[rec[0]] = p
 	}
-	if len(t.byToken) == 0 {
-		return nil, fmt.Errorf("--api-tokens %s: no tokens", path)
+	if len(m) == 0 {
+		return nil, "", fmt.Errorf("--api-tokens %s: no tokens", path)
 	}
-	return t, nil
+	return m, stamp, nil
 }
 
 func splitNonEmpty(s, sep string) []string {
@@ -82,6 +116,9 @@ func splitNonEmpty(s, sep string) []string {
 // lookup compares against every token in constant time per token, so the
 // time taken does not reveal a matching prefix.
 func (t *Tokens) lookup(token string) (iam.Principal, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.maybeReload()
 	var found iam.Principal
 	ok := false
 	for k, p := range t.byToken {
@@ -92,39 +129,76 @@ func (t *Tokens) lookup(token string) (iam.Principal, bool) {
 	return found, ok
 }
 
+// maybeReload re-reads the file when it changed; t.mu is held.
+func (t *Tokens) maybeReload() {
+	now := time.Now()
+	if now.Sub(t.checked) < t.ReloadEvery {
+		return
+	}
+	t.checked = now
+	stamp, err := fileStamp(t.path)
+	if err == nil && (stamp == t.stamp || stamp == t.bad) {
+		return
+	}
+	m, stamp, err := readTokens(t.path)
+	if err != nil {
+		if s, _ := fileStamp(t.path); s == t.bad {
+			return
+		} else {
+			t.bad = s
+		}
+		if t.OnReloadError != nil {
+			t.OnReloadError(err)
+		}
+		return
+	}
+	t.byToken, t.stamp = m, stamp
+}
+
 // sessions are the short-lived tokens of assumed agencies, kept in memory
 // only: a restart ends every session.
 type sessions struct {
 	mu sync.Mutex
-	m  map[string]iam.Principal
+	m  map[string]session
+}
+
+// session is an assumed agency: who assumed it (with the groups they had)
+// and the principal the token acts as.
+type session struct {
+	caller iam.Principal
+	as     iam.Principal
 }
 
 const sessionPrefix = "igs-"
 
-func (s *sessions) issue(p iam.Principal, now time.Time) string {
+func (s *sessions) issue(caller, as iam.Principal, now time.Time) string {
 	b := make([]byte, 24)
 	_, _ = rand.Read(b)
 	tok := sessionPrefix + hex.EncodeToString(b)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil {
-		s.m = map[string]iam.Principal{}
+		s.m = map[string]session{}
 	}
 	for k, v := range s.m { // drop expired sessions as new ones come
-		if !now.Before(v.ExpiresAt) {
+		if !now.Before(v.as.ExpiresAt) {
 			delete(s.m, k)
 		}
 	}
-	s.m[tok] = p
+	s.m[tok] = session{caller: caller, as: as}
 	return tok
 }
 
-func (s *sessions) lookup(tok string) (iam.Principal, bool) {
+func (s *sessions) lookup(tok string) (session, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, ok := s.m[tok]
 	return p, ok
 }
+
+// errAuthUnavailable is a token that could not be checked (the API server
+// did not answer a TokenReview): a server error, not the caller's fault.
+var errAuthUnavailable = errors.New("could not authenticate the token")
 
 // errExpired is an assumed-agency token past its expiry.
 var errExpired = errors.New("the assumed-agency token has expired")
@@ -141,19 +215,30 @@ func (h *Handler) authenticate(r *http.Request, now time.Time) (iam.Principal, e
 		return iam.Principal{}, errors.New("missing bearer token (Authorization: Bearer TOKEN)")
 	}
 	if strings.HasPrefix(tok, sessionPrefix) {
-		p, ok := h.sessions.lookup(tok)
+		s, ok := h.sessions.lookup(tok)
 		if !ok {
 			return iam.Principal{}, errors.New("unknown token")
 		}
-		if !now.Before(p.ExpiresAt) {
+		if !now.Before(s.as.ExpiresAt) {
 			return iam.Principal{}, errExpired
 		}
-		if _, live := h.state.load().data.Agencies[p.Agency]; !live {
+		// The trust policy is asked again on every use: a token stops
+		// working as soon as the agency is deleted, its trust policy no
+		// longer names the caller, or the caller calls from where a
+		// condition (acs:SourceIp) does not allow.
+		trust, live := h.state.load().trusts[s.as.Agency]
+		if !live {
 			return iam.Principal{}, errors.New("the assumed agency no longer exists")
 		}
-		return p, nil
+		if d := trust.Trusts(s.caller, iam.TrustAction, trustContext(r, now)); !d.Allowed {
+			return iam.Principal{}, fmt.Errorf("the agency's trust policy no longer lets %s act as it (%s)", s.caller.ID, d.Reason)
+		}
+		return s.as, nil
 	}
-	p, ok := h.tokens.lookup(tok)
+	p, ok, err := h.auth.Authenticate(r.Context(), tok)
+	if err != nil {
+		return iam.Principal{}, fmt.Errorf("%w: %w", errAuthUnavailable, err)
+	}
 	if !ok {
 		return iam.Principal{}, errors.New("unknown token")
 	}

@@ -201,6 +201,15 @@ func (h *Handler) putTrustPolicy(c *call) (any, int, error) {
 	return nil, http.StatusOK, nil
 }
 
+// trustContext is what a trust policy's conditions see.
+func trustContext(r *http.Request, now time.Time) map[string][]string {
+	ctx := map[string][]string{iam.KeyCurrentTime: {now.UTC().Format(time.RFC3339)}, iam.KeySecureTransport: {fmt.Sprint(r.TLS != nil)}}
+	if host := remoteIP(r); host != "" {
+		ctx[iam.KeySourceIP] = []string{host}
+	}
+	return ctx
+}
+
 // assumeAgency issues a short-lived token acting as the agency, when the
 // agency's trust policy allows the caller sts:agencies:assume.
 func (h *Handler) assumeAgency(c *call) (any, int, error) {
@@ -236,18 +245,14 @@ func (h *Handler) assumeAgency(c *call) (any, int, error) {
 		return nil, 0, errParam("duration_seconds", "duration_seconds %d: %d to %d (the agency's max_session_duration)",
 			req.DurationSeconds, int(MinSessionDuration/time.Second), a.MaxSessionDuration)
 	}
-	ctx := map[string][]string{iam.KeyCurrentTime: {c.now.UTC().Format(time.RFC3339)}, iam.KeySecureTransport: {fmt.Sprint(c.r.TLS != nil)}}
-	if host := remoteIP(c.r); host != "" {
-		ctx[iam.KeySourceIP] = []string{host}
-	}
-	d := cur.trusts[id].Trusts(c.principal, iam.TrustAction, ctx)
+	d := cur.trusts[id].Trusts(c.principal, iam.TrustAction, trustContext(c.r, c.now))
 	c.ev.Allowed, c.ev.Decision = d.Allowed, "trust policy: "+d.String()
 	if !d.Allowed {
 		denied.detail = map[string]any{"AuthAction": iam.TrustAction, "AuthResource": agencyResource(id), "Reason": d.Reason}
 		return nil, 0, denied
 	}
 	expires := c.now.Add(time.Duration(req.DurationSeconds) * time.Second)
-	tok := h.sessions.issue(iam.Principal{ID: c.principal.ID, Agency: id, ExpiresAt: expires}, c.now)
+	tok := h.sessions.issue(c.principal, iam.Principal{ID: c.principal.ID, Agency: id, ExpiresAt: expires}, c.now)
 	return map[string]any{
 		"credentials":    map[string]any{"security_token": tok, "expires_at": expires.UTC().Format(time.RFC3339)},
 		"assumed_agency": map[string]any{"agency_id": id, "agency_name": a.Name, "session_name": req.SessionName, "principal": c.principal.ID},

@@ -136,6 +136,9 @@ func TestAgencies(t *testing.T) {
 	expect(t, st, body, 403, "NoPermission")
 	st, body = e.rest(session, "POST", "/v5/agencies/"+agency+"/assume", nil)
 	expectREST(t, st, body, 403, "NoPermission")
+	if enc, _ := body["encoded_authorization_message"].(string); enc == "" {
+		t.Errorf("no encoded_authorization_message: %v", body)
+	}
 
 	refused := []struct {
 		name, token, method, path string
@@ -187,6 +190,22 @@ func TestAgencies(t *testing.T) {
 		if body["agency"].(map[string]any)["trust_policy"] != trust("group:readers") {
 			t.Errorf("get: %v", body)
 		}
+		st, body = e.rpc(session, "UpdateOpaStrategyNew", "StrategyId", "1", "RuleAction", "2")
+		expect(t, st, body, 200, "")
+	})
+	t.Run("a trust policy change ends the sessions it no longer allows", func(t *testing.T) {
+		st, body := e.rest(admin, "PUT", "/v5/agencies/"+agency+"/trust-policy", map[string]any{"trust_policy": trust("ci-bot")})
+		expectREST(t, st, body, 200, "")
+		st, body = e.rpc(session, "UpdateOpaStrategyNew", "StrategyId", "1", "RuleAction", "1")
+		expect(t, st, body, 401, "InvalidToken")
+		if !strings.Contains(body["Message"].(string), "no longer lets alice") {
+			t.Errorf("message %v", body["Message"])
+		}
+		st, body = e.rest("ci-token", "POST", "/v5/agencies/"+agency+"/assume", nil)
+		expectREST(t, st, body, 201, "")
+		session = body["credentials"].(map[string]any)["security_token"].(string)
+		st, body = e.rpc(session, "UpdateOpaStrategyNew", "StrategyId", "1", "RuleAction", "1")
+		expect(t, st, body, 200, "")
 	})
 	t.Run("deleting the agency ends its sessions", func(t *testing.T) {
 		st, body := e.rest(admin, "DELETE", "/v5/agencies/"+agency, nil)

@@ -67,7 +67,7 @@ func (h *Handler) rpc(c *call) (any, int, error) {
 		return nil, 0, errParam("Body", "the request parameters do not parse: %v", err)
 	}
 	name := c.r.Form.Get("Action")
-	c.ev.Action = name
+	c.ev.Action = "imagegate:" + name
 	if name == "" {
 		return nil, 0, errParam("Action", "Action is required (POST /?Action=NAME)")
 	}

@@ -159,7 +159,7 @@ func TestBinarySecurityPolicyLifecycle(t *testing.T) {
 		st, body = e.rpc(admin, "DeleteAttestor", "Name", "test-xcs-04-11-hhht")
 		expect(t, st, body, 200, "")
 		if files := dirState(t, e.dir); len(files) != 0 {
-			t.Errorf("left files %v", keysOf(map[string]any{}))
+			t.Errorf("left files %v", files)
 		}
 	})
 }
@@ -327,4 +327,28 @@ func TestConcurrentCreates(t *testing.T) {
 	if got := len(snap.Strategies()); got != n {
 		t.Errorf("%d strategies, want %d", got, n)
 	}
+}
+
+// TestStoreCheckRefuses: a set the Check hook refuses (serve: the Rego
+// engine does not compile) is a ServerError and nothing is written.
+func TestStoreCheckRefuses(t *testing.T) {
+	e := newEnv(t)
+	store := &DirStore{Dir: e.dir, Check: func(*policy.Snapshot) error { return os.ErrInvalid }}
+	h, err := NewHandler(store, e.h.auth, filepath.Join(t.TempDir(), "s.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv.Config.Handler = h
+	st, body := e.rpc("admin-token", "CreateOpaStrategyNew", "StrategyName", "s", "RuleAction", "1")
+	expect(t, st, body, 500, "ServerError")
+	if files := dirState(t, e.dir); len(files) != 0 {
+		t.Errorf("written: %v", files)
+	}
+}
+
+func TestPanicIsAServerError(t *testing.T) {
+	e := newEnv(t)
+	e.h.mux.HandleFunc("POST /panic", e.h.wrap(false, func(*call) (any, int, error) { panic("boom") }))
+	st, body := e.rest("admin-token", "POST", "/panic", nil)
+	expect(t, st, body, 500, "ServerError")
 }

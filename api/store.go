@@ -69,7 +69,11 @@ func (e *SharedFileError) Error() string {
 // a partial file.
 type DirStore struct {
 	Dir string
-	mu  sync.Mutex
+	// Check, when set, is run on the validated resulting set before
+	// anything is written (serve compiles the Rego engine with it, so the
+	// API never writes a set the webhook would refuse).
+	Check func(*policy.Snapshot) error
+	mu    sync.Mutex
 	// The last snapshot and the directory listing (names, sizes, mtimes)
 	// it was loaded from: reads re-parse only when a file changed.
 	cached    *policy.Snapshot
@@ -173,12 +177,18 @@ func (s *DirStore) Apply(c Change) error {
 	if file != "" && perFile[file] > 1 {
 		return &SharedFileError{Target: target, File: file}
 	}
-	if _, err := policy.NewSnapshot(next...); err != nil {
+	snap, err := policy.NewSnapshot(next...)
+	if err != nil {
 		var errs policy.Errors
 		if errors.As(err, &errs) {
 			return &InvalidError{Target: target, Errs: errs}
 		}
 		return err
+	}
+	if s.Check != nil {
+		if err := s.Check(snap); err != nil {
+			return fmt.Errorf("the resulting policy set does not compile: %w", err)
+		}
 	}
 	if c.Put == nil {
 		if file == "" {

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLoadTokens(t *testing.T) {
@@ -58,7 +59,7 @@ func TestStatePersists(t *testing.T) {
 	e := newEnv(t)
 	st, body := e.rpc("admin-token", "CreateControlPolicy", "PolicyName", "P", "EffectScope", "All", "PolicyDocument", denyProdAllowRules)
 	expect(t, st, body, 200, "")
-	tokens := e.h.tokens
+	tokens := e.h.auth
 	h2, err := NewHandler(&DirStore{Dir: e.dir}, tokens, e.state)
 	if err != nil {
 		t.Fatal(err)
@@ -70,5 +71,42 @@ func TestStatePersists(t *testing.T) {
 	os.WriteFile(bad, []byte(`{"controlPolicies":{"cp-x":{"PolicyId":"cp-x","PolicyDocument":"{}"}}}`), 0o600)
 	if _, err := NewHandler(&DirStore{Dir: e.dir}, tokens, bad); err == nil || !strings.Contains(err.Error(), "cp-x") {
 		t.Errorf("corrupt state: %v", err)
+	}
+}
+
+// TestTokensReload: a changed tokens file takes effect without a restart;
+// one that no longer parses keeps the tokens in force and is reported once.
+func TestTokensReload(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "tokens.csv")
+	write := func(body string, age time.Duration) {
+		os.WriteFile(p, []byte(body), 0o600)
+		mt := time.Now().Add(-age)
+		os.Chtimes(p, mt, mt)
+	}
+	write("old-token,alice\n", time.Hour)
+	tok, err := LoadTokens(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reported []error
+	tok.ReloadEvery, tok.OnReloadError = 0, func(err error) { reported = append(reported, err) }
+	if _, ok := tok.lookup("old-token"); !ok {
+		t.Fatal("old token")
+	}
+	write("new-token,bob,ops\n", 30*time.Minute)
+	if p, ok := tok.lookup("new-token"); !ok || p.ID != "bob" {
+		t.Errorf("new token not loaded: %+v", p)
+	}
+	if _, ok := tok.lookup("old-token"); ok {
+		t.Error("revoked token still accepted")
+	}
+	write("broken\n", 10*time.Minute)
+	for i := 0; i < 3; i++ {
+		if _, ok := tok.lookup("new-token"); !ok {
+			t.Error("a broken file dropped the tokens in force")
+		}
+	}
+	if len(reported) != 1 || !strings.Contains(reported[0].Error(), ":1: expected token,principal") {
+		t.Errorf("reported %v", reported)
 	}
 }

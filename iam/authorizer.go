@@ -76,19 +76,6 @@ func (p Principal) Admin() bool {
 	return false
 }
 
-// Targets are the attachment targets whose policies apply to the principal.
-func (p Principal) Targets() []string {
-	if p.Agency != "" {
-		return []string{TargetAll, "agency:" + p.Agency}
-	}
-	out := make([]string, 0, 2+len(p.Groups))
-	out = append(out, TargetAll, "user:"+p.ID)
-	for _, g := range p.Groups {
-		out = append(out, "group:"+g)
-	}
-	return out
-}
-
 // TargetAll attaches a policy to every caller.
 const TargetAll = "*"
 

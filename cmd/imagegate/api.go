@@ -3,14 +3,19 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/imagegate/imagegate/api"
+	"github.com/imagegate/imagegate/policy"
+	"github.com/imagegate/imagegate/rego"
 	"github.com/imagegate/imagegate/webhook"
 )
 
@@ -18,22 +23,35 @@ import (
 type apiFlags struct {
 	listen, tokens, state string
 	maxBody               int64
+	review                bool
+	reviewServer          string
+	reviewCA, reviewToken string
 }
+
+// In-cluster service account files, the TokenReview defaults.
+const (
+	saCAFile    = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+	saTokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+)
 
 func (f *apiFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.listen, "api-listen", "", "address for the management API (TLS, the serving certificate); empty disables it")
 	fs.StringVar(&f.tokens, "api-tokens", "", "CSV file of API bearer tokens: token,principal,group1|group2 (needs --api-listen)")
 	fs.StringVar(&f.state, "api-state", "", "file holding IAM state: control, custom and trust policies, agencies, attachments (needs --api-listen)")
 	fs.Int64Var(&f.maxBody, "api-max-body-bytes", api.DefaultMaxBodyBytes, "largest management API request body")
+	fs.BoolVar(&f.review, "api-token-review", false, "also accept Kubernetes tokens, checked with the API server's TokenReview")
+	fs.StringVar(&f.reviewServer, "api-token-review-server", "", "API server URL for TokenReview (default: in-cluster, from KUBERNETES_SERVICE_HOST/PORT)")
+	fs.StringVar(&f.reviewCA, "api-token-review-ca-file", saCAFile, "CA bundle of the API server for TokenReview")
+	fs.StringVar(&f.reviewToken, "api-token-review-token-file", saTokenFile, "imagegate's own token for TokenReview (needs the system:auth-delegator role); re-read on every review")
 }
 
 // check reports flag combinations that cannot work.
 func (f *apiFlags) check() error {
 	switch {
-	case f.listen == "" && (f.tokens != "" || f.state != ""):
-		return errors.New("--api-tokens and --api-state need --api-listen")
-	case f.listen != "" && (f.tokens == "" || f.state == ""):
-		return errors.New("--api-listen needs --api-tokens and --api-state")
+	case f.listen == "" && (f.tokens != "" || f.state != "" || f.review):
+		return errors.New("--api-tokens, --api-token-review and --api-state need --api-listen")
+	case f.listen != "" && (f.state == "" || (f.tokens == "" && !f.review)):
+		return errors.New("--api-listen needs --api-state and --api-tokens or --api-token-review")
 	}
 	return nil
 }
@@ -42,15 +60,23 @@ func (f *apiFlags) check() error {
 // nothing when --api-listen is empty. Policy object writes go to the
 // directory the webhook watches, so they govern the next admission once
 // the watcher has seen them.
-func (f *apiFlags) start(ctx context.Context, policies string, certs *webhook.CertReloader, log *slog.Logger) error {
+func (f *apiFlags) start(ctx context.Context, sf *serveFlags, certs *webhook.CertReloader, log *slog.Logger) error {
 	if f.listen == "" {
 		return nil
 	}
-	tokens, err := api.LoadTokens(f.tokens)
+	if info, err := os.Stat(sf.policies); err != nil || !info.IsDir() {
+		return fmt.Errorf("--api-listen: --policies %s must be a directory the API can write objects into", sf.policies)
+	}
+	// The API writes only sets the webhook's engine compiles.
+	compiles := func(snap *policy.Snapshot) error {
+		_, err := rego.New(ctx, snap, rego.WithClusterID(sf.clusterID), rego.WithMaxScanAge(sf.maxScanAge))
+		return err
+	}
+	auth, err := f.authenticators(log)
 	if err != nil {
 		return err
 	}
-	h, err := api.NewHandler(&api.DirStore{Dir: policies}, tokens, f.state,
+	h, err := api.NewHandler(&api.DirStore{Dir: sf.policies, Check: compiles}, auth, f.state,
 		api.WithLogger(log.With("component", "api")), api.WithMaxBodyBytes(f.maxBody))
 	if err != nil {
 		return err
@@ -80,4 +106,43 @@ func (f *apiFlags) start(ctx context.Context, policies string, certs *webhook.Ce
 	}()
 	log.Info("serving the management API", "listen", ln.Addr().String())
 	return nil
+}
+
+// authenticators: the tokens file first, then TokenReview.
+func (f *apiFlags) authenticators(log *slog.Logger) (api.Authenticators, error) {
+	var auth api.Authenticators
+	if f.tokens != "" {
+		tokens, err := api.LoadTokens(f.tokens)
+		if err != nil {
+			return nil, err
+		}
+		tokens.OnReloadError = func(err error) {
+			log.Error("tokens file not reloaded; the tokens in force stay", "error", err.Error())
+		}
+		auth = append(auth, tokens)
+	}
+	if !f.review {
+		return auth, nil
+	}
+	server := f.reviewServer
+	if server == "" {
+		host, port := os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT")
+		if host == "" || port == "" {
+			return nil, errors.New("--api-token-review: not in a cluster (KUBERNETES_SERVICE_HOST unset); set --api-token-review-server")
+		}
+		server = "https://" + net.JoinHostPort(host, port)
+	}
+	pem, err := os.ReadFile(f.reviewCA)
+	if err != nil {
+		return nil, fmt.Errorf("--api-token-review-ca-file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--api-token-review-ca-file %s: no PEM certificates", f.reviewCA)
+	}
+	if _, err := os.Stat(f.reviewToken); err != nil {
+		return nil, fmt.Errorf("--api-token-review-token-file: %w", err)
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	return append(auth, &api.TokenReviewer{Server: server, Client: client, TokenFile: f.reviewToken, TTL: api.DefaultTokenReviewTTL, Now: time.Now}), nil
 }

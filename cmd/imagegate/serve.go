@@ -130,7 +130,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return exitBadUsage
 	}
-	if err := f.api.start(ctx, f.policies, certs, log); err != nil {
+	if err := f.api.start(ctx, f, certs, log); err != nil {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return exitBadUsage
 	}
