@@ -30,11 +30,12 @@ type serveFlags struct {
 	verifier                                                                 verifierFlags
 	scanStore, scanTokenFile                                                 string
 	scanMaxBytes                                                             int64
+	kube                                                                     kubeFlags
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 	f := &serveFlags{}
-	fs := newFlagSet("serve", "serve --policies DIR --cluster-id ID --tls-cert-file F --tls-private-key-file F [flags]", stderr)
+	fs := newFlagSet("serve", "serve (--policies DIR | --policy-source=kube [--kubeconfig F]) --cluster-id ID --tls-cert-file F --tls-private-key-file F [flags]", stderr)
 	fs.StringVar(&f.policies, "policies", "", "directory of policy objects (watched for changes)")
 	fs.StringVar(&f.clusterID, "cluster-id", "", "this cluster's id, as policies and strategies name it")
 	fs.StringVar(&f.certFile, "tls-cert-file", "", "serving certificate (PEM); reloaded when it changes")
@@ -56,11 +57,16 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 	fs.StringVar(&f.scanStore, "scan-store", "", "scan store file to take scan facts from; new imports are seen without restart")
 	fs.StringVar(&f.scanTokenFile, "scan-token-file", "", "file holding the bearer token for POST /api/v1/scans (needs --scan-store)")
 	fs.Int64Var(&f.scanMaxBytes, "scan-max-bytes", 64<<20, "largest report POST /api/v1/scans accepts")
+	f.kube.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, flagError(err)
 	}
 	var missing []string
-	for name, v := range map[string]string{"--policies": f.policies, "--cluster-id": f.clusterID, "--tls-cert-file": f.certFile, "--tls-private-key-file": f.keyFile} {
+	if msg := f.kube.resolve(f.policies); msg != "" {
+		fmt.Fprintf(stderr, "imagegate serve: %s\n", msg)
+		return nil, exitBadUsage
+	}
+	for name, v := range map[string]string{"--cluster-id": f.clusterID, "--tls-cert-file": f.certFile, "--tls-private-key-file": f.keyFile} {
 		if v == "" {
 			missing = append(missing, name)
 		}
@@ -128,7 +134,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		Name: "imagegate_policy_loads_total", Help: "Policy snapshot loads by result (ok, error).",
 	}, []string{"result"})
 	reg.MustRegister(loads)
-	go policy.Watch(ctx, f.policies, f.pollInterval, func(snap *policy.Snapshot, err error) {
+	onLoad := func(snap *policy.Snapshot, err error) {
 		if err == nil {
 			var e *rego.Engine
 			e, err = rego.New(ctx, snap, rego.WithClusterID(f.clusterID), rego.WithMaxScanAge(f.maxScanAge), rego.WithVerificationErrorsAllowed(failOpen))
@@ -146,8 +152,14 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 			}
 		}
 		loads.WithLabelValues("error").Inc()
-		log.Error("policy snapshot rejected; the last good one stays in force", "dir", f.policies, "error", err.Error())
-	})
+		log.Error("policy snapshot rejected; the last good one stays in force", "source", f.kube.source, "dir", f.policies, "error", err.Error())
+	}
+	if kubeSource, err := f.kube.start(ctx, log, onLoad, extra); err != nil {
+		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
+		return exitBadUsage
+	} else if !kubeSource {
+		go policy.Watch(ctx, f.policies, f.pollInterval, onLoad)
+	}
 	handler, err := webhook.NewHandler(admission.NewDecider(engines, source, admission.WithScanAttestors(f.verifier.scanAttestors...)),
 		webhook.WithExemptNamespaces(f.exempt...), webhook.WithDefaultTimeout(f.defaultTimeout),
 		webhook.WithMaxInFlight(f.maxInFlight), webhook.WithMaxBodyBytes(f.maxBody),
