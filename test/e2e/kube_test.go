@@ -70,7 +70,7 @@ func applyCRDs(t *testing.T, dyn dynamic.Interface) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, _ := filepath.Glob(filepath.Join(root, "deploy", "crds", "*.yaml"))
+	files, _ := filepath.Glob(filepath.Join(root, "deploy", "crds", "imagegate.dev_*.yaml"))
 	if len(files) != 3 {
 		t.Fatalf("deploy/crds has %d CRDs, want 3", len(files))
 	}
