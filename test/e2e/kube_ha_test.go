@@ -230,4 +230,3 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
-
