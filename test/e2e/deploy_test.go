@@ -236,6 +236,17 @@ func TestDeployManifests(t *testing.T) {
 		checkManifests(t, objs, "imagegate-helm")
 		dryRunApply(t, dyn, mapper, objs)
 		t.Logf("%d objects validated by the API server", len(objs))
+
+		out, err = exec.Command(helm, "template", "imagegate", filepath.Join(root, "deploy", "helm", "imagegate"),
+			"--namespace", "imagegate-helm", "--set", "tls.certManager=true").CombinedOutput()
+		if err != nil {
+			t.Fatalf("helm template with tls.certManager=true: %v\n%s", err, out)
+		}
+		objs = splitYAML(t, out)
+		vwc := find(objs, "ValidatingWebhookConfiguration", "imagegate.dev")
+		if vwc == nil || vwc.GetAnnotations()["cert-manager.io/inject-ca-from"] != "imagegate-helm/imagegate-serving" || find(objs, "Certificate", "imagegate-serving") == nil {
+			t.Errorf("tls.certManager=true renders no serving Certificate or no CA injection: %v", vwc)
+		}
 	})
 }
 
