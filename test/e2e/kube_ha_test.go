@@ -29,16 +29,22 @@ type balancer struct {
 	ln       net.Listener
 	backends []string
 	next     atomic.Uint64
+	mu       sync.Mutex
+	conns    []net.Conn
 }
 
 func startBalancer(t *testing.T, backends ...string) *balancer {
+	return startBalancerAt(t, "127.0.0.1:0", backends...)
+}
+
+func startBalancerAt(t *testing.T, addr string, backends ...string) *balancer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := &balancer{ln: ln, backends: backends}
-	t.Cleanup(func() { ln.Close() })
+	t.Cleanup(b.Close)
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -51,8 +57,21 @@ func startBalancer(t *testing.T, backends ...string) *balancer {
 	return b
 }
 
+// Close stops listening and cuts every connection, as a network partition.
+func (b *balancer) Close() {
+	b.ln.Close()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, c := range b.conns {
+		c.Close()
+	}
+}
+
 func (b *balancer) serve(c net.Conn) {
 	defer c.Close()
+	b.mu.Lock()
+	b.conns = append(b.conns, c)
+	b.mu.Unlock()
 	start := b.next.Add(1)
 	for i := range b.backends {
 		be := b.backends[(int(start)+i)%len(b.backends)]
