@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
@@ -118,7 +119,7 @@ func (w *Watcher) Run(ctx context.Context, onLoad func(*policy.Snapshot, error))
 	if !cache.WaitForCacheSync(ctx.Done(), w.synced...) {
 		return fmt.Errorf("kube: policy resources not listed before shutdown")
 	}
-	st := &state{Watcher: w, onLoad: onLoad}
+	st := &state{Watcher: w, onLoad: onLoad, decoded: map[types.UID]decodedItem{}}
 	st.rebuild(ctx)
 	for {
 		select {
@@ -148,6 +149,31 @@ type state struct {
 	onLoad     func(*policy.Snapshot, error)
 	lastDigest string
 	lastErr    string
+	// decoded remembers each object's decode by uid and resourceVersion, so
+	// a change re-decodes only the objects that changed.
+	decoded map[types.UID]decodedItem
+}
+
+type decodedItem struct {
+	resourceVersion string
+	obj             policy.Object
+	errs            []string
+}
+
+func (w *state) decode(r Resource, u *unstructured.Unstructured) *item {
+	if u.GetUID() == "" {
+		return decodeItem(r, u)
+	}
+	if d, ok := w.decoded[u.GetUID()]; ok && d.resourceVersion == u.GetResourceVersion() {
+		it := &item{res: r, u: u, obj: d.obj, errs: append([]string(nil), d.errs...)}
+		if len(it.errs) > 0 {
+			it.kind = "InvalidField"
+		}
+		return it
+	}
+	it := decodeItem(r, u)
+	w.decoded[u.GetUID()] = decodedItem{resourceVersion: u.GetResourceVersion(), obj: it.obj, errs: append([]string(nil), it.errs...)}
+	return it
 }
 
 // item is one custom resource and what became of it.
@@ -165,6 +191,7 @@ func (w *state) rebuild(ctx context.Context) {
 		return
 	}
 	var items []*item
+	seen := map[types.UID]bool{}
 	for i, l := range w.listers {
 		objs, err := l.List(labels.Everything())
 		if err != nil {
@@ -176,7 +203,13 @@ func (w *state) rebuild(ctx context.Context) {
 			if !ok {
 				continue
 			}
-			items = append(items, decodeItem(w.res[i], u))
+			items = append(items, w.decode(w.res[i], u))
+			seen[u.GetUID()] = true
+		}
+	}
+	for uid := range w.decoded {
+		if !seen[uid] {
+			delete(w.decoded, uid)
 		}
 	}
 	sort.Slice(items, func(i, j int) bool {
@@ -233,7 +266,7 @@ func (w *state) crdsPresent(ctx context.Context) error {
 // server stores it, so a resource is held to exactly the rules of a file.
 func decodeItem(r Resource, u *unstructured.Unstructured) *item {
 	it := &item{res: r, u: u}
-	data, err := json.Marshal(u.Object)
+	data, err := json.Marshal(decodable(u))
 	if err == nil {
 		var objs []policy.Object
 		objs, err = policy.Parse("", data)
@@ -247,6 +280,27 @@ func decodeItem(r Resource, u *unstructured.Unstructured) *item {
 		it.errs = errorLines(err)
 	}
 	return it
+}
+
+// decodable is the object without what the API server adds and the decoder
+// would only skip: status and managedFields (often most of the bytes).
+func decodable(u *unstructured.Unstructured) map[string]any {
+	out := make(map[string]any, len(u.Object))
+	for k, v := range u.Object {
+		if k != "status" {
+			out[k] = v
+		}
+	}
+	if md, ok := u.Object["metadata"].(map[string]any); ok {
+		m := make(map[string]any, len(md))
+		for k, v := range md {
+			if k != "managedFields" {
+				m[k] = v
+			}
+		}
+		out["metadata"] = m
+	}
+	return out
 }
 
 // buildSnapshot builds one snapshot of every object, as a policy directory
