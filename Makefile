@@ -3,12 +3,16 @@ GO      ?= go
 BIN     ?= bin/imagegate
 PKGS    := ./...
 
-.PHONY: all build unit test e2e bench bench-verify fuzz demo fmt clean
+.PHONY: all build unit test e2e bench bench-verify fuzz demo fmt clean generate
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/imagegate
+
+# CRDs from the policy Go types (kube.CRDs); TestCommittedCRDs fails when they are stale.
+generate:
+	$(GO) run ./cmd/crdgen deploy/crds deploy/helm/imagegate/crds
 
 # Fast checks: formatting, vet and the unit/integration tests (seconds).
 unit:

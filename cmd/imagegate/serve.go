@@ -32,11 +32,12 @@ type serveFlags struct {
 	scanMaxBytes                                                             int64
 	api                                                                      apiFlags
 	audit                                                                    auditFlags
+	kube                                                                     kubeFlags
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 	f := &serveFlags{}
-	fs := newFlagSet("serve", "serve --policies DIR --cluster-id ID --tls-cert-file F --tls-private-key-file F [flags]", stderr)
+	fs := newFlagSet("serve", "serve (--policies DIR | --policy-source=kube [--kubeconfig F]) --cluster-id ID --tls-cert-file F --tls-private-key-file F [flags]", stderr)
 	fs.StringVar(&f.policies, "policies", "", "directory of policy objects (watched for changes)")
 	fs.StringVar(&f.clusterID, "cluster-id", "", "this cluster's id, as policies and strategies name it")
 	fs.StringVar(&f.certFile, "tls-cert-file", "", "serving certificate (PEM); reloaded when it changes")
@@ -60,11 +61,16 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 	fs.Int64Var(&f.scanMaxBytes, "scan-max-bytes", 64<<20, "largest report POST /api/v1/scans accepts")
 	f.api.register(fs)
 	f.audit.register(fs)
+	f.kube.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, flagError(err)
 	}
 	var missing []string
-	for name, v := range map[string]string{"--policies": f.policies, "--cluster-id": f.clusterID, "--tls-cert-file": f.certFile, "--tls-private-key-file": f.keyFile} {
+	if msg := f.kube.resolve(f.policies); msg != "" {
+		fmt.Fprintf(stderr, "imagegate serve: %s\n", msg)
+		return nil, exitBadUsage
+	}
+	for name, v := range map[string]string{"--cluster-id": f.clusterID, "--tls-cert-file": f.certFile, "--tls-private-key-file": f.keyFile} {
 		if v == "" {
 			missing = append(missing, name)
 		}
@@ -140,7 +146,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		Name: "imagegate_policy_loads_total", Help: "Policy snapshot loads by result (ok, error).",
 	}, []string{"result"})
 	reg.MustRegister(loads)
-	go policy.Watch(ctx, f.policies, f.pollInterval, func(snap *policy.Snapshot, err error) {
+	onLoad := func(snap *policy.Snapshot, err error) {
 		if err == nil {
 			var e *rego.Engine
 			e, err = rego.New(ctx, snap, rego.WithClusterID(f.clusterID), rego.WithMaxScanAge(f.maxScanAge), rego.WithVerificationErrorsAllowed(failOpen))
@@ -158,8 +164,14 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 			}
 		}
 		loads.WithLabelValues("error").Inc()
-		log.Error("policy snapshot rejected; the last good one stays in force", "dir", f.policies, "error", err.Error())
-	})
+		log.Error("policy snapshot rejected; the last good one stays in force", "source", f.kube.source, "dir", f.policies, "error", err.Error())
+	}
+	if kubeSource, err := f.kube.start(ctx, log, onLoad, extra); err != nil {
+		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
+		return exitBadUsage
+	} else if !kubeSource {
+		go policy.Watch(ctx, f.policies, f.pollInterval, onLoad)
+	}
 	auditOpts, stopAudit, err := f.audit.start(ctx, f.clusterID, log, reg, extra)
 	if err != nil {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestServeKubeFlags(t *testing.T) {
+	base := []string{"--cluster-id", "c", "--tls-cert-file", "c.pem", "--tls-private-key-file", "k.pem"}
+	tests := []struct {
+		name       string
+		args       []string
+		wantSource string
+		wantErr    string
+	}{
+		{"policies: file", []string{"--policies", "dir"}, "file", ""},
+		{"kubeconfig alone: kube", []string{"--kubeconfig", "kc"}, "kube", ""},
+		{"in-cluster", []string{"--policy-source=kube"}, "kube", ""},
+		{"nothing", nil, "", "required: --policies (or --policy-source=kube)"},
+		{"both", []string{"--policy-source=kube", "--policies", "dir"}, "", "--policies and --policy-source=kube exclude each other"},
+		{"kubeconfig with files", []string{"--policies", "dir", "--kubeconfig", "kc"}, "", "--kubeconfig needs --policy-source=kube"},
+		{"unknown source", []string{"--policy-source=etcd"}, "", `--policy-source "etcd": expected file or kube`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			f, code := parseServeFlags(append(append([]string{}, base...), tc.args...), &stderr)
+			if tc.wantErr != "" {
+				if f != nil || code != exitBadUsage || !strings.Contains(stderr.String(), tc.wantErr) {
+					t.Fatalf("code %d, stderr %q; want exit %d and %q", code, stderr.String(), exitBadUsage, tc.wantErr)
+				}
+				return
+			}
+			if f == nil || f.kube.source != tc.wantSource {
+				t.Fatalf("flags %+v, stderr %q; want source %s", f, stderr.String(), tc.wantSource)
+			}
+		})
+	}
+}

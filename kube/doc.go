@@ -1,0 +1,6 @@
+// Package kube makes the policy objects Kubernetes custom resources: it
+// generates their CustomResourceDefinitions from the policy Go types, watches
+// the resources with informers and turns them into policy snapshots, writes
+// each object's status conditions, and validates imagegate's own resources
+// when the API server asks (POST /validate-policy).
+package kube

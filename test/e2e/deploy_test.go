@@ -1,0 +1,344 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imagegate/imagegate/test/e2e/harness"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+)
+
+// renderKustomize builds a kustomization directory with the kustomize
+// library (what kubectl apply -k runs).
+func renderKustomize(t *testing.T, dir string) []*unstructured.Unstructured {
+	t.Helper()
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	res, err := k.Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
+	}
+	out, err := res.AsYaml()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return splitYAML(t, out)
+}
+
+func splitYAML(t *testing.T, data []byte) []*unstructured.Unstructured {
+	t.Helper()
+	var objs []*unstructured.Unstructured
+	for _, doc := range bytes.Split(data, []byte("\n---\n")) {
+		if len(bytes.TrimSpace(doc)) == 0 || bytes.Equal(bytes.TrimSpace(doc), []byte("---")) {
+			continue
+		}
+		u := decodeYAML(t, string(doc))
+		if len(u.Object) == 0 {
+			continue
+		}
+		objs = append(objs, u)
+	}
+	return objs
+}
+
+// dryRunApply server-side applies every object with dryRun=All and strict
+// field validation, so the API server checks each against its schema
+// without keeping it. Namespaces are applied for real first (a namespaced
+// dry run needs its namespace).
+func dryRunApply(t *testing.T, dyn dynamic.Interface, mapper *restmapper.DeferredDiscoveryRESTMapper, objs []*unstructured.Unstructured) {
+	t.Helper()
+	ctx := context.Background()
+	for _, pass := range []bool{true, false} {
+		for _, o := range objs {
+			if (o.GetKind() == "Namespace") != pass {
+				continue
+			}
+			gvk := o.GroupVersionKind()
+			m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+			if err != nil {
+				t.Errorf("%s %s: no such resource in the API server: %v", gvk, o.GetName(), err)
+				continue
+			}
+			data, err := o.MarshalJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts := metav1.PatchOptions{FieldManager: "e2e", Force: ptr(true), FieldValidation: "Strict"}
+			if !pass {
+				opts.DryRun = []string{metav1.DryRunAll}
+			}
+			var ri dynamic.ResourceInterface = dyn.Resource(m.Resource)
+			if o.GetNamespace() != "" {
+				ri = dyn.Resource(m.Resource).Namespace(o.GetNamespace())
+			}
+			if _, err := ri.Patch(ctx, o.GetName(), types.ApplyPatchType, data, opts); err != nil {
+				t.Errorf("server-side dry-run apply of %s %s/%s: %v", gvk.Kind, o.GetNamespace(), o.GetName(), err)
+			}
+		}
+	}
+}
+
+// helmVersion is the helm release the chart is tested with.
+const helmVersion = "v3.19.0"
+
+func ptr[T any](v T) *T { return &v }
+
+func find(objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
+	for _, o := range objs {
+		if o.GetKind() == kind && (name == "" || o.GetName() == name) {
+			return o
+		}
+	}
+	return nil
+}
+
+// checkManifests asserts the properties issue 6 asks of the installation.
+func checkManifests(t *testing.T, objs []*unstructured.Unstructured, ns string) {
+	t.Helper()
+	str := func(o *unstructured.Unstructured, path ...string) string {
+		v, _, _ := unstructured.NestedFieldNoCopy(o.Object, path...)
+		return fmt.Sprint(v)
+	}
+	for _, kind := range []string{"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "PodDisruptionBudget", "Deployment"} {
+		if find(objs, kind, "") == nil {
+			t.Errorf("no %s rendered", kind)
+		}
+	}
+	crds := 0
+	for _, o := range objs {
+		if o.GetKind() == "CustomResourceDefinition" {
+			crds++
+		}
+	}
+	if crds != 3 {
+		t.Errorf("%d CRDs rendered, want 3", crds)
+	}
+	d := find(objs, "Deployment", "")
+	if d != nil {
+		checks := map[string][2]string{
+			"replicas":             {str(d, "spec", "replicas"), "2"},
+			"runAsNonRoot":         {str(d, "spec", "template", "spec", "securityContext", "runAsNonRoot"), "true"},
+			"anti-affinity":        {fmt.Sprint(str(d, "spec", "template", "spec", "affinity", "podAntiAffinity") != "<nil>"), "true"},
+			"namespace":            {d.GetNamespace(), ns},
+			"serviceAccount":       {fmt.Sprint(str(d, "spec", "template", "spec", "serviceAccountName") != ""), "true"},
+			"terminationGracePer.": {str(d, "spec", "template", "spec", "terminationGracePeriodSeconds"), "30"},
+		}
+		cs, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+		if len(cs) == 1 {
+			c := &unstructured.Unstructured{Object: cs[0].(map[string]any)}
+			checks["readOnlyRootFilesystem"] = [2]string{str(c, "securityContext", "readOnlyRootFilesystem"), "true"}
+			checks["allowPrivilegeEscalation"] = [2]string{str(c, "securityContext", "allowPrivilegeEscalation"), "false"}
+			checks["limits.memory"] = [2]string{str(c, "resources", "limits", "memory"), "512Mi"}
+			checks["requests.cpu"] = [2]string{str(c, "resources", "requests", "cpu"), "100m"}
+			checks["readinessProbe"] = [2]string{str(c, "readinessProbe", "httpGet", "path"), "/readyz"}
+		} else {
+			t.Errorf("deployment has %d containers", len(cs))
+		}
+		for name, c := range checks {
+			if c[0] != c[1] {
+				t.Errorf("Deployment %s = %s, want %s", name, c[0], c[1])
+			}
+		}
+	}
+	vwc := find(objs, "ValidatingWebhookConfiguration", "imagegate.dev")
+	if vwc == nil {
+		t.Fatal("no ValidatingWebhookConfiguration imagegate.dev rendered")
+	}
+	whs, _, _ := unstructured.NestedSlice(vwc.Object, "webhooks")
+	if len(whs) != 2 {
+		t.Fatalf("%d webhooks, want 2 (pods and imagegate.dev objects)", len(whs))
+	}
+	for _, w := range whs {
+		wh := &unstructured.Unstructured{Object: w.(map[string]any)}
+		if str(wh, "failurePolicy") != "Fail" || str(wh, "timeoutSeconds") != "10" || str(wh, "sideEffects") != "None" {
+			t.Errorf("webhook %s: failurePolicy %s timeoutSeconds %s sideEffects %s; want Fail, 10, None",
+				str(wh, "name"), str(wh, "failurePolicy"), str(wh, "timeoutSeconds"), str(wh, "sideEffects"))
+		}
+		if str(wh, "clientConfig", "service", "namespace") != ns {
+			t.Errorf("webhook %s calls namespace %s, want %s", str(wh, "name"), str(wh, "clientConfig", "service", "namespace"), ns)
+		}
+	}
+	pods := &unstructured.Unstructured{Object: whs[0].(map[string]any)}
+	sel := str(pods, "namespaceSelector")
+	for _, excluded := range []string{"kube-system", ns} {
+		if !strings.Contains(sel, excluded) || !strings.Contains(sel, "NotIn") {
+			t.Errorf("namespaceSelector %s does not exclude %s", sel, excluded)
+		}
+	}
+}
+
+// TestDeployManifests renders deploy/kustomize/base (and the Helm chart when
+// a helm binary is available), checks what issue 6 asks of them and has the
+// real API server validate every object with a server-side dry run.
+func TestDeployManifests(t *testing.T) {
+	cluster := harness.SharedCluster(t)
+	root, err := harness.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn, err := dynamic.NewForConfig(cluster.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memCache(cluster.Client(t).Discovery()))
+	applyCRDs(t, dyn) // so their kinds resolve; the dry run re-applies them
+
+	t.Run("kustomize base", func(t *testing.T) {
+		objs := renderKustomize(t, filepath.Join(root, "deploy", "kustomize", "base"))
+		checkManifests(t, objs, "imagegate")
+		dryRunApply(t, dyn, mapper, objs)
+		t.Logf("%d objects validated by the API server", len(objs))
+	})
+
+	t.Run("kustomize cert-manager overlay renders", func(t *testing.T) {
+		objs := renderKustomize(t, filepath.Join(root, "deploy", "kustomize", "overlays", "cert-manager"))
+		vwc := find(objs, "ValidatingWebhookConfiguration", "imagegate.dev")
+		if vwc == nil || vwc.GetAnnotations()["cert-manager.io/inject-ca-from"] != "imagegate/imagegate-serving" {
+			t.Fatalf("webhook configuration without the cert-manager CA injection annotation: %v", vwc)
+		}
+		if find(objs, "Certificate", "imagegate-serving") == nil {
+			t.Fatal("no serving Certificate")
+		}
+	})
+
+	t.Run("helm chart", func(t *testing.T) {
+		helm := harness.Tool("HELM")
+		if cached := filepath.Join(harness.ToolsCacheDir(), "helm-"+helmVersion, "helm"); helm == "" {
+			if _, err := os.Stat(cached); err != nil {
+				t.Skipf("no helm binary: set HELM, or build it: GOBIN=%s go install helm.sh/helm/v3/cmd/helm@%s", filepath.Dir(cached), helmVersion)
+			}
+			helm = cached
+		}
+		out, err := exec.Command(helm, "template", "imagegate", filepath.Join(root, "deploy", "helm", "imagegate"),
+			"--namespace", "imagegate-helm", "--include-crds", "--set", "clusterId=e2e-cluster").CombinedOutput()
+		if err != nil {
+			t.Fatalf("helm template: %v\n%s", err, out)
+		}
+		objs := splitYAML(t, append([]byte("apiVersion: v1\nkind: Namespace\nmetadata: {name: imagegate-helm}\n---\n"), out...))
+		checkManifests(t, objs, "imagegate-helm")
+		dryRunApply(t, dyn, mapper, objs)
+		t.Logf("%d objects validated by the API server", len(objs))
+
+		out, err = exec.Command(helm, "template", "imagegate", filepath.Join(root, "deploy", "helm", "imagegate"),
+			"--namespace", "imagegate-helm", "--set", "tls.certManager=true").CombinedOutput()
+		if err != nil {
+			t.Fatalf("helm template with tls.certManager=true: %v\n%s", err, out)
+		}
+		objs = splitYAML(t, out)
+		vwc := find(objs, "ValidatingWebhookConfiguration", "imagegate.dev")
+		if vwc == nil || vwc.GetAnnotations()["cert-manager.io/inject-ca-from"] != "imagegate-helm/imagegate-serving" || find(objs, "Certificate", "imagegate-serving") == nil {
+			t.Errorf("tls.certManager=true renders no serving Certificate or no CA injection: %v", vwc)
+		}
+	})
+}
+
+// TestDeployRBACIsEnough runs imagegate as the ServiceAccount of
+// deploy/kustomize/base with only the RBAC rules of the base: it must list
+// and watch the policy resources (and so become ready) and write their status.
+func TestDeployRBACIsEnough(t *testing.T) {
+	cluster := harness.SharedCluster(t)
+	harness.RequireServe(t)
+	root, err := harness.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	dyn, err := dynamic.NewForConfig(cluster.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	applyCRDs(t, dyn)
+	client := cluster.Client(t)
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memCache(client.Discovery()))
+	var rbac []*unstructured.Unstructured
+	for _, o := range renderKustomize(t, filepath.Join(root, "deploy", "kustomize", "base")) {
+		switch o.GetKind() {
+		case "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding":
+			rbac = append(rbac, o)
+		}
+	}
+	for _, o := range rbac {
+		gvk := o.GroupVersionKind()
+		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := o.MarshalJSON()
+		var ri dynamic.ResourceInterface = dyn.Resource(m.Resource)
+		if o.GetNamespace() != "" {
+			ri = dyn.Resource(m.Resource).Namespace(o.GetNamespace())
+		}
+		if _, err := ri.Patch(ctx, o.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: "e2e", Force: ptr(true)}); err != nil {
+			t.Fatalf("apply %s %s: %v", gvk.Kind, o.GetName(), err)
+		}
+		if o.GetKind() == "ClusterRoleBinding" || o.GetKind() == "ClusterRole" {
+			res, name := m.Resource, o.GetName()
+			t.Cleanup(func() { _ = dyn.Resource(res).Delete(context.Background(), name, metav1.DeleteOptions{}) })
+		}
+	}
+	tok, err := client.CoreV1().ServiceAccounts("imagegate").CreateToken(ctx, "imagegate",
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr(int64(3600))}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("token for ServiceAccount imagegate/imagegate: %v", err)
+	}
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	cfg := fmt.Sprintf("apiVersion: v1\nkind: Config\nclusters: [{name: e2e, cluster: {server: %q, certificate-authority: %q}}]\n"+
+		"users: [{name: imagegate, user: {token: %q}}]\ncontexts: [{name: e2e, context: {cluster: e2e, user: imagegate}}]\ncurrent-context: e2e\n",
+		cluster.URL, cluster.CA.CertFile, tok.Status.Token)
+	if err := os.WriteFile(kubeconfig, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	strategies := dyn.Resource(strategyGVR)
+	name := "rbac-check"
+	_ = strategies.Delete(ctx, name, metav1.DeleteOptions{})
+	if _, err := strategies.Create(ctx, decodeYAML(t, strings.Replace(kubeStrategy, "kube-block}", name+"}", 1)), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = strategies.Delete(context.Background(), name, metav1.DeleteOptions{}) })
+	// StartImagegate returns once /readyz answers 200: the policies were listed.
+	ig := harness.StartImagegate(t, "--kubeconfig", kubeconfig, "--cluster-id", clusterID)
+	waitFor(t, 10*time.Second, "status written by the ServiceAccount", func() (bool, error) {
+		u, err := strategies.Get(ctx, name, metav1.GetOptions{})
+		return err == nil && conditionStatus(u, "Accepted") == "True", err
+	})
+	if strings.Contains(ig.Tail(200), "forbidden") {
+		t.Errorf("imagegate was refused something with the base's RBAC:\n%s", ig.Tail(40))
+	}
+	// And nothing more: the ServiceAccount cannot read Secrets or change policies.
+	saCfg := rest.CopyConfig(cluster.Config)
+	saCfg.TLSClientConfig.CertData, saCfg.TLSClientConfig.KeyData = nil, nil
+	saCfg.BearerToken = tok.Status.Token
+	saDyn, err := dynamic.NewForConfig(saCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
+	if _, err := saDyn.Resource(secrets).Namespace("kube-system").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("listing secrets as imagegate: %v, want forbidden", err)
+	}
+	if err := saDyn.Resource(strategyGVR).Delete(ctx, name, metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}}); !apierrors.IsForbidden(err) {
+		t.Errorf("deleting an OpaStrategy as imagegate: %v, want forbidden", err)
+	}
+}
+
+func memCache(d discovery.DiscoveryInterface) discovery.CachedDiscoveryInterface {
+	return memory.NewMemCacheClient(d)
+}
