@@ -253,4 +253,3 @@ func TestManagementAPITokenReview(t *testing.T) {
 	}
 }
 
-func ptr[T any](v T) *T { return &v }
