@@ -9,6 +9,7 @@ import (
 
 	"github.com/imagegate/imagegate/kube"
 	"github.com/imagegate/imagegate/policy"
+	"github.com/imagegate/imagegate/scan"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -18,17 +19,22 @@ import (
 type kubeFlags struct {
 	source, kubeconfig string
 	writeStatus        bool
+	vulnReports        bool
 }
 
 func (k *kubeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&k.source, "policy-source", "", "where policies come from: file (--policies DIR) or kube (the cluster's imagegate.dev resources); default kube when --kubeconfig is set without --policies, else file")
 	fs.StringVar(&k.kubeconfig, "kubeconfig", "", "kubeconfig file for --policy-source=kube; empty: in-cluster configuration")
 	fs.BoolVar(&k.writeStatus, "kube-write-status", true, "write Accepted/Invalid conditions to the policy resources' status (--policy-source=kube)")
+	fs.BoolVar(&k.vulnReports, "kube-vulnerability-reports", false, "import the cluster's trivy-operator VulnerabilityReports into --scan-store as they appear")
 }
 
 // resolve applies the default source and checks the combination; it returns
 // a usage message or "".
-func (k *kubeFlags) resolve(policies string) string {
+func (k *kubeFlags) resolve(policies, scanStore string) string {
+	if k.vulnReports && scanStore == "" {
+		return "--kube-vulnerability-reports needs --scan-store"
+	}
 	if k.source == "" {
 		k.source = "file"
 		if k.kubeconfig != "" && policies == "" {
@@ -37,8 +43,8 @@ func (k *kubeFlags) resolve(policies string) string {
 	}
 	switch k.source {
 	case "file":
-		if k.kubeconfig != "" {
-			return "--kubeconfig needs --policy-source=kube"
+		if k.kubeconfig != "" && !k.vulnReports {
+			return "--kubeconfig needs --policy-source=kube or --kube-vulnerability-reports"
 		}
 		if policies == "" {
 			return "required: --policies (or --policy-source=kube)"
@@ -59,20 +65,9 @@ func (k *kubeFlags) start(ctx context.Context, log *slog.Logger, onLoad func(*po
 	if k.source != "kube" {
 		return false, nil
 	}
-	var cfg *rest.Config
-	var err error
-	if k.kubeconfig != "" {
-		cfg, err = clientcmd.BuildConfigFromFlags("", k.kubeconfig)
-	} else {
-		cfg, err = rest.InClusterConfig()
-	}
+	client, err := k.client()
 	if err != nil {
-		return false, fmt.Errorf("--kubeconfig: %w", err)
-	}
-	cfg.UserAgent = "imagegate"
-	client, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return false, fmt.Errorf("--kubeconfig: %w", err)
+		return false, err
 	}
 	w, err := kube.NewWatcher(client, kube.WithLogger(log), kube.WithStatus(k.writeStatus))
 	if err != nil {
@@ -85,4 +80,43 @@ func (k *kubeFlags) start(ctx context.Context, log *slog.Logger, onLoad func(*po
 		}
 	}()
 	return true, nil
+}
+
+func (k *kubeFlags) client() (dynamic.Interface, error) {
+	var cfg *rest.Config
+	var err error
+	if k.kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", k.kubeconfig)
+	} else {
+		cfg, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--kubeconfig: %w", err)
+	}
+	cfg.UserAgent = "imagegate"
+	client, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("--kubeconfig: %w", err)
+	}
+	return client, nil
+}
+
+// startReports imports VulnerabilityReports into the scan store at path when
+// --kube-vulnerability-reports is set, refreshing the facts after each batch.
+func (k *kubeFlags) startReports(ctx context.Context, log *slog.Logger, path string, scans *scan.Reader) error {
+	if !k.vulnReports {
+		return nil
+	}
+	client, err := k.client()
+	if err != nil {
+		return err
+	}
+	go kube.WatchVulnerabilityReports(ctx, client, func(records []*scan.Record) error {
+		if err := scan.Import(path, records, nil); err != nil {
+			return err
+		}
+		_, err := scans.Refresh()
+		return err
+	}, log)
+	return nil
 }

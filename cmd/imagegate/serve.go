@@ -62,7 +62,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 		return nil, flagError(err)
 	}
 	var missing []string
-	if msg := f.kube.resolve(f.policies); msg != "" {
+	if msg := f.kube.resolve(f.policies, f.scanStore); msg != "" {
 		fmt.Fprintf(stderr, "imagegate serve: %s\n", msg)
 		return nil, exitBadUsage
 	}
@@ -110,6 +110,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	extra := map[string]http.Handler{}
 	if scans != nil {
 		go scans.Watch(ctx, f.pollInterval, func(err error) { log.Warn("scan store not refreshed", "error", err.Error()) })
+		if err := f.kube.startReports(ctx, log, f.scanStore, scans); err != nil {
+			fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
+			return exitBadUsage
+		}
 		if f.scanTokenFile != "" {
 			token, err := os.ReadFile(f.scanTokenFile)
 			if err != nil || len(strings.TrimSpace(string(token))) == 0 {

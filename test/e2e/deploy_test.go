@@ -228,7 +228,7 @@ func TestDeployManifests(t *testing.T) {
 			helm = cached
 		}
 		out, err := exec.Command(helm, "template", "imagegate", filepath.Join(root, "deploy", "helm", "imagegate"),
-			"--namespace", "imagegate-helm", "--include-crds", "--set", "clusterId=e2e-cluster").CombinedOutput()
+			"--namespace", "imagegate-helm", "--include-crds", "--set", "clusterId=e2e-cluster", "--set", "vulnerabilityReports=true").CombinedOutput()
 		if err != nil {
 			t.Fatalf("helm template: %v\n%s", err, out)
 		}
