@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/imagegate/imagegate/kube"
 	"github.com/imagegate/imagegate/policy"
@@ -20,6 +21,11 @@ type kubeFlags struct {
 	source, kubeconfig string
 	writeStatus        bool
 	vulnReports        bool
+	certSecret         string
+	certWebhook        string
+	certHosts          stringList
+	certValidity       time.Duration
+	certRenewBefore    time.Duration
 }
 
 func (k *kubeFlags) register(fs *flag.FlagSet) {
@@ -27,11 +33,19 @@ func (k *kubeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&k.kubeconfig, "kubeconfig", "", "kubeconfig file for --policy-source=kube; empty: in-cluster configuration")
 	fs.BoolVar(&k.writeStatus, "kube-write-status", true, "write Accepted/Invalid conditions to the policy resources' status (--policy-source=kube)")
 	fs.BoolVar(&k.vulnReports, "kube-vulnerability-reports", false, "import the cluster's trivy-operator VulnerabilityReports into --scan-store as they appear")
+	fs.StringVar(&k.certSecret, "cert-bootstrap-secret", "", "keep a self-signed CA and the serving certificate in this Secret of --namespace, write them to --tls-cert-file/--tls-private-key-file, patch the caBundle and renew before expiry (no cert-manager needed); empty: off")
+	fs.StringVar(&k.certWebhook, "cert-bootstrap-webhook", "imagegate.dev", "ValidatingWebhookConfiguration whose caBundle --cert-bootstrap-secret patches; empty: none")
+	fs.Var(&k.certHosts, "cert-bootstrap-hosts", "DNS names and IPs of the bootstrapped serving certificate (repeatable or comma-separated; default imagegate.NAMESPACE.svc and imagegate.NAMESPACE.svc.cluster.local)")
+	fs.DurationVar(&k.certValidity, "cert-bootstrap-validity", 365*24*time.Hour, "lifetime of a bootstrapped serving certificate")
+	fs.DurationVar(&k.certRenewBefore, "cert-bootstrap-renew-before", 30*24*time.Hour, "issue a new serving certificate this long before the current one expires")
 }
 
 // resolve applies the default source and checks the combination; it returns
 // a usage message or "".
 func (k *kubeFlags) resolve(policies, scanStore string) string {
+	if k.certSecret != "" && k.certRenewBefore >= k.certValidity {
+		return "--cert-bootstrap-renew-before must be shorter than --cert-bootstrap-validity"
+	}
 	if k.vulnReports && scanStore == "" {
 		return "--kube-vulnerability-reports needs --scan-store"
 	}
@@ -43,8 +57,8 @@ func (k *kubeFlags) resolve(policies, scanStore string) string {
 	}
 	switch k.source {
 	case "file":
-		if k.kubeconfig != "" && !k.vulnReports {
-			return "--kubeconfig needs --policy-source=kube or --kube-vulnerability-reports"
+		if k.kubeconfig != "" && !k.vulnReports && k.certSecret == "" {
+			return "--kubeconfig needs --policy-source=kube, --kube-vulnerability-reports or --cert-bootstrap-secret"
 		}
 		if policies == "" {
 			return "required: --policies (or --policy-source=kube)"
@@ -118,5 +132,38 @@ func (k *kubeFlags) startReports(ctx context.Context, log *slog.Logger, path str
 		_, err := scans.Refresh()
 		return err
 	}, log)
+	return nil
+}
+
+// bootstrapCerts, with --cert-bootstrap-secret, gets the serving certificate
+// into certFile and keyFile before the server starts (retrying while the API
+// server cannot be reached) and keeps it renewed.
+func (k *kubeFlags) bootstrapCerts(ctx context.Context, log *slog.Logger, namespace, certFile, keyFile string) error {
+	if k.certSecret == "" {
+		return nil
+	}
+	client, err := k.client()
+	if err != nil {
+		return err
+	}
+	hosts := []string(k.certHosts)
+	if len(hosts) == 0 {
+		hosts = []string{"imagegate." + namespace + ".svc", "imagegate." + namespace + ".svc.cluster.local"}
+	}
+	b := &kube.CertBootstrap{Client: client, Namespace: namespace, Secret: k.certSecret, Webhook: k.certWebhook, Hosts: hosts,
+		CertFile: certFile, KeyFile: keyFile, Validity: k.certValidity, RenewBefore: k.certRenewBefore, Log: log}
+	for {
+		err := b.Ensure(ctx)
+		if err == nil {
+			break
+		}
+		log.Warn("serving certificate not bootstrapped yet; retrying", "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+	go b.Run(ctx, min(k.certRenewBefore/4, time.Hour))
 	return nil
 }

@@ -127,6 +127,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "imagegate serve: --scan-token-file needs --scan-store")
 		return exitBadUsage
 	}
+	if err := f.kube.bootstrapCerts(ctx, log, f.ownNamespace, f.certFile, f.keyFile); err != nil {
+		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
+		return exitBadUsage
+	}
 	certs, err := webhook.NewCertReloader(f.certFile, f.keyFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
