@@ -108,6 +108,9 @@ func (k *kubeFlags) client() (dynamic.Interface, error) {
 		return nil, fmt.Errorf("--kubeconfig: %w", err)
 	}
 	cfg.UserAgent = "imagegate"
+	// client-go's default (5/s) would make the first status writes of a
+	// large policy set take minutes.
+	cfg.QPS, cfg.Burst = 50, 100
 	client, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("--kubeconfig: %w", err)
