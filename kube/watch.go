@@ -119,7 +119,10 @@ func (w *Watcher) Run(ctx context.Context, onLoad func(*policy.Snapshot, error))
 	if !cache.WaitForCacheSync(ctx.Done(), w.synced...) {
 		return fmt.Errorf("kube: policy resources not listed before shutdown")
 	}
-	st := &state{Watcher: w, onLoad: onLoad, decoded: map[types.UID]decodedItem{}}
+	st := &state{Watcher: w, onLoad: onLoad, decoded: map[types.UID]decodedItem{}, statusQ: make(chan statusJob, 1)}
+	// Status writes run beside the rebuilds, so a large set's first writes
+	// never delay the next change from taking effect.
+	go st.statusLoop(ctx)
 	st.rebuild(ctx)
 	for {
 		select {
@@ -152,6 +155,32 @@ type state struct {
 	// decoded remembers each object's decode by uid and resourceVersion, so
 	// a change re-decodes only the objects that changed.
 	decoded map[types.UID]decodedItem
+	statusQ chan statusJob // the latest outcome whose status is not written yet
+}
+
+type statusJob struct {
+	items  []*item
+	setErr error
+}
+
+// queueStatus replaces any outcome not yet written with this one.
+func (w *state) queueStatus(items []*item, setErr error) {
+	select {
+	case <-w.statusQ:
+	default:
+	}
+	w.statusQ <- statusJob{items, setErr}
+}
+
+func (w *state) statusLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-w.statusQ:
+			w.writeStatus(ctx, j.items, j.setErr)
+		}
+	}
 }
 
 type decodedItem struct {
@@ -221,7 +250,7 @@ func (w *state) rebuild(ctx context.Context) {
 	snap, err := buildSnapshot(items)
 	w.report(snap, err)
 	if w.opts.writeStatus {
-		w.writeStatus(ctx, items, err)
+		w.queueStatus(items, err)
 	}
 }
 

@@ -7,6 +7,7 @@
 #   KUBE_APISERVER   built from the k8s.io/kubernetes module at the version
 #                    test/tools/go.mod pins (about 8 minutes the first time)
 #   COSIGN           the cosign v2 CLI, go installed at $COSIGN_VERSION
+#   HELM             the helm v3 CLI, go installed at $HELM_VERSION
 #
 # CACHE is ${IMAGEGATE_TOOLS_CACHE:-$HOME/.cache/imagegate-tools}; builds go to
 # $CACHE/<tool>-<version>/ and are reused, so running this again is quick.
@@ -113,6 +114,24 @@ else
   log "cosign $cosign_version: cached"
 fi
 
+# --- helm v3 CLI (renders deploy/helm in TestDeployManifests) -----------------
+helm_version=${HELM_VERSION:-v3.19.0}
+helm_dir=$cache/helm-$helm_version
+helm_bin=$helm_dir/helm
+if [[ ! -x $helm_bin ]]; then
+  htmp=$(mktemp -d "$cache/.helm-XXXXXX")
+  trap 'rm -rf "${tmp:-}" "$htmp"' EXIT
+  (
+    cd "$cache"
+    timed "go install helm $helm_version" \
+      env GOBIN="$htmp" "$go" install "${build_flags[@]}" "helm.sh/helm/v3/cmd/helm@$helm_version"
+  )
+  mkdir -p "$helm_dir"
+  mv -f "$htmp/helm" "$helm_bin"
+else
+  log "helm $helm_version: cached"
+fi
+
 # --- env file ---------------------------------------------------------------
 env_file=$cache/env.sh
 {
@@ -123,6 +142,7 @@ env_file=$cache/env.sh
   printf 'export COSIGN=%q\n' "$cosign_bin"
   # The root module's cosign conformance test (attestation/) runs when set.
   printf 'export IMAGEGATE_COSIGN=%q\n' "$cosign_bin"
+  printf 'export HELM=%q\n' "$helm_bin"
 } >"$env_file.tmp"
 mv -f "$env_file.tmp" "$env_file"
 
@@ -130,4 +150,5 @@ echo "kube-apiserver $kube_version: $kube_bin"
 echo "etcd $("$etcd_bin" --version 2>/dev/null | awk '/etcd Version/ {print $3}'): $etcd_bin"
 echo "docker-registry $("$registry_bin" --version 2>/dev/null | awk '{print $3}'): $registry_bin"
 echo "cosign $cosign_version: $cosign_bin"
+echo "helm $helm_version: $helm_bin"
 echo "env file: $env_file"

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/imagegate/imagegate/kube"
 	"github.com/imagegate/imagegate/policy"
+	"github.com/imagegate/imagegate/scan"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -18,17 +20,35 @@ import (
 type kubeFlags struct {
 	source, kubeconfig string
 	writeStatus        bool
+	vulnReports        bool
+	certSecret         string
+	certWebhook        string
+	certHosts          stringList
+	certValidity       time.Duration
+	certRenewBefore    time.Duration
 }
 
 func (k *kubeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&k.source, "policy-source", "", "where policies come from: file (--policies DIR) or kube (the cluster's imagegate.dev resources); default kube when --kubeconfig is set without --policies, else file")
 	fs.StringVar(&k.kubeconfig, "kubeconfig", "", "kubeconfig file for --policy-source=kube; empty: in-cluster configuration")
 	fs.BoolVar(&k.writeStatus, "kube-write-status", true, "write Accepted/Invalid conditions to the policy resources' status (--policy-source=kube)")
+	fs.BoolVar(&k.vulnReports, "kube-vulnerability-reports", false, "import the cluster's trivy-operator VulnerabilityReports into --scan-store as they appear")
+	fs.StringVar(&k.certSecret, "cert-bootstrap-secret", "", "keep a self-signed CA and the serving certificate in this Secret of --namespace, write them to --tls-cert-file/--tls-private-key-file, patch the caBundle and renew before expiry (no cert-manager needed); empty: off")
+	fs.StringVar(&k.certWebhook, "cert-bootstrap-webhook", "imagegate.dev", "ValidatingWebhookConfiguration whose caBundle --cert-bootstrap-secret patches; empty: none")
+	fs.Var(&k.certHosts, "cert-bootstrap-hosts", "DNS names and IPs of the bootstrapped serving certificate (repeatable or comma-separated; default imagegate.NAMESPACE.svc and imagegate.NAMESPACE.svc.cluster.local)")
+	fs.DurationVar(&k.certValidity, "cert-bootstrap-validity", 365*24*time.Hour, "lifetime of a bootstrapped serving certificate")
+	fs.DurationVar(&k.certRenewBefore, "cert-bootstrap-renew-before", 30*24*time.Hour, "issue a new serving certificate this long before the current one expires")
 }
 
 // resolve applies the default source and checks the combination; it returns
 // a usage message or "".
-func (k *kubeFlags) resolve(policies string) string {
+func (k *kubeFlags) resolve(policies, scanStore string) string {
+	if k.certSecret != "" && k.certRenewBefore >= k.certValidity {
+		return "--cert-bootstrap-renew-before must be shorter than --cert-bootstrap-validity"
+	}
+	if k.vulnReports && scanStore == "" {
+		return "--kube-vulnerability-reports needs --scan-store"
+	}
 	if k.source == "" {
 		k.source = "file"
 		if k.kubeconfig != "" && policies == "" {
@@ -37,8 +57,8 @@ func (k *kubeFlags) resolve(policies string) string {
 	}
 	switch k.source {
 	case "file":
-		if k.kubeconfig != "" {
-			return "--kubeconfig needs --policy-source=kube"
+		if k.kubeconfig != "" && !k.vulnReports && k.certSecret == "" {
+			return "--kubeconfig needs --policy-source=kube, --kube-vulnerability-reports or --cert-bootstrap-secret"
 		}
 		if policies == "" {
 			return "required: --policies (or --policy-source=kube)"
@@ -59,20 +79,9 @@ func (k *kubeFlags) start(ctx context.Context, log *slog.Logger, onLoad func(*po
 	if k.source != "kube" {
 		return false, nil
 	}
-	var cfg *rest.Config
-	var err error
-	if k.kubeconfig != "" {
-		cfg, err = clientcmd.BuildConfigFromFlags("", k.kubeconfig)
-	} else {
-		cfg, err = rest.InClusterConfig()
-	}
+	client, err := k.client()
 	if err != nil {
-		return false, fmt.Errorf("--kubeconfig: %w", err)
-	}
-	cfg.UserAgent = "imagegate"
-	client, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return false, fmt.Errorf("--kubeconfig: %w", err)
+		return false, err
 	}
 	w, err := kube.NewWatcher(client, kube.WithLogger(log), kube.WithStatus(k.writeStatus))
 	if err != nil {
@@ -85,4 +94,79 @@ func (k *kubeFlags) start(ctx context.Context, log *slog.Logger, onLoad func(*po
 		}
 	}()
 	return true, nil
+}
+
+func (k *kubeFlags) client() (dynamic.Interface, error) {
+	var cfg *rest.Config
+	var err error
+	if k.kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", k.kubeconfig)
+	} else {
+		cfg, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--kubeconfig: %w", err)
+	}
+	cfg.UserAgent = "imagegate"
+	// client-go's default (5/s) would make the first status writes of a
+	// large policy set take minutes.
+	cfg.QPS, cfg.Burst = 50, 100
+	client, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("--kubeconfig: %w", err)
+	}
+	return client, nil
+}
+
+// startReports imports VulnerabilityReports into the scan store at path when
+// --kube-vulnerability-reports is set, refreshing the facts after each batch.
+func (k *kubeFlags) startReports(ctx context.Context, log *slog.Logger, path string, scans *scan.Reader) error {
+	if !k.vulnReports {
+		return nil
+	}
+	client, err := k.client()
+	if err != nil {
+		return err
+	}
+	go kube.WatchVulnerabilityReports(ctx, client, func(records []*scan.Record) error {
+		if err := scan.Import(path, records, nil); err != nil {
+			return err
+		}
+		_, err := scans.Refresh()
+		return err
+	}, log)
+	return nil
+}
+
+// bootstrapCerts, with --cert-bootstrap-secret, gets the serving certificate
+// into certFile and keyFile before the server starts (retrying while the API
+// server cannot be reached) and keeps it renewed.
+func (k *kubeFlags) bootstrapCerts(ctx context.Context, log *slog.Logger, namespace, certFile, keyFile string) error {
+	if k.certSecret == "" {
+		return nil
+	}
+	client, err := k.client()
+	if err != nil {
+		return err
+	}
+	hosts := []string(k.certHosts)
+	if len(hosts) == 0 {
+		hosts = []string{"imagegate." + namespace + ".svc", "imagegate." + namespace + ".svc.cluster.local"}
+	}
+	b := &kube.CertBootstrap{Client: client, Namespace: namespace, Secret: k.certSecret, Webhook: k.certWebhook, Hosts: hosts,
+		CertFile: certFile, KeyFile: keyFile, Validity: k.certValidity, RenewBefore: k.certRenewBefore, Log: log}
+	for {
+		err := b.Ensure(ctx)
+		if err == nil {
+			break
+		}
+		log.Warn("serving certificate not bootstrapped yet; retrying", "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+	go b.Run(ctx, min(k.certRenewBefore/4, time.Hour))
+	return nil
 }

@@ -66,7 +66,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 		return nil, flagError(err)
 	}
 	var missing []string
-	if msg := f.kube.resolve(f.policies); msg != "" {
+	if msg := f.kube.resolve(f.policies, f.scanStore); msg != "" {
 		fmt.Fprintf(stderr, "imagegate serve: %s\n", msg)
 		return nil, exitBadUsage
 	}
@@ -118,6 +118,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	extra := map[string]http.Handler{}
 	if scans != nil {
 		go scans.Watch(ctx, f.pollInterval, func(err error) { log.Warn("scan store not refreshed", "error", err.Error()) })
+		if err := f.kube.startReports(ctx, log, f.scanStore, scans); err != nil {
+			fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
+			return exitBadUsage
+		}
 		if f.scanTokenFile != "" {
 			token, err := os.ReadFile(f.scanTokenFile)
 			if err != nil || len(strings.TrimSpace(string(token))) == 0 {
@@ -129,6 +133,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		}
 	} else if f.scanTokenFile != "" {
 		fmt.Fprintln(stderr, "imagegate serve: --scan-token-file needs --scan-store")
+		return exitBadUsage
+	}
+	if err := f.kube.bootstrapCerts(ctx, log, f.ownNamespace, f.certFile, f.keyFile); err != nil {
+		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return exitBadUsage
 	}
 	certs, err := webhook.NewCertReloader(f.certFile, f.keyFile)

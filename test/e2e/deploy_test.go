@@ -176,6 +176,9 @@ func checkManifests(t *testing.T, objs []*unstructured.Unstructured, ns string) 
 			t.Errorf("webhook %s calls namespace %s, want %s", str(wh, "name"), str(wh, "clientConfig", "service", "namespace"), ns)
 		}
 	}
+	if sa := find(objs, "Role", ""); sa == nil {
+		t.Error("no Role for the certificate bootstrap's Secret")
+	}
 	pods := &unstructured.Unstructured{Object: whs[0].(map[string]any)}
 	sel := str(pods, "namespaceSelector")
 	for _, excluded := range []string{"kube-system", ns} {
@@ -217,6 +220,15 @@ func TestDeployManifests(t *testing.T) {
 		if find(objs, "Certificate", "imagegate-serving") == nil {
 			t.Fatal("no serving Certificate")
 		}
+		if find(objs, "Role", "imagegate-certs") != nil {
+			t.Error("the certificate bootstrap's Role is still there with cert-manager")
+		}
+		d := find(objs, "Deployment", "imagegate")
+		cs, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+		args, _, _ := unstructured.NestedStringSlice(cs[0].(map[string]any), "args")
+		if len(args) == 0 || args[len(args)-1] != "--cert-bootstrap-secret=" {
+			t.Errorf("cert-manager overlay does not turn the bootstrap off: args %q", args)
+		}
 	})
 
 	t.Run("helm chart", func(t *testing.T) {
@@ -228,7 +240,7 @@ func TestDeployManifests(t *testing.T) {
 			helm = cached
 		}
 		out, err := exec.Command(helm, "template", "imagegate", filepath.Join(root, "deploy", "helm", "imagegate"),
-			"--namespace", "imagegate-helm", "--include-crds", "--set", "clusterId=e2e-cluster").CombinedOutput()
+			"--namespace", "imagegate-helm", "--include-crds", "--set", "clusterId=e2e-cluster", "--set", "vulnerabilityReports=true").CombinedOutput()
 		if err != nil {
 			t.Fatalf("helm template: %v\n%s", err, out)
 		}
@@ -271,7 +283,7 @@ func TestDeployRBACIsEnough(t *testing.T) {
 	var rbac []*unstructured.Unstructured
 	for _, o := range renderKustomize(t, filepath.Join(root, "deploy", "kustomize", "base")) {
 		switch o.GetKind() {
-		case "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding":
+		case "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
 			rbac = append(rbac, o)
 		}
 	}
@@ -333,6 +345,14 @@ func TestDeployRBACIsEnough(t *testing.T) {
 	secrets := schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
 	if _, err := saDyn.Resource(secrets).Namespace("kube-system").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("listing secrets as imagegate: %v, want forbidden", err)
+	}
+	tlsSecret := decodeYAML(t, "apiVersion: v1\nkind: Secret\nmetadata: {name: imagegate-tls}\ndata: {}\n")
+	dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+	if _, err := saDyn.Resource(secrets).Namespace("imagegate").Create(ctx, tlsSecret, dry); err != nil {
+		t.Errorf("creating the bootstrap Secret as imagegate: %v", err)
+	}
+	if _, err := saDyn.Resource(secrets).Namespace("default").Create(ctx, tlsSecret, dry); !apierrors.IsForbidden(err) {
+		t.Errorf("creating a Secret in default as imagegate: %v, want forbidden", err)
 	}
 	if err := saDyn.Resource(strategyGVR).Delete(ctx, name, metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}}); !apierrors.IsForbidden(err) {
 		t.Errorf("deleting an OpaStrategy as imagegate: %v, want forbidden", err)

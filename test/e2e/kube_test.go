@@ -227,6 +227,34 @@ func TestKubePolicies(t *testing.T) {
 		})
 	})
 
+	t.Run("kubectl explain and get columns", func(t *testing.T) {
+		// kubectl explain reads the published OpenAPI v3 schema.
+		body, err := client.Discovery().RESTClient().Get().AbsPath("/openapi/v3/apis/imagegate.dev/v1alpha1").DoRaw(ctx)
+		if err != nil {
+			t.Fatalf("OpenAPI v3 of imagegate.dev/v1alpha1: %v", err)
+		}
+		for _, want := range []string{"What a hit does: 1 alert", "Finding levels that hit", "every image must be signed by ALL of them"} {
+			if !strings.Contains(string(body), want) {
+				t.Errorf("published schema lacks the description %q", want)
+			}
+		}
+		// kubectl get asks for a Table: the printer columns.
+		waitFor(t, 10*time.Second, "kube-block Accepted", func() (bool, error) {
+			u, err := strategies.Get(ctx, "kube-block", metav1.GetOptions{})
+			return err == nil && conditionStatus(u, "Accepted") == "True", err
+		})
+		tbl, err := client.Discovery().RESTClient().Get().AbsPath("/apis/imagegate.dev/v1alpha1/opastrategies").
+			SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").DoRaw(ctx)
+		if err != nil {
+			t.Fatalf("table: %v", err)
+		}
+		for _, want := range []string{`"name":"ID"`, `"name":"Action"`, `"name":"Accepted"`, `"kube-block",9101,"kube-block",2,"True"`} {
+			if !strings.Contains(string(tbl), want) {
+				t.Errorf("kubectl get table lacks %s: %s", want, tbl)
+			}
+		}
+	})
+
 	t.Run("changed strategy governs the next pod within 5s", func(t *testing.T) {
 		patch := []byte(`{"spec":{"imageName":["blocked-*","alerted-*"]}}`)
 		if _, err := strategies.Patch(ctx, "kube-block", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {

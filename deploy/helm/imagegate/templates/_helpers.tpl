@@ -10,3 +10,4 @@ app.kubernetes.io/name: imagegate
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: webhook
 {{- end -}}
+{{- define "imagegate.bootstrap" -}}{{ if not (or .Values.tls.certManager .Values.tls.caBundle) }}true{{ end }}{{- end -}}
