@@ -252,4 +252,3 @@ func TestManagementAPITokenReview(t *testing.T) {
 		t.Errorf("alice beyond the grant: %d %v", st, body)
 	}
 }
-
