@@ -70,10 +70,7 @@ func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() err
 // --audit-policy-reports, a blocked pod yields a Warning Event on the pod
 // (repeats aggregate into its count) and a failing result in the
 // namespace's PolicyReport; an alerted pod yields a warning result.
-//
-// The API server's own audit log (imagegate.dev/decision) is not checked:
-// the shared harness starts kube-apiserver without an audit policy. The
-// annotation itself is asserted on every response by the webhook tests.
+// (TestAuditAPIServerLog checks the API server's own audit log.)
 func TestAuditKubernetesSinks(t *testing.T) {
 	cluster := harness.SharedCluster(t)
 	dyn, err := dynamic.NewForConfig(rest.CopyConfig(cluster.Config))
@@ -151,5 +148,69 @@ func TestAuditKubernetesSinks(t *testing.T) {
 		if first := results[0].(map[string]any); first["policy"] != "strategy/9002" || first["rule"] != "e2e-alert" {
 			t.Errorf("newest result %v, want the alert (strategy/9002, e2e-alert)", first)
 		}
+	})
+}
+
+// TestAuditAPIServerLog: the API server's own audit log carries imagegate's
+// decision as an annotation of the webhook (validate.imagegate.dev/decision)
+// on a denied and an admitted pod. It starts its own etcd and kube-apiserver
+// with an audit policy, since the shared cluster has none.
+func TestAuditAPIServerLog(t *testing.T) {
+	harness.RequireE2E(t)
+	harness.RequireServe(t)
+	dir := t.TempDir()
+	policy, logPath := filepath.Join(dir, "audit-policy.yaml"), filepath.Join(dir, "audit.log")
+	if err := os.WriteFile(policy, []byte(`apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  resources: [{group: "", resources: [pods]}]
+- level: None
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	etcd := harness.StartEtcd(t)
+	api := harness.StartAPIServer(t, etcd, "--audit-policy-file="+policy, "--audit-log-path="+logPath, "--audit-log-mode=blocking")
+	polDir := filepath.Join(dir, "policies")
+	os.MkdirAll(polDir, 0o755)
+	os.WriteFile(filepath.Join(polDir, "p.yaml"), []byte(strategies), 0o644)
+	ig := harness.StartImagegate(t, "--policies", polDir, "--cluster-id", clusterID)
+	harness.RegisterWebhook(t, api.Config, ig.URL, ig.CAPEM)
+	client := api.Client(t)
+	ns := createNamespace(t, client, "auditlog")
+	ctx := context.Background()
+	_, err := client.CoreV1().Pods(ns).Create(ctx, pod("blocked", blockedImage, nil), metav1.CreateOptions{})
+	mustDeny(t, "pod with "+blockedImage, err, blockedMsg)
+	if _, err := client.CoreV1().Pods(ns).Create(ctx, pod("good", "127.0.0.1:5000/plain:1", nil), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("plain pod: %v", err)
+	}
+	want := map[string]string{"blocked": "denied", "good": "allowed"}
+	waitUntil(t, "the decisions in the API server's audit log", 20*time.Second, func() error {
+		b, err := os.ReadFile(logPath)
+		if err != nil {
+			return err
+		}
+		found := map[string]string{}
+		for _, line := range strings.Split(string(b), "\n") {
+			var ev struct {
+				Verb        string
+				ObjectRef   struct{ Namespace, Name, Resource string }
+				Stage       string
+				Annotations map[string]string
+			}
+			if line == "" || yaml.Unmarshal([]byte(line), &ev) != nil || ev.Verb != "create" || ev.ObjectRef.Namespace != ns || ev.Stage != "ResponseComplete" {
+				continue
+			}
+			if d, ok := ev.Annotations[harness.WebhookName+"/decision"]; ok {
+				found[ev.ObjectRef.Name] = d
+			}
+		}
+		for name, d := range want {
+			if found[name] != d {
+				return fmt.Errorf("pod %s: decision annotation %q, want %q (found %v)", name, found[name], d, found)
+			}
+		}
+		return nil
 	})
 }
