@@ -54,7 +54,7 @@ type Admission struct {
 	Images  []workload.Image // the workload's images, for undecided requests
 }
 
-// Notable reports whether a admission is an event: anything but a plain pass.
+// Notable reports whether an admission is an event: anything but a plain pass.
 func (a *Admission) Notable() bool {
 	if a.Err != nil {
 		return true

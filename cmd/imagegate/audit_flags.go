@@ -14,11 +14,17 @@ import (
 	"github.com/imagegate/imagegate/audit"
 	"github.com/imagegate/imagegate/webhook"
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // auditFlags are serve's audit flags (docs/audit.md).
 type auditFlags struct {
 	log, store, tokenFile string
+	kubeconfig            string
+	kubeEvents, reports   bool
 	maxSize               int64
 	maxBackups, queueSize int
 	retention, pruneEvery time.Duration
@@ -32,6 +38,9 @@ func (f *auditFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.retention, "audit-retention", audit.DefaultRetention, "how long --audit-store keeps events")
 	fs.DurationVar(&f.pruneEvery, "audit-prune-interval", time.Hour, "how often --audit-store drops events past --audit-retention")
 	fs.StringVar(&f.tokenFile, "audit-token-file", "", "file holding the bearer token for GET /api/v1/events (needs --audit-store)")
+	fs.BoolVar(&f.kubeEvents, "audit-kube-events", false, "write audit events as Kubernetes Events on the involved objects (aggregated, rate-limited)")
+	fs.BoolVar(&f.reports, "audit-policy-reports", false, "keep a PolicyReport (wgpolicyk8s.io/v1alpha2) named imagegate per namespace with recent audit events")
+	fs.StringVar(&f.kubeconfig, "audit-kubeconfig", "", "kubeconfig for --audit-kube-events and --audit-policy-reports (default: in-cluster)")
 	fs.IntVar(&f.queueSize, "audit-queue-size", audit.DefaultQueueSize, "audit events waiting for the sinks; beyond it they are dropped and counted")
 }
 
@@ -47,6 +56,8 @@ func (f *auditFlags) validate() error {
 		return fmt.Errorf("--audit-prune-interval %s: expected a positive duration", f.pruneEvery)
 	case f.queueSize <= 0:
 		return fmt.Errorf("--audit-queue-size %d: expected a positive number", f.queueSize)
+	case f.kubeconfig != "" && !f.kubeEvents && !f.reports:
+		return errors.New("--audit-kubeconfig needs --audit-kube-events or --audit-policy-reports")
 	case f.tokenFile != "" && f.store == "":
 		return errors.New("--audit-token-file needs --audit-store")
 	}
@@ -87,6 +98,13 @@ func (f *auditFlags) start(ctx context.Context, clusterID string, log *slog.Logg
 			extra["GET /api/v1/events"] = &audit.Handler{Store: st, Token: strings.TrimSpace(string(token)), Now: time.Now}
 		}
 	}
+	if f.kubeEvents || f.reports {
+		kube, err := f.kubeSinks()
+		if err != nil {
+			return nil, nil, err
+		}
+		sinks = append(sinks, kube...)
+	}
 	if len(sinks) == 0 {
 		return nil, func() {}, nil
 	}
@@ -101,4 +119,35 @@ func (f *auditFlags) start(ctx context.Context, clusterID string, log *slog.Logg
 		}
 	}
 	return []webhook.Option{webhook.WithAuditor(rec)}, stop, nil
+}
+
+// kubeSinks connects to the cluster the audit events go to.
+func (f *auditFlags) kubeSinks() ([]audit.Sink, error) {
+	var cfg *rest.Config
+	var err error
+	if f.kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", f.kubeconfig)
+	} else {
+		cfg, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--audit-kubeconfig: %w", err)
+	}
+	cfg.UserAgent = "imagegate-audit"
+	var sinks []audit.Sink
+	if f.kubeEvents {
+		c, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("--audit-kubeconfig: %w", err)
+		}
+		sinks = append(sinks, audit.NewEventSink(c))
+	}
+	if f.reports {
+		c, err := dynamic.NewForConfig(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("--audit-kubeconfig: %w", err)
+		}
+		sinks = append(sinks, audit.NewReportSink(c))
+	}
+	return sinks, nil
 }

@@ -35,7 +35,8 @@ type APIServer struct {
 // No controller-manager runs, so the default ServiceAccount of a namespace
 // never appears: the ServiceAccount admission plugin is disabled, so that
 // pods can be created without one. Nothing schedules or runs the pods.
-func StartAPIServer(t TB, etcd *Etcd) *APIServer {
+// extra are further kube-apiserver flags (e.g. an audit policy).
+func StartAPIServer(t TB, etcd *Etcd, extra ...string) *APIServer {
 	t.Helper()
 	bin := MustTool(t, EnvKubeAPIServer)
 	dir := t.TempDir()
@@ -72,6 +73,7 @@ func StartAPIServer(t TB, etcd *Etcd) *APIServer {
 		"--profiling=false",
 		"--v=1",
 	}
+	args = append(args, extra...)
 	p := startProcess(t, "kube-apiserver", dir, bin, args, nil)
 
 	kubeconfig := filepath.Join(dir, "kubeconfig")
