@@ -191,11 +191,41 @@ findings[k] contains id if {
 
 action(code) := {id | some id, s in by_id; s.ruleAction == code}
 
-meta[id] := {"name": s.name, "action": verdicts[s.ruleAction]} if {
+# Per strategy, what its message lines need: the action, the text naming it
+# (`blocked by strategy 12 "name": `) and its reason key.
+meta[id] := {"action": action, "text": text, "reason": reason_key[id]} if {
 	some id, s in by_id
+	action := verdicts[s.ruleAction]
+	text := sprintf("%s by strategy %d %q: ", [verbs[action], id, s.name])
 }
 
 verdicts := {1: "alert", 2: "block", 3: "allow"}
+
+verbs := {"alert": "alerted", "block": "blocked", "allow": "allowed"}
+
+# A line of a strategy whose action lost to the verdict says so:
+# suffixes[verdict][action].
+suffixes := {v: {a: suffix(a, v) | some a in actions} | some v in actions}
+
+actions := ["alert", "block", "allow"]
+
+suffix(a, v) := "" if a == v else := sprintf(" (overridden by %s)", [v])
+
+# Strategies with the same criteria explain a hit on an image the same way
+# (the unscanned and malicious flags, then the findings behind their keys), so
+# the request explains each distinct reason once. A reason key is the JSON of
+# what it stands for.
+reason_of[id] := {"u": id in unscanned, "m": id in malicious, "keys": object.get(finding_keys, id, set())} if {
+	some id, _ in by_id
+}
+
+reason_key[id] := json.marshal([r.u, r.m, sort(r.keys)]) if {
+	some id, r in reason_of
+}
+
+reasons[k] := reason_of[id] if {
+	some id, k in reason_key
+}
 
 # --- signature gate ----------------------------------------------------------
 
@@ -244,5 +274,7 @@ index := {
 	"allow": action(3),
 	"block": action(2),
 	"meta": meta,
+	"reasons": reasons,
+	"suffixes": suffixes,
 	"failOpen": config.failOpen,
 }
