@@ -67,9 +67,10 @@ func (e *Engine) imageValue(img *workload.Image, f *facts.Image, now time.Time) 
 			names.add(ids)
 		}
 	}
-	for _, g := range e.lookups.nameGlobs {
+	for i := range e.lookups.nameGlobs {
+		g := &e.lookups.nameGlobs[i]
 		for _, n := range img.Names {
-			if g.glob.Match(n) {
+			if g.match(n) {
 				names.add(g.ids)
 				break
 			}
@@ -79,8 +80,9 @@ func (e *Engine) imageValue(img *workload.Image, f *facts.Image, now time.Time) 
 		if ids, ok := e.lookups.tags[img.Tag]; ok {
 			exempt.add(ids)
 		}
-		for _, g := range e.lookups.tagGlobs {
-			if g.glob.Match(img.Tag) {
+		for i := range e.lookups.tagGlobs {
+			g := &e.lookups.tagGlobs[i]
+			if g.match(img.Tag) {
 				exempt.add(g.ids)
 			}
 		}

@@ -34,6 +34,14 @@ type findingEntry struct {
 type globSet struct {
 	glob *policy.Glob
 	ids  *ast.Term
+	// The literal text before the first and after the last metacharacter:
+	// comparing them rules most patterns out for a fraction of a regexp
+	// match.
+	prefix, suffix string
+}
+
+func (g *globSet) match(s string) bool {
+	return len(s) >= len(g.prefix)+len(g.suffix) && strings.HasPrefix(s, g.prefix) && strings.HasSuffix(s, g.suffix) && g.glob.Match(s)
 }
 
 type findingKey struct {
@@ -94,7 +102,12 @@ func compiled(snap *policy.Snapshot, pattern string, ids *ast.Term) globSet {
 	if !ok {
 		g, _ = policy.CompileGlob(pattern) // every pattern of a snapshot was compiled with it
 	}
-	return globSet{glob: g, ids: ids}
+	gs := globSet{glob: g, ids: ids, prefix: pattern}
+	if i := strings.IndexAny(pattern, "*?["); i >= 0 {
+		gs.prefix = pattern[:i]
+		gs.suffix = pattern[strings.LastIndexAny(pattern, "*?]")+1:]
+	}
+	return gs
 }
 
 func parseFindingKey(k string) (findingKey, bool) {
