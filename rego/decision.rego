@@ -13,13 +13,15 @@
 #                marks it malicious, or it has a MaliciousFile finding) and
 #                the finding keys "l:<category>|<level>|<class>" and
 #                "i:<category>|<id>|<class>" (class "*" too);
-#   nameIds      strategies with an imageName entry matching the last path
-#                segment, the repository path or the full name (globs too);
+#   nameIds      strategies without imageName entries, and those with an
+#                entry matching the last path segment, the repository path or
+#                the full name (globs too);
 #   exemptIds    strategies whose whiteList matches the tag (an image written
 #                by digest alone has no tag).
 # criteria maps the image's criterion keys to the positions of the findings
 # behind them, texts holds those findings' display text by position, and
-# labelIds (per request) the strategies whose label entries the pod meets.
+# labelIds (per request) the strategies without label entries and those
+# whose label entries the pod meets.
 package imagegate.decision
 
 # The index is a base document; its objects keyed by strategy id (numbers)
@@ -38,23 +40,28 @@ result := {
 
 denies := {"block": true, "unsigned": true}
 
-images := [decide(i, img, img.criteriaIds & applicable) | some i, img in input.images]
+# A hit needs the criteria, the scope, the imageName and label targets, and
+# no whiteList exemption. An image no strategy hits and no required attestor
+# is missing from takes the fast path.
+images := [decide(i, img, hits) |
+	some i, img in input.images
+	hits := (((img.criteriaIds & applicable) & img.nameIds) & input.labelIds) - img.exemptIds
+]
 
-decide(i, img, candidates) := d if {
+decide(i, img, hits) := d if {
 	img.invalid != ""
 	line := sprintf("image %q is not a valid image reference: %s", [img.ref, img.invalid])
 	d := {"action": "block", "strategies": [], "missing": [], "reasons": [line], "violations": [line], "warnings": [], "findings": []}
 } else := passed if {
-	count(candidates) == 0
+	count(hits) == 0
 	count(required - img.attestors) == 0
-} else := full(i, img, candidates)
+} else := full(i, img, hits)
 
 passed := {"action": "pass", "strategies": [], "missing": [], "reasons": [], "violations": [], "warnings": [], "findings": []}
 
 # One pass over the hits builds every message line; violations and warnings
 # reuse it instead of filtering the hits again.
-full(i, img, candidates) := d if {
-	hits := strategy_hits(img, candidates)
+full(i, img, hits) := d if {
 	ids := sort(hits)
 	verdict := strategy_verdict(hits)
 	missing := missing_attestors(img)
@@ -78,14 +85,6 @@ full(i, img, candidates) := d if {
 }
 
 # --- strategy gate -------------------------------------------------------------
-
-# A hit needs the criteria, the scope, the imageName and label targets, and
-# no whiteList exemption.
-strategy_hits(img, candidates) := hits if {
-	named := (candidates & idx.nameAny) | (candidates & img.nameIds)
-	labelled := (named & idx.labelAny) | (named & input.labelIds)
-	hits := labelled - img.exemptIds
-}
 
 # allow (an explicit exception) wins over block, block over alert.
 strategy_verdict(hits) := "allow" if {
