@@ -215,11 +215,12 @@ suffix(a, v) := "" if a == v else := sprintf(" (overridden by %s)", [v])
 # (the unscanned and malicious flags, then the findings behind their keys), so
 # the request explains each distinct reason once. A reason key is the JSON of
 # what it stands for.
-reason_of[id] := {"u": id in unscanned, "m": id in malicious, "keys": object.get(finding_keys, id, set())} if {
+reason_of[id] := {"flags": flags, "keys": object.get(finding_keys, id, set())} if {
 	some id, _ in by_id
+	flags := array.concat(["u" | id in unscanned], ["m" | id in malicious])
 }
 
-reason_key[id] := json.marshal([r.u, r.m, sort(r.keys)]) if {
+reason_key[id] := json.marshal([r.flags, sort(r.keys)]) if {
 	some id, r in reason_of
 }
 

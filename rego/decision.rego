@@ -119,10 +119,14 @@ alert_lines(verdict, _) := [] if verdict != "alert"
 why(i, r) := concat(", ", reasons) if {
 	img := input.images[i]
 	rs := idx.reasons[r]
-	found := [img.texts[n] | some n in sort({n | some k in rs.keys; some n in object.get(img.criteria, k, [])})]
-	reasons := array.concat(array.concat(flag(img, "u", rs.u, unscanned_text(img)), flag(img, "m", rs.m, "malicious image")), found)
+	flagged := [flag_text(img, f) | some f in rs.flags; img.criteria[f]]
+	reasons := array.concat(flagged, found(img, rs.keys))
 	count(reasons) > 0
 } else := "matched by image name or label"
+
+found(img, keys) := [] if {
+	count(keys) == 0
+} else := [img.texts[n] | some n in sort({n | some k in keys; some n in object.get(img.criteria, k, [])})]
 
 # The findings behind the hits (positions in the image's scan findings), once
 # each, for audit events: those of every finding key that selects a hit.
@@ -135,11 +139,9 @@ hit_findings(img, hits) := sort({n |
 
 # A note says why scan evidence was set aside (e.g. an attestation signed by
 # the wrong attestor).
-unscanned_text(img) := "unscanned" if img.scanNote == "" else := sprintf("unscanned (%s)", [img.scanNote])
+flag_text(img, "u") := "unscanned" if img.scanNote == "" else := sprintf("unscanned (%s)", [img.scanNote])
 
-flag(img, key, true, text) := [text] if img.criteria[key] else := []
-
-flag(_, _, false, _) := []
+flag_text(_, "m") := "malicious image"
 
 # --- signature gate --------------------------------------------------------------
 
