@@ -61,10 +61,7 @@ func (e *Engine) imageValue(img *workload.Image, f *facts.Image, now time.Time) 
 	if img.Err != nil {
 		invalid = ast.StringTerm(img.Err.Error())
 	}
-	// A strategy without imageName entries targets every image, as one
-	// without criteria ("*") hits every image.
 	var names, exempt idSet
-	names.add(e.lookups.nameAny)
 	for _, n := range img.Names {
 		if ids, ok := e.lookups.names[n]; ok {
 			names.add(ids)

@@ -21,8 +21,6 @@ type lookups struct {
 	tags      map[string]*ast.Term
 	nameGlobs []globSet
 	tagGlobs  []globSet
-	nameAny   *ast.Term                       // strategies without imageName entries
-	labelAny  *ast.Term                       // strategies without label entries
 	labelKey  map[string]*ast.Term            // label key -> ids (presence)
 	labelKV   map[string]map[string]*ast.Term // label key -> value -> ids
 }
@@ -69,7 +67,6 @@ func newLookups(index ast.Object, snap *policy.Snapshot) lookups {
 	each(index, "tags", func(k string, ids *ast.Term) { l.tags[strings.TrimPrefix(k, "t:")] = ids })
 	each(index, "nameGlobs", func(k string, ids *ast.Term) { l.nameGlobs = append(l.nameGlobs, compiled(snap, k, ids)) })
 	each(index, "tagGlobs", func(k string, ids *ast.Term) { l.tagGlobs = append(l.tagGlobs, compiled(snap, k, ids)) })
-	l.nameAny, l.labelAny = setOf(index, "nameAny"), setOf(index, "labelAny")
 	each(index, "labelKey", func(k string, ids *ast.Term) { l.labelKey[k] = ids })
 	each(index, "labelKV", func(k string, values *ast.Term) {
 		m := map[string]*ast.Term{}
@@ -85,21 +82,10 @@ func newLookups(index ast.Object, snap *policy.Snapshot) lookups {
 	return l
 }
 
-func setOf(index ast.Object, field string) *ast.Term {
-	if t := index.Get(ast.StringTerm(field)); t != nil {
-		if _, ok := t.Value.(ast.Set); ok {
-			return t
-		}
-	}
-	return emptySet
-}
-
-// labelIDs resolves the pod's labels to the strategies whose label targeting
-// they meet: those without label entries, and those with a key:value entry
-// or a key entry (presence) the labels have.
+// labelIDs resolves the pod's labels to the strategies with a label entry
+// they meet: key:value, or key for presence.
 func (l *lookups) labelIDs(labels map[string]string) *ast.Term {
 	var set idSet
-	set.add(l.labelAny)
 	for k, v := range labels {
 		if ids, ok := l.labelKey[k]; ok {
 			set.add(ids)
