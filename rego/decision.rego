@@ -66,8 +66,7 @@ passed := {"action": "pass", "strategies": [], "missing": [], "reasons": [], "vi
 full(i, img, hits) := d if {
 	ids := sort(hits)
 	verdict := strategy_verdict(hits)
-	missing := missing_attestors(img)
-	unsigned := [sprintf("image %q is not signed by attestor %q: %s", [img.ref, a, reason(img, a)]) | some a in missing]
+	sig := signature(img)
 	subject := sprintf("image %q ", [img.ref])
 	suffix := object.get(idx.suffixes, verdict, {})
 	lines := [line |
@@ -75,13 +74,14 @@ full(i, img, hits) := d if {
 		m := object.get(idx.meta, id, null)
 		line := concat("", [subject, m.text, why(i, m.reason), suffix[m.action]])
 	]
+	out := verdict_lines(verdict, hits, ids, lines)
 	d := {
-		"action": final_action(verdict, missing),
+		"action": final_action(verdict, sig.missing),
 		"strategies": ids,
-		"missing": missing,
-		"reasons": array.concat(unsigned, lines),
-		"violations": array.concat(unsigned, blocking_lines(verdict, hits, ids, lines)),
-		"warnings": array.concat(excused_lines(img), alert_lines(verdict, lines)),
+		"missing": sig.missing,
+		"reasons": array.concat(sig.unsigned, lines),
+		"violations": array.concat(sig.unsigned, out[0]),
+		"warnings": array.concat(sig.excused, out[1]),
 		"findings": hit_findings(img, hits),
 	}
 }
@@ -102,18 +102,19 @@ final_action(verdict, missing) := "unsigned" if count(missing) > 0 else := verdi
 
 # --- messages --------------------------------------------------------------------
 
-# The lines of blocking strategies deny; with a block verdict the other hits
-# are overridden alerts.
-blocking_lines(verdict, hits, ids, lines) := [] if {
-	verdict != "block"
-} else := lines if {
+# [violations, warnings] among the strategy lines: with a block verdict the
+# blocking strategies' lines deny (the others are overridden alerts); an
+# alert verdict means every hit alerts.
+verdict_lines("alert", _, _, lines) := [[], lines]
+
+verdict_lines("block", hits, ids, lines) := [lines, []] if {
 	count(hits - idx.block) == 0
-} else := [lines[n] | some n, id in ids; id in idx.block]
+} else := [[lines[n] | some n, id in ids; id in idx.block], []]
 
-# An alert verdict means every hit alerts.
-alert_lines("alert", lines) := lines
-
-alert_lines(verdict, _) := [] if verdict != "alert"
+verdict_lines(verdict, _, _, _) := [[], []] if {
+	verdict != "alert"
+	verdict != "block"
+}
 
 # Strategies with the same criteria (build.rego's reasons) explain a hit the
 # same way, so each image computes one text per distinct reason; function
@@ -147,9 +148,16 @@ flag_text(_, "m") := "malicious image"
 
 # --- signature gate --------------------------------------------------------------
 
-missing_attestors(img) := [] if {
-	count(required) == 0
-} else := sort((required - img.attestors) - excused(img))
+# The signature gate's part of an image's decision: the missing attestors,
+# their lines, and the warnings for attestors excused by configuration.
+signature(img) := signed if {
+	count(required - img.attestors) == 0
+} else := {"missing": missing, "unsigned": unsigned, "excused": excused_lines(img)} if {
+	missing := sort((required - img.attestors) - excused(img))
+	unsigned := [sprintf("image %q is not signed by attestor %q: %s", [img.ref, a, reason(img, a)]) | some a in missing]
+}
+
+signed := {"missing": [], "unsigned": [], "excused": []}
 
 # With --on-verification-error=allow, an attestor that could not be checked
 # (registry unreachable, timeout) does not deny; it warns.
