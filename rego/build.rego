@@ -192,9 +192,11 @@ findings[k] contains id if {
 action(code) := {id | some id, s in by_id; s.ruleAction == code}
 
 # Per strategy, what its message lines need: the action, the text naming it
-# (`blocked by strategy 12 "name": `) and its reason key.
-meta[id] := {"action": action, "text": text, "reason": reason_key[id]} if {
-	some id, s in by_id
+# (`blocked by strategy 12 "name": `) and its reason key (the JSON of its
+# reason, below).
+meta[id] := {"action": action, "text": text, "reason": json.marshal([r.flags, sort(r.keys)])} if {
+	some id, r in reason_of
+	s := by_id[id]
 	action := verdicts[s.ruleAction]
 	text := sprintf("%s by strategy %d %q: ", [verbs[action], id, s.name])
 }
@@ -213,19 +215,14 @@ suffix(a, v) := "" if a == v else := sprintf(" (overridden by %s)", [v])
 
 # Strategies with the same criteria explain a hit on an image the same way
 # (the unscanned and malicious flags, then the findings behind their keys), so
-# the request explains each distinct reason once. A reason key is the JSON of
-# what it stands for.
+# the request explains each distinct reason once.
 reason_of[id] := {"flags": flags, "keys": object.get(finding_keys, id, set())} if {
 	some id, _ in by_id
 	flags := array.concat(["u" | id in unscanned], ["m" | id in malicious])
 }
 
-reason_key[id] := json.marshal([r.flags, sort(r.keys)]) if {
-	some id, r in reason_of
-}
-
-reasons[k] := reason_of[id] if {
-	some id, k in reason_key
+reasons[m.reason] := reason_of[id] if {
+	some id, m in meta
 }
 
 # --- signature gate ----------------------------------------------------------
