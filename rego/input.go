@@ -128,9 +128,15 @@ func (e *Engine) criteria(f *facts.Image, now time.Time) (ids, keys, texts *ast.
 	s := f.Scan
 	var set idSet
 	items := make([][2]*ast.Term, 0, 4)
+	// Only the flags some strategy has are listed (decision.rego names them
+	// in explanations); "*" needs no entry, nothing explains by it.
 	flag := func(key *ast.Term) {
-		if k, ok := e.lookups.criteria[string(key.Value.(ast.String))]; ok {
-			set.add(k)
+		k, ok := e.lookups.criteria[string(key.Value.(ast.String))]
+		if !ok {
+			return
+		}
+		set.add(k)
+		if ids, _ := k.Value.(ast.Set); ids != nil && ids.Len() > 0 && key != keyEvery {
 			items = append(items, ast.Item(key, emptyArray))
 		}
 	}
