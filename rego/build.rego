@@ -192,9 +192,9 @@ findings[k] contains id if {
 action(code) := {id | some id, s in by_id; s.ruleAction == code}
 
 # Per strategy, what its message lines need: the action, the text naming it
-# (`blocked by strategy 12 "name": `) and its reason key (the JSON of its
-# reason, below).
-meta[id] := {"action": action, "text": text, "reason": json.marshal([r.flags, sort(r.keys)])} if {
+# (`blocked by strategy 12 "name": `), its reason key (the JSON of its
+# reason, below) and the suffix of its line under each verdict.
+meta[id] := {"action": action, "text": text, "reason": json.marshal([r.flags, sort(r.keys)]), "suffix": suffixes[action]} if {
 	some id, r in reason_of
 	s := by_id[id]
 	action := verdicts[s.ruleAction]
@@ -206,8 +206,8 @@ verdicts := {1: "alert", 2: "block", 3: "allow"}
 verbs := {"alert": "alerted", "block": "blocked", "allow": "allowed"}
 
 # A line of a strategy whose action lost to the verdict says so:
-# suffixes[verdict][action].
-suffixes := {v: {a: suffix(a, v) | some a in actions} | some v in actions}
+# suffixes[action][verdict].
+suffixes := {a: {v: suffix(a, v) | some v in actions} | some a in actions}
 
 actions := ["alert", "block", "allow"]
 
@@ -273,6 +273,5 @@ index := {
 	"block": action(2),
 	"meta": meta,
 	"reasons": reasons,
-	"suffixes": suffixes,
 	"failOpen": config.failOpen,
 }

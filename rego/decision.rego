@@ -68,11 +68,10 @@ full(i, img, hits) := d if {
 	verdict := strategy_verdict(hits)
 	sig := signature(img)
 	subject := sprintf("image %q ", [img.ref])
-	suffix := object.get(idx.suffixes, verdict, {})
 	lines := [line |
 		some id in ids
 		m := object.get(idx.meta, id, null)
-		line := concat("", [subject, m.text, why(i, m.reason), suffix[m.action]])
+		line := concat("", [subject, m.text, why(i, m.reason), m.suffix[verdict]])
 	]
 	out := verdict_lines(verdict, hits, ids, lines)
 	d := {
