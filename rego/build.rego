@@ -191,11 +191,39 @@ findings[k] contains id if {
 
 action(code) := {id | some id, s in by_id; s.ruleAction == code}
 
-meta[id] := {"name": s.name, "action": verdicts[s.ruleAction]} if {
-	some id, s in by_id
+# Per strategy, what its message lines need: the action, the text naming it
+# (`blocked by strategy 12 "name": `), its reason key (the JSON of its
+# reason, below) and the suffix of its line under each verdict.
+meta[id] := {"action": action, "text": text, "reason": json.marshal([r.flags, sort(r.keys)]), "suffix": suffixes[action]} if {
+	some id, r in reason_of
+	s := by_id[id]
+	action := verdicts[s.ruleAction]
+	text := sprintf("%s by strategy %d %q: ", [verbs[action], id, s.name])
 }
 
 verdicts := {1: "alert", 2: "block", 3: "allow"}
+
+verbs := {"alert": "alerted", "block": "blocked", "allow": "allowed"}
+
+# A line of a strategy whose action lost to the verdict says so:
+# suffixes[action][verdict].
+suffixes := {a: {v: suffix(a, v) | some v in actions} | some a in actions}
+
+actions := ["alert", "block", "allow"]
+
+suffix(a, v) := "" if a == v else := sprintf(" (overridden by %s)", [v])
+
+# Strategies with the same criteria explain a hit on an image the same way
+# (the unscanned and malicious flags, then the findings behind their keys), so
+# the request explains each distinct reason once.
+reason_of[id] := {"flags": flags, "keys": object.get(finding_keys, id, set())} if {
+	some id, _ in by_id
+	flags := array.concat(["u" | id in unscanned], ["m" | id in malicious])
+}
+
+reasons[m.reason] := reason_of[id] if {
+	some id, m in meta
+}
 
 # --- signature gate ----------------------------------------------------------
 
@@ -244,5 +272,6 @@ index := {
 	"allow": action(3),
 	"block": action(2),
 	"meta": meta,
+	"reasons": reasons,
 	"failOpen": config.failOpen,
 }

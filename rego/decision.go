@@ -57,6 +57,7 @@ var (
 	kStrategies = ast.StringTerm("strategies")
 	kMissing    = ast.StringTerm("missing")
 	kReasons    = ast.StringTerm("reasons")
+	kFindings   = ast.StringTerm("findings")
 )
 
 // toDecision reads the result document without converting it to generic Go
@@ -91,7 +92,7 @@ func toDecision(t *ast.Term, in Input) (*Decision, error) {
 			Strategies:       ints(get(io, kStrategies)),
 			MissingAttestors: stringList(get(io, kMissing)),
 			Reasons:          stringList(get(io, kReasons)),
-			Findings:         findingList(get(io, kFindings)),
+			Findings:         findingList(get(io, kFindings), in, i),
 		}
 	}
 	return d, nil
@@ -134,21 +135,25 @@ func ints(v ast.Value) []int64 {
 	return out
 }
 
-func findingList(v ast.Value) []Finding {
+// findingList turns the positions the decision names into the image's scan
+// findings.
+func findingList(v ast.Value, in Input, image int) []Finding {
 	arr, ok := v.(*ast.Array)
-	if !ok || arr.Len() == 0 {
+	if !ok || arr.Len() == 0 || image >= len(in.Facts) || in.Facts[image] == nil || in.Facts[image].Scan == nil {
 		return nil
 	}
+	fs := in.Facts[image].Scan.Findings
 	out := make([]Finding, 0, arr.Len())
 	for i := 0; i < arr.Len(); i++ {
-		o, ok := arr.Elem(i).Value.(ast.Object)
+		n, ok := arr.Elem(i).Value.(ast.Number)
 		if !ok {
 			continue
 		}
-		c, _ := get(o, kCategory).(ast.String)
-		id, _ := get(o, kID).(ast.String)
-		l, _ := get(o, kLevel).(ast.String)
-		out = append(out, Finding{Category: string(c), ID: string(id), Level: string(l)})
+		p, ok := n.Int()
+		if !ok || p < 0 || p >= len(fs) {
+			continue
+		}
+		out = append(out, Finding{Category: fs[p].Category, ID: fs[p].ID, Level: fs[p].Level})
 	}
 	return out
 }

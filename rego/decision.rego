@@ -17,7 +17,9 @@
 #                segment, the repository path or the full name (globs too);
 #   exemptIds    strategies whose whiteList matches the tag (an image written
 #                by digest alone has no tag).
-# criteria maps the image's criterion keys to the findings behind them.
+# criteria maps the image's criterion keys to the positions of the findings
+# behind them, texts holds those findings' display text by position, and
+# labelIds (per request) the strategies with a label entry the pod meets.
 package imagegate.decision
 
 # The index is a base document; its objects keyed by strategy id (numbers)
@@ -36,65 +38,62 @@ result := {
 
 denies := {"block": true, "unsigned": true}
 
-images := [decide(img, img.criteriaIds & applicable) | some img in input.images]
+# A hit needs the criteria, the scope, the imageName and label targets (a
+# strategy without entries targets every image), and no whiteList exemption.
+# An image no strategy hits and no required attestor is missing from takes
+# the fast path. Intersecting with the (usually small) candidates first keeps
+# every set operation as small as the candidates.
+images := [decide(i, img, hits) |
+	some i, img in input.images
+	candidates := img.criteriaIds & applicable
+	named := (candidates & idx.nameAny) | (candidates & img.nameIds)
+	hits := ((named & idx.labelAny) | (named & input.labelIds)) - img.exemptIds
+]
 
-decide(img, candidates) := d if {
+decide(i, img, hits) := d if {
 	img.invalid != ""
 	line := sprintf("image %q is not a valid image reference: %s", [img.ref, img.invalid])
 	d := {"action": "block", "strategies": [], "missing": [], "reasons": [line], "violations": [line], "warnings": [], "findings": []}
 } else := passed if {
-	count(candidates) == 0
+	count(hits) == 0
 	count(required - img.attestors) == 0
-} else := full(img, candidates)
+} else := full(i, img, hits)
 
 passed := {"action": "pass", "strategies": [], "missing": [], "reasons": [], "violations": [], "warnings": [], "findings": []}
 
-full(img, candidates) := d if {
-	ids := sort(strategy_hits(img, candidates))
-	verdict := strategy_verdict(ids)
-	missing := missing_attestors(img)
-	unsigned := [sprintf("image %q is not signed by attestor %q: %s", [img.ref, a, reason(img, a)]) | some a in missing]
-	lines := [[action, line] |
+# One pass over the hits builds every message line; violations and warnings
+# reuse it instead of filtering the hits again.
+full(i, img, hits) := d if {
+	ids := sort(hits)
+	verdict := strategy_verdict(hits)
+	sig := signature(img)
+	subject := sprintf("image %q ", [img.ref])
+	lines := [line |
 		some id in ids
-		action := object.get(idx.meta, [id, "action"], "")
-		line := hit_line(img, id, action, verdict)
+		m := object.get(idx.meta, id, null)
+		line := concat("", [subject, m.text, why(i, m.reason), m.suffix[verdict]])
 	]
+	out := verdict_lines(verdict, hits, ids, lines)
 	d := {
-		"action": final_action(verdict, missing),
+		"action": final_action(verdict, sig.missing),
 		"strategies": ids,
-		"missing": missing,
-		"reasons": array.concat(unsigned, [l[1] | some l in lines]),
-		"violations": array.concat(unsigned, [l[1] | verdict == "block"; some l in lines; l[0] == "block"]),
-		"warnings": array.concat(excused_lines(img), [l[1] | verdict == "alert"; some l in lines; l[0] == "alert"]),
-		"findings": hit_findings(img, ids),
+		"missing": sig.missing,
+		"reasons": array.concat(sig.unsigned, lines),
+		"violations": array.concat(sig.unsigned, out[0]),
+		"warnings": array.concat(sig.excused, out[1]),
+		"findings": hit_findings(img, hits),
 	}
 }
 
 # --- strategy gate -------------------------------------------------------------
 
-# A hit needs the criteria, the scope, the imageName and label targets, and
-# no whiteList exemption.
-strategy_hits(img, candidates) := hits if {
-	named := (candidates & idx.nameAny) | (candidates & img.nameIds)
-	labelled := (named & idx.labelAny) | (named & label_matched)
-	hits := labelled - img.exemptIds
-}
-
-# label entries: key:value, or key for presence.
-label_matched := union({ids | some _, ids in object.filter(idx.labelKey, object.keys(input.labels))}) | union({ids |
-	some k, values in object.filter(idx.labelKV, object.keys(input.labels))
-	ids := object.get(values, input.labels[k], set())
-})
-
 # allow (an explicit exception) wins over block, block over alert.
-strategy_verdict(ids) := "allow" if {
-	some id in ids
-	id in idx.allow
+strategy_verdict(hits) := "allow" if {
+	count(hits & idx.allow) > 0
 } else := "block" if {
-	some id in ids
-	id in idx.block
+	count(hits & idx.block) > 0
 } else := "alert" if {
-	count(ids) > 0
+	count(hits) > 0
 } else := "pass"
 
 # No strategy can cancel the signature gate.
@@ -102,41 +101,62 @@ final_action(verdict, missing) := "unsigned" if count(missing) > 0 else := verdi
 
 # --- messages --------------------------------------------------------------------
 
-verbs := {"alert": "alerted", "block": "blocked", "allow": "allowed"}
+# [violations, warnings] among the strategy lines: with a block verdict the
+# blocking strategies' lines deny (the others are overridden alerts); an
+# alert verdict means every hit alerts.
+verdict_lines("alert", _, _, lines) := [[], lines]
 
-hit_line(img, id, action, verdict) := line if {
-	action == verdict
-	line := sprintf("image %q %s by strategy %d %q: %s", [img.ref, verbs[action], id, object.get(idx.meta, [id, "name"], ""), why(img, id)])
-} else := sprintf("image %q %s by strategy %d %q: %s (overridden by %s)", [img.ref, verbs[action], id, object.get(idx.meta, [id, "name"], ""), why(img, id), verdict])
+verdict_lines("block", hits, ids, lines) := [lines, []] if {
+	count(hits - idx.block) == 0
+} else := [[lines[n] | some n, id in ids; id in idx.block], []]
 
-why(img, id) := concat(", ", reasons) if {
-	found := [sprintf("%s %s (%s)", [f.category, f.id, f.level]) |
-		some i in sort({i | some k in object.get(idx.findingKeys, id, set()); some i in object.get(img.criteria, k, [])})
-		f := img.findings[i]
-	]
-	reasons := array.concat(array.concat(flag(img, "u", id, unscanned_text(img)), flag(img, "m", id, "malicious image")), found)
+verdict_lines(verdict, _, _, _) := [[], []] if {
+	verdict != "alert"
+	verdict != "block"
+}
+
+# Strategies with the same criteria (build.rego's reasons) explain a hit the
+# same way, so each image computes one text per distinct reason; function
+# results are cached per (image, reason).
+why(i, r) := concat(", ", reasons) if {
+	img := input.images[i]
+	rs := idx.reasons[r]
+	flagged := [flag_text(img, f) | some f in rs.flags; img.criteria[f]]
+	reasons := array.concat(flagged, found(img, rs.keys))
 	count(reasons) > 0
 } else := "matched by image name or label"
 
-# The findings behind the hits, once each, for audit events.
-hit_findings(img, ids) := [img.findings[i] |
-	some i in sort({i | some id in ids; some k in object.get(idx.findingKeys, id, set()); some i in object.get(img.criteria, k, [])})
-]
+found(img, keys) := [] if {
+	count(keys) == 0
+} else := [img.texts[n] | some n in sort({n | some k in keys; some n in object.get(img.criteria, k, [])})]
+
+# The findings behind the hits (positions in the image's scan findings), once
+# each, for audit events: those of every finding key that selects a hit.
+hit_findings(img, hits) := sort({n |
+	some k, ns in img.criteria
+	count(ns) > 0
+	count(idx.criteria[k] & hits) > 0
+	some n in ns
+})
 
 # A note says why scan evidence was set aside (e.g. an attestation signed by
 # the wrong attestor).
-unscanned_text(img) := "unscanned" if img.scanNote == "" else := sprintf("unscanned (%s)", [img.scanNote])
+flag_text(img, "u") := "unscanned" if img.scanNote == "" else := sprintf("unscanned (%s)", [img.scanNote])
 
-flag(img, key, id, text) := [text] if {
-	img.criteria[key]
-	id in idx.criteria[key]
-} else := []
+flag_text(_, "m") := "malicious image"
 
 # --- signature gate --------------------------------------------------------------
 
-missing_attestors(img) := [] if {
-	count(required) == 0
-} else := sort((required - img.attestors) - excused(img))
+# The signature gate's part of an image's decision: the missing attestors,
+# their lines, and the warnings for attestors excused by configuration.
+signature(img) := signed if {
+	count(required - img.attestors) == 0
+} else := {"missing": missing, "unsigned": unsigned, "excused": excused_lines(img)} if {
+	missing := sort((required - img.attestors) - excused(img))
+	unsigned := [sprintf("image %q is not signed by attestor %q: %s", [img.ref, a, reason(img, a)]) | some a in missing]
+}
+
+signed := {"missing": [], "unsigned": [], "excused": []}
 
 # With --on-verification-error=allow, an attestor that could not be checked
 # (registry unreachable, timeout) does not deny; it warns.

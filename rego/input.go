@@ -11,7 +11,7 @@ import (
 // Keys of the input document, shared so a request allocates only values.
 var (
 	kNamespace    = ast.StringTerm("namespace")
-	kLabels       = ast.StringTerm("labels")
+	kLabelIDs     = ast.StringTerm("labelIds")
 	kImages       = ast.StringTerm("images")
 	kRef          = ast.StringTerm("ref")
 	kInvalid      = ast.StringTerm("invalid")
@@ -19,23 +19,22 @@ var (
 	kNameIDs      = ast.StringTerm("nameIds")
 	kExemptIDs    = ast.StringTerm("exemptIds")
 	kCriteria     = ast.StringTerm("criteria")
-	kFindings     = ast.StringTerm("findings")
+	kTexts        = ast.StringTerm("texts")
 	kAttestors    = ast.StringTerm("attestors")
 	kErrors       = ast.StringTerm("errors")
 	kUnverifiable = ast.StringTerm("unverifiable")
 	kScanNote     = ast.StringTerm("scanNote")
-	kCategory     = ast.StringTerm("category")
-	kID           = ast.StringTerm("id")
-	kLevel        = ast.StringTerm("level")
 	emptyString   = ast.StringTerm("")
 	emptyArray    = ast.ArrayTerm()
+	emptyObject   = ast.ObjectTerm()
 	keyEvery      = ast.StringTerm("*")
 	keyUnscanned  = ast.StringTerm("u")
 	keyMalicious  = ast.StringTerm("m")
 )
 
 // toInput builds the Rego input straight from Go values (no JSON round trip),
-// with each image's keys already resolved to strategy-id sets.
+// with each image's keys and the pod's labels already resolved to strategy-id
+// sets.
 func (e *Engine) toInput(in Input, now time.Time) ast.Value {
 	imgs := make([]*ast.Term, len(in.Images))
 	for i := range in.Images {
@@ -45,20 +44,18 @@ func (e *Engine) toInput(in Input, now time.Time) ast.Value {
 		}
 		imgs[i] = ast.NewTerm(e.imageValue(&in.Images[i], f, now))
 	}
-	labels := make([][2]*ast.Term, 0, len(in.Labels))
-	for k, v := range in.Labels {
-		labels = append(labels, ast.Item(ast.StringTerm(k), ast.StringTerm(v)))
-	}
 	return ast.NewObject(
 		ast.Item(kNamespace, ast.StringTerm(in.Namespace)),
-		ast.Item(kLabels, ast.NewTerm(ast.NewObject(labels...))),
+		ast.Item(kLabelIDs, e.lookups.labelIDs(in.Labels)),
 		ast.Item(kImages, ast.ArrayTerm(imgs...)),
 	)
 }
 
+var noFacts facts.Image
+
 func (e *Engine) imageValue(img *workload.Image, f *facts.Image, now time.Time) ast.Value {
 	if f == nil {
-		f = &facts.Image{}
+		f = &noFacts
 	}
 	invalid := emptyString
 	if img.Err != nil {
@@ -70,9 +67,10 @@ func (e *Engine) imageValue(img *workload.Image, f *facts.Image, now time.Time) 
 			names.add(ids)
 		}
 	}
-	for _, g := range e.lookups.nameGlobs {
+	for i := range e.lookups.nameGlobs {
+		g := &e.lookups.nameGlobs[i]
 		for _, n := range img.Names {
-			if g.glob.Match(n) {
+			if g.match(n) {
 				names.add(g.ids)
 				break
 			}
@@ -82,16 +80,25 @@ func (e *Engine) imageValue(img *workload.Image, f *facts.Image, now time.Time) 
 		if ids, ok := e.lookups.tags[img.Tag]; ok {
 			exempt.add(ids)
 		}
-		for _, g := range e.lookups.tagGlobs {
-			if g.glob.Match(img.Tag) {
+		for i := range e.lookups.tagGlobs {
+			g := &e.lookups.tagGlobs[i]
+			if g.match(img.Tag) {
 				exempt.add(g.ids)
 			}
 		}
 	}
-	criteriaIDs, criteria, findings := e.criteria(f, now)
-	errs := make([][2]*ast.Term, 0, len(f.AttestorErrors))
-	for k, v := range f.AttestorErrors {
-		errs = append(errs, ast.Item(ast.StringTerm(k), ast.StringTerm(v)))
+	criteriaIDs, criteria, texts := e.criteria(f, now)
+	errs := emptyObject
+	if len(f.AttestorErrors) > 0 {
+		items := make([][2]*ast.Term, 0, len(f.AttestorErrors))
+		for k, v := range f.AttestorErrors {
+			items = append(items, ast.Item(ast.StringTerm(k), ast.StringTerm(v)))
+		}
+		errs = ast.ObjectTerm(items...)
+	}
+	scanNote := emptyString
+	if f.ScanNote != "" {
+		scanNote = ast.StringTerm(f.ScanNote)
 	}
 	return ast.NewObject(
 		ast.Item(kRef, ast.StringTerm(img.Ref)),
@@ -100,29 +107,36 @@ func (e *Engine) imageValue(img *workload.Image, f *facts.Image, now time.Time) 
 		ast.Item(kNameIDs, names.term()),
 		ast.Item(kExemptIDs, exempt.term()),
 		ast.Item(kCriteria, criteria),
-		ast.Item(kFindings, findings),
+		ast.Item(kTexts, texts),
 		ast.Item(kAttestors, stringSetTerm(f.Attestors)),
-		ast.Item(kErrors, ast.NewTerm(ast.NewObject(errs...))),
+		ast.Item(kErrors, errs),
 		ast.Item(kUnverifiable, stringSetTerm(f.Unverifiable)),
-		ast.Item(kScanNote, ast.StringTerm(f.ScanNote)),
+		ast.Item(kScanNote, scanNote),
 	)
 }
 
 // criteria returns the strategies the image's criterion keys select, the
-// keys themselves (each mapped to positions in the returned findings, for
-// messages), and the findings some strategy selects.
+// keys themselves (each mapped to the positions of the findings behind it in
+// the scan result), and the display text of each finding some strategy
+// selects, by position ("" for the others), for the messages.
 //
 // Keys: "*" every image (rules without criteria); "u" unscanned (no scan
 // result, or one older than --max-scan-age); "m" malicious (a feed lists the
 // digest, the scan marks it so, or it has a MaliciousFile finding); and the
 // finding keys.
-func (e *Engine) criteria(f *facts.Image, now time.Time) (ids, keys, findings *ast.Term) {
+func (e *Engine) criteria(f *facts.Image, now time.Time) (ids, keys, texts *ast.Term) {
 	s := f.Scan
 	var set idSet
 	items := make([][2]*ast.Term, 0, 4)
+	// Only the flags some strategy has are listed (decision.rego names them
+	// in explanations); "*" needs no entry, nothing explains by it.
 	flag := func(key *ast.Term) {
-		if k, ok := e.lookups.criteria[string(key.Value.(ast.String))]; ok {
-			set.add(k)
+		k, ok := e.lookups.criteria[string(key.Value.(ast.String))]
+		if !ok {
+			return
+		}
+		set.add(k)
+		if ids, _ := k.Value.(ast.Set); ids != nil && ids.Len() > 0 && key != keyEvery {
 			items = append(items, ast.Item(key, emptyArray))
 		}
 	}
@@ -133,35 +147,43 @@ func (e *Engine) criteria(f *facts.Image, now time.Time) (ids, keys, findings *a
 	if f.Malicious || (s != nil && (s.Malicious || hasCategory(s.Findings, facts.MaliciousFile))) {
 		flag(keyMalicious)
 	}
-	if s == nil {
+	if s == nil || len(e.lookups.findings) == 0 {
 		return set.term(), ast.ObjectTerm(items...), emptyArray
 	}
-	byKey := map[findingKey][]*ast.Term{}
-	var order []findingKey
-	pos := map[int]int{}
-	var found []*ast.Term
-	e.lookups.findingsOf(s.Findings, func(k findingKey, ids *ast.Term, i int) {
-		p, ok := pos[i]
-		if !ok {
-			p = len(found)
-			pos[i] = p
-			f := &s.Findings[i]
-			found = append(found, ast.ObjectTerm(
-				ast.Item(kCategory, ast.StringTerm(f.Category)),
-				ast.Item(kID, ast.StringTerm(f.ID)),
-				ast.Item(kLevel, ast.StringTerm(f.Level)),
-			))
-		}
-		if _, seen := byKey[k]; !seen {
-			order = append(order, k)
-			set.add(ids)
-		}
-		byKey[k] = append(byKey[k], ast.IntNumberTerm(p))
-	})
-	for _, k := range order {
-		items = append(items, ast.Item(ast.StringTerm(k.String()), ast.ArrayTerm(byKey[k]...)))
+	var text []*ast.Term
+	// An image has few distinct keys: a slice searched linearly beats a map.
+	type hit struct {
+		entry *findingEntry
+		pos   []*ast.Term
 	}
-	return set.term(), ast.ObjectTerm(items...), ast.ArrayTerm(found...)
+	var hits []hit
+	e.lookups.findingsOf(s.Findings, func(fe *findingEntry, i int) {
+		if text == nil {
+			text = make([]*ast.Term, len(s.Findings))
+			for j := range text {
+				text[j] = emptyString
+			}
+		}
+		if text[i] == emptyString {
+			fd := &s.Findings[i]
+			text[i] = ast.StringTerm(fd.Category + " " + fd.ID + " (" + fd.Level + ")")
+		}
+		for j := range hits {
+			if hits[j].entry == fe {
+				hits[j].pos = append(hits[j].pos, ast.InternedTerm(i))
+				return
+			}
+		}
+		set.add(fe.ids)
+		hits = append(hits, hit{fe, []*ast.Term{ast.InternedTerm(i)}})
+	})
+	if text == nil {
+		return set.term(), ast.ObjectTerm(items...), emptyArray
+	}
+	for _, h := range hits {
+		items = append(items, ast.Item(h.entry.key, ast.ArrayTerm(h.pos...)))
+	}
+	return set.term(), ast.ObjectTerm(items...), ast.ArrayTerm(text...)
 }
 
 func hasCategory(fs []facts.Finding, category string) bool {

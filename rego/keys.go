@@ -16,16 +16,32 @@ import (
 // allocates nothing.
 type lookups struct {
 	criteria  map[string]*ast.Term // "*", "u", "m"
-	findings  map[findingKey]*ast.Term
+	findings  map[findingKey]*findingEntry
 	names     map[string]*ast.Term
 	tags      map[string]*ast.Term
 	nameGlobs []globSet
 	tagGlobs  []globSet
+	labelKey  map[string]*ast.Term            // label key -> ids (presence)
+	labelKV   map[string]map[string]*ast.Term // label key -> value -> ids
+}
+
+// findingEntry is one finding key of the index: the key as the index spells
+// it (reused in every request's input) and the strategies it selects.
+type findingEntry struct {
+	key, ids *ast.Term
 }
 
 type globSet struct {
 	glob *policy.Glob
 	ids  *ast.Term
+	// The literal text before the first and after the last metacharacter:
+	// comparing them rules most patterns out for a fraction of a regexp
+	// match.
+	prefix, suffix string
+}
+
+func (g *globSet) match(s string) bool {
+	return len(s) >= len(g.prefix)+len(g.suffix) && strings.HasPrefix(s, g.prefix) && strings.HasSuffix(s, g.suffix) && g.glob.Match(s)
 }
 
 type findingKey struct {
@@ -34,19 +50,15 @@ type findingKey struct {
 	class           string // "*" for any class
 }
 
-func (k findingKey) String() string {
-	prefix := "l:"
-	if k.byID {
-		prefix = "i:"
-	}
-	return prefix + k.category + "|" + k.value + "|" + k.class
-}
-
 func newLookups(index ast.Object, snap *policy.Snapshot) lookups {
-	l := lookups{criteria: map[string]*ast.Term{}, findings: map[findingKey]*ast.Term{}, names: map[string]*ast.Term{}, tags: map[string]*ast.Term{}}
+	l := lookups{
+		criteria: map[string]*ast.Term{}, findings: map[findingKey]*findingEntry{},
+		names: map[string]*ast.Term{}, tags: map[string]*ast.Term{},
+		labelKey: map[string]*ast.Term{}, labelKV: map[string]map[string]*ast.Term{},
+	}
 	each(index, "criteria", func(k string, ids *ast.Term) {
 		if fk, ok := parseFindingKey(k); ok {
-			l.findings[fk] = ids
+			l.findings[fk] = &findingEntry{key: ast.StringTerm(k), ids: ids}
 		} else {
 			l.criteria[k] = ids
 		}
@@ -55,7 +67,34 @@ func newLookups(index ast.Object, snap *policy.Snapshot) lookups {
 	each(index, "tags", func(k string, ids *ast.Term) { l.tags[strings.TrimPrefix(k, "t:")] = ids })
 	each(index, "nameGlobs", func(k string, ids *ast.Term) { l.nameGlobs = append(l.nameGlobs, compiled(snap, k, ids)) })
 	each(index, "tagGlobs", func(k string, ids *ast.Term) { l.tagGlobs = append(l.tagGlobs, compiled(snap, k, ids)) })
+	each(index, "labelKey", func(k string, ids *ast.Term) { l.labelKey[k] = ids })
+	each(index, "labelKV", func(k string, values *ast.Term) {
+		m := map[string]*ast.Term{}
+		if o, ok := values.Value.(ast.Object); ok {
+			o.Foreach(func(v, ids *ast.Term) {
+				if s, ok := v.Value.(ast.String); ok {
+					m[string(s)] = ids
+				}
+			})
+		}
+		l.labelKV[k] = m
+	})
 	return l
+}
+
+// labelIDs resolves the pod's labels to the strategies with a label entry
+// they meet: key:value, or key for presence.
+func (l *lookups) labelIDs(labels map[string]string) *ast.Term {
+	var set idSet
+	for k, v := range labels {
+		if ids, ok := l.labelKey[k]; ok {
+			set.add(ids)
+		}
+		if ids, ok := l.labelKV[k][v]; ok {
+			set.add(ids)
+		}
+	}
+	return set.term()
 }
 
 func compiled(snap *policy.Snapshot, pattern string, ids *ast.Term) globSet {
@@ -63,7 +102,12 @@ func compiled(snap *policy.Snapshot, pattern string, ids *ast.Term) globSet {
 	if !ok {
 		g, _ = policy.CompileGlob(pattern) // every pattern of a snapshot was compiled with it
 	}
-	return globSet{glob: g, ids: ids}
+	gs := globSet{glob: g, ids: ids, prefix: pattern}
+	if i := strings.IndexAny(pattern, "*?["); i >= 0 {
+		gs.prefix = pattern[:i]
+		gs.suffix = pattern[strings.LastIndexAny(pattern, "*?]")+1:]
+	}
+	return gs
 }
 
 func parseFindingKey(k string) (findingKey, bool) {
@@ -136,7 +180,7 @@ func (s *idSet) term() *ast.Term {
 
 // findingsOf visits the keys of each finding that the index knows.
 // Categories other than Vul have no class.
-func (l *lookups) findingsOf(fs []facts.Finding, visit func(key findingKey, ids *ast.Term, finding int)) {
+func (l *lookups) findingsOf(fs []facts.Finding, visit func(entry *findingEntry, finding int)) {
 	if len(l.findings) == 0 {
 		return
 	}
@@ -157,8 +201,8 @@ func (l *lookups) findingsOf(fs []facts.Finding, visit func(key findingKey, ids 
 			n = 2
 		}
 		for _, k := range keys[:n] {
-			if ids, ok := l.findings[k]; ok {
-				visit(k, ids, i)
+			if fe, ok := l.findings[k]; ok {
+				visit(fe, i)
 			}
 		}
 	}
