@@ -58,7 +58,9 @@ func buildAPI(c *APICall, t time.Time, id [16]byte, clusterID string) *Event {
 		User: User{Username: c.Principal, Groups: c.Groups}, Decision: DecisionDenied, API: c,
 		Actions: []string{}, Images: []ImageEvent{},
 	}
-	if c.Allowed && c.Code == "" {
+	// The decision is authorization's; a call allowed but failing later
+	// (a bad parameter) says so in API.Code.
+	if c.Allowed {
 		ev.Decision = DecisionAllowed
 	}
 	return ev
