@@ -148,6 +148,10 @@ func TestServeAPIAudit(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "DECIDED BY") || !strings.Contains(out, cpID+" Statement[0]") || !strings.Contains(out, refusedID.(string)) {
 		t.Errorf("table: exit %d\n%s", code, out)
 	}
+	out, _, code = runCLI(t, "", "events", "--store", store)
+	if code != 0 || !strings.Contains(out, "imagegate:ListOpaClusterStrategyNew") || !strings.Contains(out, "refused (ImplicitDeny)") {
+		t.Errorf("table of both kinds: exit %d\n%s", code, out)
+	}
 	if _, errOut, code := runCLI(t, "", "events", "--store", store, "--type", "api", "--namespace", "x"); code == 0 || !strings.Contains(errOut, "--namespace") {
 		t.Errorf("--type api --namespace: exit %d %s", code, errOut)
 	}
