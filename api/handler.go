@@ -53,13 +53,20 @@ type Event struct {
 	Time      time.Time `json:"time"`
 	RequestID string    `json:"requestId"`
 	Principal string    `json:"principal"`
+	Groups    []string  `json:"groups,omitempty"`
 	Agency    string    `json:"agency,omitempty"`
+	SourceIP  string    `json:"sourceIp,omitempty"`
 	Action    string    `json:"action"`
 	Resource  string    `json:"resource,omitempty"`
 	Allowed   bool      `json:"allowed"`
 	Decision  string    `json:"decision,omitempty"`
-	Status    int       `json:"status"`
-	Code      string    `json:"code,omitempty"`
+	// PolicyID and Statement are the deciding policy and statement index
+	// (Statement -1 when none decided, e.g. an administrator's default).
+	PolicyID  string `json:"policyId,omitempty"`
+	Statement int    `json:"statement"`
+	Sid       string `json:"sid,omitempty"`
+	Status    int    `json:"status"`
+	Code      string `json:"code,omitempty"`
 }
 
 // Handler serves the management API.
@@ -151,7 +158,7 @@ func (h *Handler) wrap(rest bool, fn func(c *call) (any, int, error)) http.Handl
 	return func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, h.opts.maxBody)
 		c := &call{h: h, r: r, id: newRequestID(), now: h.opts.now()}
-		c.ev = Event{Time: c.now, RequestID: c.id}
+		c.ev = Event{Time: c.now, RequestID: c.id, SourceIP: remoteIP(r), Statement: -1}
 		w.Header().Set("X-Request-Id", c.id)
 		var (
 			body   any
@@ -179,7 +186,7 @@ func (h *Handler) wrap(rest bool, fn func(c *call) (any, int, error)) http.Handl
 				err = &apiError{status: http.StatusUnauthorized, code: code, msg: err.Error()}
 			}
 		} else {
-			c.ev.Principal, c.ev.Agency = c.principal.ID, c.principal.Agency
+			c.ev.Principal, c.ev.Groups, c.ev.Agency = c.principal.ID, c.principal.Groups, c.principal.Agency
 			body, status, err = run()
 		}
 		if err != nil {
@@ -250,6 +257,10 @@ func (c *call) authorize(op, resource string, extra map[string][]string) error {
 	action := "imagegate:" + op
 	d := c.h.state.load().auth.Authorize(iam.Request{Principal: c.principal, Action: action, Resource: resource, Context: ctx, Now: c.now})
 	c.ev.Action, c.ev.Resource, c.ev.Allowed, c.ev.Decision = action, resource, d.Allowed, d.String()
+	c.ev.PolicyID, c.ev.Statement, c.ev.Sid = d.PolicyID, d.Statement, d.Sid
+	if d.PolicyID == "" {
+		c.ev.Statement = -1
+	}
 	if d.Allowed {
 		return nil
 	}

@@ -234,4 +234,9 @@ func TestAuditEvents(t *testing.T) {
 	if !admin.Allowed || admin.Status != 200 || !strings.Contains(admin.Decision, "Admin") {
 		t.Errorf("admin: %+v", admin)
 	}
+	// What the audit trail keeps besides: the caller's groups and address,
+	// and no deciding statement when none decided.
+	if bob.SourceIP != "127.0.0.1" || bob.Statement != -1 || bob.PolicyID != "" || len(admin.Groups) == 0 || admin.Groups[0] != "imagegate:admins" {
+		t.Errorf("source, statement, groups: bob %+v admin %+v", bob, admin)
+	}
 }

@@ -52,6 +52,10 @@ type Admission struct {
 	Err     error
 	Allowed bool
 	Images  []workload.Image // the workload's images, for undecided requests
+
+	// api is set instead of the rest for a management API call
+	// (RecordAPICall), so both kinds share the one queue.
+	api *APICall
 }
 
 // Notable reports whether an admission is an event: anything but a plain pass.
@@ -76,7 +80,10 @@ func (a *Admission) Notable() bool {
 
 // Event is one audit event, as every sink writes it.
 type Event struct {
-	ID        string    `json:"id"`
+	ID string `json:"id"`
+	// Type is admission or api; API is the call of an api event (the
+	// admission fields are then empty, but for User, Decision and Time).
+	Type      string    `json:"type"`
 	Time      time.Time `json:"time"`
 	ClusterID string    `json:"clusterId"`
 	UID       string    `json:"uid"`
@@ -94,7 +101,12 @@ type Event struct {
 	Violations []string     `json:"violations,omitempty"`
 	Warnings   []string     `json:"warnings,omitempty"`
 	Error      string       `json:"error,omitempty"`
+	API        *APICall     `json:"api,omitempty"`
 }
+
+// IsAPI reports whether the event is a management API call; events
+// written before there were types are admissions.
+func (e *Event) IsAPI() bool { return e.Type == TypeAPI || e.API != nil }
 
 // User is who made the request.
 type User struct {
@@ -165,7 +177,7 @@ func ruleAction(n int) string {
 // build turns an admission into its event.
 func (x *strategyIndex) build(a *Admission, id [16]byte, clusterID string) *Event {
 	ev := &Event{
-		ID: hex.EncodeToString(id[:]), Time: a.Time.UTC(), ClusterID: clusterID, UID: a.UID, Operation: a.Operation,
+		ID: hex.EncodeToString(id[:]), Type: TypeAdmission, Time: a.Time.UTC(), ClusterID: clusterID, UID: a.UID, Operation: a.Operation,
 		DryRun: a.DryRun, Kind: a.Kind, Namespace: a.Namespace, Name: a.Name,
 		User: User{Username: a.Username, Groups: a.Groups}, Images: []ImageEvent{},
 	}

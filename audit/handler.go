@@ -10,8 +10,8 @@ import (
 )
 
 // Handler is GET /api/v1/events: a bearer-authenticated query of the store
-// with the filters of imagegate events (namespace, action, image, since,
-// until, limit, pageToken), answering a Page as JSON.
+// with the filters of imagegate events (type, principal, namespace, action,
+// image, since, until, limit, pageToken), answering a Page as JSON.
 type Handler struct {
 	Store *Store
 	Token string // required bearer token
@@ -20,7 +20,8 @@ type Handler struct {
 
 var _ http.Handler = (*Handler)(nil)
 
-var knownParams = map[string]bool{"namespace": true, "action": true, "image": true, "since": true, "until": true, "limit": true, "pageToken": true}
+var knownParams = map[string]bool{"namespace": true, "action": true, "image": true, "since": true, "until": true, "limit": true, "pageToken": true,
+	"type": true, "principal": true}
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
@@ -38,7 +39,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for name, vals := range v {
 		switch {
 		case !knownParams[name]:
-			jsonError(w, http.StatusBadRequest, "unknown parameter "+name+": expected namespace, action, image, since, until, limit or pageToken")
+			jsonError(w, http.StatusBadRequest, "unknown parameter "+name+": expected type, principal, namespace, action, image, since, until, limit or pageToken")
 			return
 		case len(vals) > 1 && name != "action":
 			jsonError(w, http.StatusBadRequest, "parameter "+name+" given more than once")
@@ -50,7 +51,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		now = h.Now
 	}
 	q, err := ParseQuery(QueryParams{Namespace: v.Get("namespace"), Action: strings.Join(v["action"], ","), Image: v.Get("image"),
-		Since: v.Get("since"), Until: v.Get("until"), Limit: v.Get("limit"), PageToken: v.Get("pageToken")}, now())
+		Since: v.Get("since"), Until: v.Get("until"), Limit: v.Get("limit"), PageToken: v.Get("pageToken"),
+		Type: v.Get("type"), Principal: v.Get("principal")}, now())
 	if err != nil {
 		jsonError(w, http.StatusBadRequest, err.Error())
 		return

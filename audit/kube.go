@@ -65,8 +65,8 @@ func (s *EventSink) Write(events []*Event) error {
 		}
 	}
 	for _, ev := range events {
-		if ev.Namespace == "" || ev.Name == "" {
-			continue // Events need a namespaced, named object
+		if ev.IsAPI() || ev.Namespace == "" || ev.Name == "" {
+			continue // Events need a namespaced, named object; API calls have none
 		}
 		action := ev.Actions[0]
 		key := ev.Namespace + "/" + ev.Kind + "/" + ev.Name + "/" + action

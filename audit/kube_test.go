@@ -102,3 +102,28 @@ func TestResults(t *testing.T) {
 		t.Errorf("summary %v", sum)
 	}
 }
+
+// TestKubeSinksSkipAPICalls: management API calls are no workload's
+// business, even when an event carried a namespace and name.
+func TestKubeSinksSkipAPICalls(t *testing.T) {
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	apiEv := &Event{ID: "01", Type: TypeAPI, Time: now, Namespace: "ns", Name: "p", Kind: "Pod", Decision: DecisionDenied,
+		Actions: []string{ActionBlock}, API: &APICall{Principal: "alice", Action: "imagegate:CreateOpaStrategyNew"}}
+	client := fake.NewClientset()
+	s := NewEventSink(client)
+	s.now = func() time.Time { return now }
+	if err := s.Write([]*Event{apiEv, kubeEvent("w", ActionBlock, now)}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := client.CoreV1().Events("ns").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Items) != 1 || l.Items[0].InvolvedObject.Name != "w" {
+		t.Fatalf("events %+v, want only the workload's", l.Items)
+	}
+	// No client: writing anything for the API call would fail.
+	if err := (&ReportSink{}).Write([]*Event{apiEv}); err != nil {
+		t.Fatalf("report sink wrote an API call: %v", err)
+	}
+}

@@ -15,6 +15,14 @@ import (
 // an event matches when it is in Namespace, has any of Actions, has any
 // image whose repository matches Image, and happened in [Since, Until].
 type Query struct {
+	// Type is admission, api or empty (both). Namespace, Actions and Image
+	// select admissions; Principal and APIActions select API calls.
+	Type string
+	// Principal and APIActions (imagegate:CreateOpaStrategyNew, any of)
+	// narrow API calls; either implies Type api.
+	Principal  string
+	APIActions []string
+
 	Namespace string
 	Actions   []string
 	// Image is a glob (* and ?) over the repository as written in the
@@ -54,6 +62,9 @@ func (e *FilterError) Error() string {
 // checks them all and names the first bad one.
 type QueryParams struct {
 	Namespace, Action, Image, Since, Until, Limit, PageToken string
+	// Type is admission or api; Principal selects API calls. With type api
+	// (or a Principal, or only imagegate: actions) Action names API actions.
+	Type, Principal string
 }
 
 // ParseQuery turns text parameters into a Query. Times are RFC 3339 or an
@@ -63,11 +74,25 @@ func ParseQuery(p QueryParams, now time.Time) (Query, error) {
 	if len(q.Namespace) > 253 {
 		return q, &FilterError{"namespace", q.Namespace, "a namespace name (at most 253 characters)"}
 	}
+	q.Type, q.Principal = strings.ToLower(strings.TrimSpace(p.Type)), strings.TrimSpace(p.Principal)
+	if q.Type != "" && !slices.Contains(Types, q.Type) {
+		return q, &FilterError{"type", q.Type, "one of " + strings.Join(Types, ", ")}
+	}
+	if q.Type == "" && (q.Principal != "" || onlyAPIActions(p.Action)) {
+		q.Type = TypeAPI
+	}
 	for _, a := range strings.Split(p.Action, ",") {
-		a = strings.ToLower(strings.TrimSpace(a))
+		a = strings.TrimSpace(a)
 		if a == "" {
 			continue
 		}
+		if q.Type == TypeAPI {
+			if !slices.Contains(q.APIActions, a) {
+				q.APIActions = append(q.APIActions, a)
+			}
+			continue
+		}
+		a = strings.ToLower(a)
 		if !slices.Contains(Actions, a) {
 			return q, &FilterError{"action", a, "one of " + strings.Join(Actions, ", ")}
 		}
@@ -92,8 +117,46 @@ func ParseQuery(p QueryParams, now time.Time) (Query, error) {
 	return q, q.Validate()
 }
 
+// onlyAPIActions reports whether a comma-separated action list names only
+// management API actions (imagegate:…), which no admission has.
+func onlyAPIActions(list string) bool {
+	n := 0
+	for _, a := range strings.Split(list, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		if !strings.HasPrefix(a, "imagegate:") {
+			return false
+		}
+		n++
+	}
+	return n > 0
+}
+
 // Validate checks a Query built in code (ParseQuery calls it).
 func (q *Query) Validate() error {
+	if q.Type == "" && (q.Principal != "" || len(q.APIActions) > 0) {
+		q.Type = TypeAPI
+	}
+	switch {
+	case q.Type != "" && !slices.Contains(Types, q.Type):
+		return &FilterError{"type", q.Type, "one of " + strings.Join(Types, ", ")}
+	case q.Type == TypeAPI && q.Namespace != "":
+		return &FilterError{"namespace", q.Namespace, "no namespace with type api (namespaces select admissions)"}
+	case q.Type == TypeAPI && q.Image != "":
+		return &FilterError{"image", q.Image, "no image with type api (images select admissions)"}
+	case q.Type == TypeAPI && len(q.Actions) > 0:
+		return &FilterError{"action", strings.Join(q.Actions, ","), "an API action such as imagegate:CreateOpaStrategyNew with type api"}
+	case q.Type == TypeAdmission && len(q.APIActions) > 0:
+		return &FilterError{"action", strings.Join(q.APIActions, ","), "an admission action (" + strings.Join(Actions, ", ") + ") with type admission"}
+	case q.Type == TypeAdmission && q.Principal != "":
+		return &FilterError{"principal", q.Principal, "no principal with type admission (principals select API calls)"}
+	}
+	for _, a := range q.APIActions {
+		if !strings.HasPrefix(a, "imagegate:") || len(a) == len("imagegate:") {
+			return &FilterError{"action", a, "an API action such as imagegate:CreateOpaStrategyNew"}
+		}
+	}
 	if q.Image != "" {
 		if _, err := policy.CompileGlob(q.Image); err != nil {
 			return &FilterError{"image", q.Image, "a glob of * and ? (" + err.Error() + ")"}

@@ -149,6 +149,10 @@ func (r *Recorder) Record(a Admission) {
 	if a.Time.IsZero() {
 		a.Time = r.opts.now()
 	}
+	r.enqueue(a)
+}
+
+func (r *Recorder) enqueue(a Admission) {
 	select {
 	case r.queue <- a:
 	default:
@@ -201,7 +205,11 @@ func (r *Recorder) run() {
 			}
 			for range min(n, r.opts.batchSize) {
 				a := <-r.queue
-				batch = append(batch, idx.build(&a, r.nextID(a.Time), r.opts.clusterID))
+				if a.api != nil {
+					batch = append(batch, buildAPI(a.api, a.Time, r.nextID(a.Time), r.opts.clusterID))
+				} else {
+					batch = append(batch, idx.build(&a, r.nextID(a.Time), r.opts.clusterID))
+				}
 			}
 			r.write(batch)
 			clear(batch)

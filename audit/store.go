@@ -24,6 +24,9 @@ import (
 //	index/act\x00A         id → ""   events with action A
 //	index/na\x00NS\x00A    id → ""   both, so the common pair needs no intersection
 //	index/img\x00REPO      id → ""   events with an image of repository REPO
+//	index/type\x00api      id → ""   management API calls (admissions have no type index)
+//	index/pr\x00P          id → ""   API calls by principal P
+//	index/apiact\x00A      id → ""   API calls of action A (imagegate:CreateOpaStrategyNew)
 //
 // A query walks its index buckets from the newest key down, intersecting
 // them by seeking (leapfrog), so it reads about as many keys as it returns.
@@ -37,6 +40,9 @@ const (
 	ixAction    = "act\x00"
 	ixNsAction  = "na\x00"
 	ixImage     = "img\x00"
+	ixTypeAPI   = "type\x00api"
+	ixPrincipal = "pr\x00"
+	ixAPIAction = "apiact\x00"
 )
 
 // lockTimeout bounds waiting for another process's transaction.
@@ -122,6 +128,16 @@ func (s *Store) Write(events []*Event) error {
 
 // indexNames are the index buckets an event belongs to.
 func indexNames(ev *Event) []string {
+	if ev.IsAPI() {
+		names := []string{ixTypeAPI}
+		if ev.API != nil && ev.API.Principal != "" {
+			names = append(names, ixPrincipal+ev.API.Principal)
+		}
+		if ev.API != nil && ev.API.Action != "" {
+			names = append(names, ixAPIAction+ev.API.Action)
+		}
+		return names
+	}
 	names := []string{ixNamespace + ev.Namespace}
 	for _, a := range ev.Actions {
 		names = append(names, ixAction+a, ixNsAction+ev.Namespace+"\x00"+a)
@@ -234,6 +250,9 @@ func plan(q Query, evs, ix *bolt.Bucket) ([]stream, error) {
 		}
 		return u
 	}
+	if q.Type == TypeAPI {
+		return planAPI(q, ix, buckets), nil
+	}
 	switch {
 	case q.Namespace != "" && len(q.Actions) > 0:
 		var names []string
@@ -265,7 +284,12 @@ func plan(q Query, evs, ix *bolt.Bucket) ([]stream, error) {
 		}
 		streams = append(streams, buckets(names))
 	}
-	if len(streams) == 0 {
+	switch {
+	case len(streams) == 0 && q.Type == TypeAdmission:
+		// Every admission is in exactly one namespace bucket (stores
+		// written before API events too), so their union is all admissions.
+		streams = append(streams, buckets(prefixed(ix, ixNamespace)))
+	case len(streams) == 0:
 		streams = append(streams, union{&desc{c: evs.Cursor()}})
 	}
 	for _, s := range streams {
@@ -274,6 +298,42 @@ func plan(q Query, evs, ix *bolt.Bucket) ([]stream, error) {
 		}
 	}
 	return streams, nil
+}
+
+// planAPI picks the streams of an API call query: by principal and/or
+// action, or all API calls.
+func planAPI(q Query, ix *bolt.Bucket, buckets func([]string) stream) []stream {
+	var streams []stream
+	if q.Principal != "" {
+		streams = append(streams, buckets([]string{ixPrincipal + q.Principal}))
+	}
+	if len(q.APIActions) > 0 {
+		var names []string
+		for _, a := range q.APIActions {
+			names = append(names, ixAPIAction+a)
+		}
+		streams = append(streams, buckets(names))
+	}
+	if len(streams) == 0 {
+		streams = append(streams, buckets([]string{ixTypeAPI}))
+	}
+	for _, s := range streams {
+		if len(s.(union)) == 0 {
+			return nil
+		}
+	}
+	return streams
+}
+
+// prefixed lists the index buckets whose names start with prefix.
+func prefixed(ix *bolt.Bucket, prefix string) []string {
+	var names []string
+	c := ix.Cursor()
+	p := []byte(prefix)
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+		names = append(names, string(k))
+	}
+	return names
 }
 
 // stream yields keys in descending order: seekLE returns the greatest key

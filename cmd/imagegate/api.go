@@ -76,8 +76,11 @@ func (f *apiFlags) start(ctx context.Context, sf *serveFlags, certs *webhook.Cer
 	if err != nil {
 		return err
 	}
-	h, err := api.NewHandler(&api.DirStore{Dir: sf.policies, Check: compiles}, auth, f.state,
-		api.WithLogger(log.With("component", "api")), api.WithMaxBodyBytes(f.maxBody))
+	opts := []api.Option{api.WithLogger(log.With("component", "api")), api.WithMaxBodyBytes(f.maxBody)}
+	if fn := sf.audit.apiAuditor(); fn != nil {
+		opts = append(opts, api.WithAuditor(fn))
+	}
+	h, err := api.NewHandler(&api.DirStore{Dir: sf.policies, Check: compiles}, auth, f.state, opts...)
 	if err != nil {
 		return err
 	}

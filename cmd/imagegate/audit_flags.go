@@ -28,6 +28,9 @@ type auditFlags struct {
 	maxSize               int64
 	maxBackups, queueSize int
 	retention, pruneEvery time.Duration
+	// recorder is set by start when there are sinks; the management API
+	// records its calls through it (api_audit.go).
+	recorder *audit.Recorder
 }
 
 func (f *auditFlags) register(fs *flag.FlagSet) {
@@ -113,6 +116,7 @@ func (f *auditFlags) start(ctx context.Context, clusterID string, log *slog.Logg
 	if err != nil {
 		return nil, nil, err
 	}
+	f.recorder = rec
 	stop := func() {
 		if err := rec.Close(); err != nil {
 			log.Warn("audit sinks not closed cleanly", "error", err.Error())

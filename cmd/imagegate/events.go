@@ -15,13 +15,15 @@ import (
 
 // runEvents is imagegate events: a query of the audit store (docs/audit.md).
 func runEvents(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("events", "events --store PATH [--namespace NS] [--action block|alert|allow|unsigned|error] [--image GLOB] [--since 24h] [--until T] [--limit N] [--page-token T] [-o table|json]", stderr)
+	fs := newFlagSet("events", "events --store PATH [--type admission|api] [--principal P] [--namespace NS] [--action block|alert|allow|unsigned|error] [--image GLOB] [--since 24h] [--until T] [--limit N] [--page-token T] [-o table|json]", stderr)
 	var p audit.QueryParams
 	var store, output string
 	var limit int
 	fs.StringVar(&store, "store", "", "audit store file (serve --audit-store)")
+	fs.StringVar(&p.Type, "type", "", "only admission events or only management API calls (api); default both")
+	fs.StringVar(&p.Principal, "principal", "", "only management API calls by this principal (implies --type api)")
 	fs.StringVar(&p.Namespace, "namespace", "", "only events in this namespace")
-	fs.StringVar(&p.Action, "action", "", "only events with one of these actions (comma-separated): block, alert, allow, unsigned, error")
+	fs.StringVar(&p.Action, "action", "", "only events with one of these actions (comma-separated): block, alert, allow, unsigned, error; with --type api, API actions such as imagegate:CreateOpaStrategyNew")
 	fs.StringVar(&p.Image, "image", "", "only events with an image whose repository matches this glob (* and ?)")
 	fs.StringVar(&p.Since, "since", "", "only events at or after this time: RFC 3339 or an age (90m, 24h, 7d)")
 	fs.StringVar(&p.Until, "until", "", "only events at or before this time: RFC 3339 or an age")
@@ -70,6 +72,10 @@ func runEvents(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitOK
 	}
+	if q.Type == audit.TypeAPI {
+		printAPICalls(stdout, page)
+		return exitOK
+	}
 	printEvents(stdout, page)
 	return exitOK
 }
@@ -78,6 +84,12 @@ func printEvents(w io.Writer, page *audit.Page) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tNAMESPACE\tOBJECT\tDECISION\tACTIONS\tUSER\tIMAGES")
 	for _, ev := range page.Events {
+		if c := ev.API; c != nil {
+			// A management API call among admissions: its resource as the
+			// object, its action, and what decided it.
+			fmt.Fprintf(tw, "%s\t-\t%s\t%s\t%s\t%s\t%s\n", ev.Time.Format(time.RFC3339), c.Resource, ev.Decision, c.Action, c.Principal, c.Decision)
+			continue
+		}
 		var imgs []string
 		for _, img := range ev.Images {
 			if img.Action != "pass" {
@@ -90,6 +102,24 @@ func printEvents(w io.Writer, page *audit.Page) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s%s\t%s\t%s\t%s\n", ev.Time.Format(time.RFC3339), ev.Namespace, ev.Kind, ev.Name,
 			ev.Decision, dry, strings.Join(ev.Actions, ","), ev.User.Username, strings.Join(imgs, ", "))
+	}
+	tw.Flush()
+	if page.NextPageToken != "" {
+		fmt.Fprintf(w, "\nmore: --page-token %s\n", page.NextPageToken)
+	}
+}
+
+// printAPICalls is the table of a --type api query.
+func printAPICalls(w io.Writer, page *audit.Page) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tPRINCIPAL\tACTION\tRESOURCE\tSTATUS\tCODE\tREQUEST ID\tDECIDED BY")
+	for _, ev := range page.Events {
+		c := ev.API
+		if c == nil {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", ev.Time.Format(time.RFC3339), c.Principal, c.Action, c.Resource,
+			c.Status, c.Code, c.RequestID, c.Decision)
 	}
 	tw.Flush()
 	if page.NextPageToken != "" {

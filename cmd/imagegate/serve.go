@@ -144,10 +144,6 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return exitBadUsage
 	}
-	if err := f.api.start(ctx, f, certs, log); err != nil {
-		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
-		return exitBadUsage
-	}
 	failOpen := f.onVerificationError == "allow"
 	engines := &admission.Engines{}
 	loads := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -186,6 +182,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		return exitBadUsage
 	}
 	defer stopAudit()
+	// After the audit pipeline, so that API calls are audit events too.
+	if err := f.api.start(ctx, f, certs, log); err != nil {
+		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
+		return exitBadUsage
+	}
 	handler, err := webhook.NewHandler(admission.NewDecider(engines, source, admission.WithScanAttestors(f.verifier.scanAttestors...)),
 		append([]webhook.Option{webhook.WithExemptNamespaces(f.exempt...), webhook.WithDefaultTimeout(f.defaultTimeout),
 			webhook.WithMaxInFlight(f.maxInFlight), webhook.WithMaxBodyBytes(f.maxBody),
