@@ -29,7 +29,7 @@ func main() {
 	dur := flag.Duration("d", 10*time.Second, "how long to send")
 	rate := flag.Float64("rate", 0, "total requests per second (0: as fast as answers come)")
 	namespace := flag.String("namespace", "default", "namespace of the pods (an exempt one measures the floor)")
-	unique := flag.Bool("unique", false, "give every pod its own label, so no decision repeats")
+	unique := flag.Bool("unique", false, "give every pod its own namespace, so no decision repeats")
 	images := flag.String("images", "registry.example.com/team/app:1.0,registry.example.com/team/legacy:2.3,registry.example.com/tools/debug:1.0", "comma-separated images of the pod")
 	flag.Parse()
 	u, err := url.Parse(*target)
@@ -118,7 +118,10 @@ func review(n int64, ns string, unique bool, images []string) []byte {
 	var b bytes.Buffer
 	label := "web"
 	if unique {
-		label = "web-" + strconv.FormatInt(n, 10)
+		// The decision cache keys on what decisions depend on (labels only
+		// through the strategies that select them), so a distinct label no
+		// strategy reads would still hit it; a distinct namespace does not.
+		ns = ns + "-" + strconv.FormatInt(n, 10)
 	}
 	fmt.Fprintf(&b, `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"load-%d","kind":{"group":"","version":"v1","kind":"Pod"},`+
 		`"resource":{"group":"","version":"v1","resource":"pods"},"namespace":%q,"operation":"CREATE","userInfo":{"username":"load"},`+
