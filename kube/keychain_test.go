@@ -164,3 +164,20 @@ func TestPullSecretsPrecedence(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkDockerConfigResolve is what a cache miss pays per registry for
+// a pull secret: parsing it and matching the image's registry.
+func BenchmarkDockerConfigResolve(b *testing.B) {
+	data := []byte(`{"auths":{"https://index.docker.io/v1/":{"auth":"` + b64("hub:pw") + `"},"registry.example.com":{"username":"u","password":"p"},"*.corp.example":{"username":"g","password":"p"}}}`)
+	repo, _ := name.NewRepository("registry.example.com/team/app")
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		cfg, err := kube.ParseDockerConfig(kube.SecretTypeDockerConfigJSON, data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if a, _ := cfg.Resolve(repo); a == authn.Anonymous {
+			b.Fatal("no match")
+		}
+	}
+}
