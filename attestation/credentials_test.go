@@ -152,3 +152,37 @@ func TestCredentialsPrecedence(t *testing.T) {
 		})
 	}
 }
+
+// TestCredentialsDoNotJoinAnonymousFetch: a pod with credentials whose
+// image is being fetched for a pod without them does not wait for that
+// fetch and inherit its auth failure.
+func TestCredentialsDoNotJoinAnonymousFetch(t *testing.T) {
+	reg := at.NewRegistry(t)
+	key := at.ECKey(t, elliptic.P256())
+	ci := at.KeyAttestor(t, "ci", key)
+	_, digest := reg.Push(t, "private", "app")
+	reg.Sign(t, "private", digest, key)
+	reg.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if u, p, ok := r.BasicAuth(); ok && u == "alice" && p == "secret" {
+			return false
+		}
+		time.Sleep(300 * time.Millisecond) // the anonymous fetch is slow to fail
+		w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+		http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
+		return true
+	})
+	v := newVerifier(t)
+	img := workload.ParseImage(reg.Host + "/private@" + digest)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	anonymous := make(chan attestation.Result, 1)
+	go func() { anonymous <- v.CheckWith(ctx, attestation.Credentials{}, img, []*policy.Attestor{ci}, nil) }()
+	time.Sleep(50 * time.Millisecond) // the anonymous fetch is in flight
+	r := v.CheckWith(ctx, attestation.Credentials{Keychain: basicKeychain{"alice", "secret"}, ID: "team/default/regcred"}, img, []*policy.Attestor{ci}, nil)
+	if got, why := outcome(r, "ci"); got != attestation.Verified {
+		t.Errorf("with credentials: %v (%q), want verified", got, why)
+	}
+	if got, why := outcome(<-anonymous, "ci"); got != attestation.Unverifiable || !strings.Contains(why, "auth") {
+		t.Errorf("without credentials: %v (%q), want could not verify (auth)", got, why)
+	}
+}
