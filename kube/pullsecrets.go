@@ -47,12 +47,37 @@ func NewPullSecrets(client dynamic.Interface, log *slog.Logger) *PullSecrets {
 			o.FieldSelector = "type=" + typ
 		})
 		inf := f.ForResource(secretsGVR).Informer()
+		_ = inf.SetTransform(slim("type", "data"))
 		p.factories, p.secrets, p.synced = append(p.factories, f), append(p.secrets, inf.GetIndexer()), append(p.synced, inf.HasSynced)
 	}
 	f := dynamicinformer.NewDynamicSharedInformerFactory(client, 0)
 	inf := f.ForResource(serviceAccountsGVR).Informer()
+	_ = inf.SetTransform(slim("imagePullSecrets"))
 	p.factories, p.accounts, p.synced = append(p.factories, f), inf.GetIndexer(), append(p.synced, inf.HasSynced)
 	return p
+}
+
+// slim keeps of an object only its identity and the given top-level
+// fields: the informers' caches then hold no managed fields, annotations or
+// labels of what may be many Secrets and ServiceAccounts.
+func slim(fields ...string) cache.TransformFunc {
+	return func(obj any) (any, error) {
+		u, ok := obj.(*unstructured.Unstructured)
+		if !ok {
+			return obj, nil // e.g. a DeletedFinalStateUnknown tombstone
+		}
+		out := &unstructured.Unstructured{Object: map[string]any{"apiVersion": u.GetAPIVersion(), "kind": u.GetKind()}}
+		out.SetNamespace(u.GetNamespace())
+		out.SetName(u.GetName())
+		out.SetUID(u.GetUID())
+		out.SetResourceVersion(u.GetResourceVersion())
+		for _, f := range fields {
+			if v, ok := u.Object[f]; ok {
+				out.Object[f] = v
+			}
+		}
+		return out, nil
+	}
 }
 
 // Run starts the informers and blocks until ctx ends. Until they have

@@ -123,6 +123,11 @@ func FuzzDecode(f *testing.F) {
 		if o.Namespace == "" {
 			t.Fatal("empty namespace")
 		}
+		for _, name := range o.PullSecrets {
+			if name == "" {
+				t.Fatal("a pull secret without a name")
+			}
+		}
 		for _, img := range o.Images {
 			if img.Err == nil && img.Canonical == "" {
 				t.Fatalf("image %q parsed without a canonical name", img.Ref)

@@ -145,6 +145,11 @@ spec:
 		p.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "regcred"}}
 		admittedSoon("pod with imagePullSecrets", func() error { _, err := pods.Create(ctx, p, dryRun); return err })
 	})
+	t.Run("cached verdict reused for a pod without pull secrets (docs/kubernetes.md)", func(t *testing.T) {
+		if _, err := pods.Create(ctx, pod("cached", podSecret, nil), dryRun); err != nil {
+			t.Fatalf("pod without pull secrets, image verified moments ago for another pod: %v", err)
+		}
+	})
 	t.Run("pod whose service account has the pull secret is admitted", func(t *testing.T) {
 		p := pod("account-secret", accountSecret, nil)
 		p.Spec.ServiceAccountName = "builder"
