@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic/fake"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
@@ -179,5 +180,39 @@ func BenchmarkDockerConfigResolve(b *testing.B) {
 		if a, _ := cfg.Resolve(repo); a == authn.Anonymous {
 			b.Fatal("no match")
 		}
+	}
+}
+
+// TestPullSecretsWaitForFirstList: right after start, a lookup waits for
+// the informers' first list (slowed down here) instead of finding nothing.
+func TestPullSecretsWaitForFirstList(t *testing.T) {
+	client := fake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{
+		{Version: "v1", Resource: "secrets"}:         "SecretList",
+		{Version: "v1", Resource: "serviceaccounts"}: "ServiceAccountList",
+	}, secret("team", "pod-cred", kube.SecretTypeDockerConfigJSON, "reg.example", "pod-user"))
+	client.PrependReactor("list", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
+		time.Sleep(300 * time.Millisecond)
+		return false, nil, nil // then the fake's own tracker answers
+	})
+	ps := kube.NewPullSecrets(client, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go ps.Run(ctx)
+	for !ps.Started() {
+		time.Sleep(time.Millisecond)
+	}
+	if ps.Synced() {
+		t.Fatal("synced before the slowed list answered: the test proves nothing")
+	}
+	kc := ps.Keychain("team", "", []string{"pod-cred"})
+	repo, _ := name.NewRepository("reg.example/app")
+	lookup, stop := context.WithTimeout(ctx, 5*time.Second)
+	defer stop()
+	a, err := authn.Resolve(lookup, kc, repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a == authn.Anonymous {
+		t.Fatal("anonymous: the lookup did not wait for the first list")
 	}
 }

@@ -34,14 +34,24 @@ type PullSecrets struct {
 	secrets   []cache.Indexer // one per credential type
 	accounts  cache.Indexer
 	synced    []cache.InformerSynced
+	// started closes when Run starts the informers; until then, and for
+	// syncGrace after, a lookup waits (within its request's deadline) for
+	// the informers' first list rather than deny a pod for want of its
+	// secret right after imagegate started.
+	started   chan struct{}
+	startedAt time.Time
 }
+
+// syncGrace bounds how long after start lookups wait for the first list: an
+// informer that never syncs (RBAC missing) must not slow every cache miss.
+const syncGrace = 30 * time.Second
 
 // NewPullSecrets builds the informers; Run starts them.
 func NewPullSecrets(client dynamic.Interface, log *slog.Logger) *PullSecrets {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &PullSecrets{log: log}
+	p := &PullSecrets{log: log, started: make(chan struct{})}
 	for _, typ := range []string{SecretTypeDockerConfigJSON, SecretTypeDockercfg} {
 		f := dynamicinformer.NewFilteredDynamicSharedInformerFactory(client, 0, metav1.NamespaceAll, func(o *metav1.ListOptions) {
 			o.FieldSelector = "type=" + typ
@@ -87,12 +97,24 @@ func (p *PullSecrets) Run(ctx context.Context) {
 		f.Start(ctx.Done())
 	}
 	start := time.Now()
+	p.startedAt = start
+	close(p.started)
 	if cache.WaitForCacheSync(ctx.Done(), p.synced...) {
 		p.log.Info("pull secrets and service accounts watched", "after", time.Since(start).String())
 	}
 	<-ctx.Done()
 	for _, f := range p.factories {
 		f.Shutdown()
+	}
+}
+
+// Started reports whether Run has started the informers.
+func (p *PullSecrets) Started() bool {
+	select {
+	case <-p.started:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -124,7 +146,27 @@ type podKeychain struct {
 	secrets   []string
 }
 
-var _ authn.Keychain = (*podKeychain)(nil)
+var (
+	_ authn.Keychain        = (*podKeychain)(nil)
+	_ authn.ContextKeychain = (*podKeychain)(nil)
+)
+
+// ResolveContext is Resolve after waiting, right after start, for the
+// informers' first list (at most until ctx ends).
+func (k *podKeychain) ResolveContext(ctx context.Context, r authn.Resource) (authn.Authenticator, error) {
+	k.p.waitSynced(ctx)
+	return k.Resolve(r)
+}
+
+// waitSynced waits for the informers' first list while they are new.
+func (p *PullSecrets) waitSynced(ctx context.Context) {
+	if !p.Started() || p.Synced() || time.Since(p.startedAt) > syncGrace {
+		return
+	}
+	ctx, cancel := context.WithDeadline(ctx, p.startedAt.Add(syncGrace))
+	defer cancel()
+	cache.WaitForCacheSync(ctx.Done(), p.synced...)
+}
 
 // Resolve tries the pod's secrets, then the service account's; a secret
 // that is missing or malformed is skipped (and logged), as the kubelet
