@@ -67,7 +67,8 @@ func (d *Decider) DecideOutcome(ctx context.Context, obj *workload.Object) (Outc
 		return Outcome{}, fmt.Errorf("admission: no policy snapshot loaded")
 	}
 	fs, err := d.facts.Facts(ctx, facts.Request{Namespace: obj.Namespace, Images: obj.Images,
-		Attestors: resolve(e, e.RequiredAttestors(obj.Namespace)), ScanAttestors: resolve(e, d.scanAttestors)})
+		Attestors: resolve(e, e.RequiredAttestors(obj.Namespace)), ScanAttestors: resolve(e, d.scanAttestors),
+		ServiceAccount: obj.ServiceAccount, PullSecrets: obj.PullSecrets})
 	if err != nil {
 		return Outcome{Engine: e}, fmt.Errorf("admission: gathering facts: %w", err)
 	}

@@ -64,8 +64,8 @@ type sigstoreBundle struct {
 // fetchBundles reads the image's Sigstore bundle referrers. Signature
 // bundles become signatures; attestation bundles (other predicate types)
 // are returned as DSSE envelopes for the scan attestation path.
-func (v *Verifier) fetchBundles(ctx context.Context, repo name.Repository, digest string) ([]signature, [][]byte, error) {
-	idx, err := remote.Referrers(repo.Digest(digest), remote.Reuse(v.puller), remote.WithContext(ctx))
+func (v *Verifier) fetchBundles(ctx context.Context, p *remote.Puller, repo name.Repository, digest string) ([]signature, [][]byte, error) {
+	idx, err := remote.Referrers(repo.Digest(digest), remote.Reuse(p), remote.WithContext(ctx))
 	if err != nil {
 		if noReferrers(err) {
 			return nil, nil, nil
@@ -84,7 +84,7 @@ func (v *Verifier) fetchBundles(ctx context.Context, repo name.Repository, diges
 			continue
 		}
 		n++
-		raw, err := v.readBundle(ctx, repo, desc.Digest.String())
+		raw, err := v.readBundle(ctx, p, repo, desc.Digest.String())
 		if err != nil {
 			return nil, nil, err
 		}
@@ -102,8 +102,8 @@ func (v *Verifier) fetchBundles(ctx context.Context, repo name.Repository, diges
 }
 
 // readBundle fetches a bundle referrer's manifest and its bundle layer.
-func (v *Verifier) readBundle(ctx context.Context, repo name.Repository, manifestDigest string) ([]byte, error) {
-	desc, err := v.puller.Get(ctx, repo.Digest(manifestDigest))
+func (v *Verifier) readBundle(ctx context.Context, p *remote.Puller, repo name.Repository, manifestDigest string) ([]byte, error) {
+	desc, err := p.Get(ctx, repo.Digest(manifestDigest))
 	if err != nil {
 		return nil, registryError("fetching a signature bundle", err)
 	}

@@ -49,8 +49,10 @@ func newTTLCache[V any](max int, staleIfError time.Duration, now func() time.Tim
 
 // get returns the value for key, fetching it on a miss. ttl says how long a
 // fetched value stays fresh (a short time for "no signatures"). The returned
-// status is one of the cache* constants.
-func (c *ttlCache[V]) get(ctx context.Context, key string, ttl func(V) time.Duration, fetch func(context.Context) (V, error)) (V, string, error) {
+// status is one of the cache* constants. Concurrent misses share a fetch only
+// when their scope is equal too: a request with registry credentials must not
+// wait for, and inherit the auth failure of, one without.
+func (c *ttlCache[V]) get(ctx context.Context, key, scope string, ttl func(V) time.Duration, fetch func(context.Context) (V, error)) (V, string, error) {
 	c.mu.Lock()
 	now := c.now()
 	var stale *entry[V]
@@ -65,7 +67,11 @@ func (c *ttlCache[V]) get(ctx context.Context, key string, ttl func(V) time.Dura
 			stale = e
 		}
 	}
-	if f, ok := c.flights[key]; ok {
+	fkey := key
+	if scope != "" {
+		fkey = key + "\x00" + scope
+	}
+	if f, ok := c.flights[fkey]; ok {
 		c.mu.Unlock()
 		select {
 		case <-f.done:
@@ -76,13 +82,13 @@ func (c *ttlCache[V]) get(ctx context.Context, key string, ttl func(V) time.Dura
 		}
 	}
 	f := &flight[V]{done: make(chan struct{})}
-	c.flights[key] = f
+	c.flights[fkey] = f
 	c.mu.Unlock()
 
 	f.val, f.err = fetch(ctx)
 	status := cacheMiss
 	c.mu.Lock()
-	delete(c.flights, key)
+	delete(c.flights, fkey)
 	switch {
 	case f.err == nil:
 		c.put(key, f.val, c.now().Add(ttl(f.val)))

@@ -2,9 +2,11 @@ package attestation
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/imagegate/imagegate/facts"
 	"github.com/imagegate/imagegate/scan"
 )
@@ -14,13 +16,49 @@ import (
 type Source struct {
 	verifier *Verifier
 	scans    facts.Source
+	opts     sourceOptions
 }
 
 var _ facts.Source = (*Source)(nil)
 
+// KeychainSource finds a pod's registry credentials (kube.PullSecrets); it
+// returns nil when it knows none.
+type KeychainSource interface {
+	Keychain(namespace, serviceAccount string, pullSecrets []string) authn.Keychain
+}
+
+// SourceOption configures a Source.
+type SourceOption func(*sourceOptions)
+
+type sourceOptions struct {
+	keychains KeychainSource
+}
+
+// WithPodCredentials takes each request's registry credentials from ks,
+// before the verifier's own keychain.
+func WithPodCredentials(ks KeychainSource) SourceOption {
+	return func(o *sourceOptions) { o.keychains = ks }
+}
+
 // NewSource verifies with v and takes scan facts from scans (nil: none).
-func NewSource(v *Verifier, scans facts.Source) *Source {
-	return &Source{verifier: v, scans: scans}
+func NewSource(v *Verifier, scans facts.Source, opts ...SourceOption) *Source {
+	s := &Source{verifier: v, scans: scans}
+	for _, o := range opts {
+		o(&s.opts)
+	}
+	return s
+}
+
+// credentials are the request's pod credentials, if a cluster is known.
+func (s *Source) credentials(req facts.Request) Credentials {
+	if s.opts.keychains == nil {
+		return Credentials{}
+	}
+	kc := s.opts.keychains.Keychain(req.Namespace, req.ServiceAccount, req.PullSecrets)
+	if kc == nil {
+		return Credentials{}
+	}
+	return Credentials{Keychain: kc, ID: req.Namespace + "/" + req.ServiceAccount + "/" + strings.Join(req.PullSecrets, ",")}
 }
 
 // Facts verifies every image against the request's attestors, concurrently,
@@ -44,12 +82,13 @@ func (s *Source) Facts(ctx context.Context, req facts.Request) ([]*facts.Image, 
 	if len(req.Attestors) == 0 && len(req.ScanAttestors) == 0 {
 		return out, nil // no policy requires a signature here: no registry call
 	}
+	creds := s.credentials(req)
 	var wg sync.WaitGroup
 	for i := range req.Images {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			r := s.verifier.Check(ctx, req.Images[i], req.Attestors, req.ScanAttestors)
+			r := s.verifier.CheckWith(ctx, creds, req.Images[i], req.Attestors, req.ScanAttestors)
 			f := out[i]
 			if r.Digest != "" {
 				f.Digest = r.Digest

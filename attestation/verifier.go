@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -26,7 +27,8 @@ import (
 // and meant to live as long as the process: its caches are its value.
 type Verifier struct {
 	opts    options
-	puller  *remote.Puller
+	puller  *remote.Puller // with the process keychain only
+	guard   *guard
 	digests *ttlCache[string]
 	sigs    *ttlCache[*signatures]
 	checks  sync.Map // *policy.Attestor -> *compiledAttestor
@@ -60,16 +62,45 @@ func New(opts ...Option) (*Verifier, error) {
 	g := &guard{next: o.transport, insecure: insecure, perHost: o.perRegistry, maxBody: o.maxBytes,
 		retries: o.retries, backoff: o.backoff, slots: map[string]chan struct{}{},
 		count: func(reg, status string) { v.metrics.requests.WithLabelValues(reg, status).Inc() }}
+	v.guard = g
 	var err error
-	// ggcr's own retries are off: the guard retries within the deadline.
-	v.puller, err = remote.NewPuller(remote.WithTransport(g), remote.WithAuthFromKeychain(o.keychain),
-		remote.WithUserAgent("imagegate"), remote.WithRetryBackoff(remote.Backoff{Steps: 1}))
+	v.puller, err = v.newPuller(o.keychain)
 	if err != nil {
 		return nil, err
 	}
 	v.digests = newTTLCache[string](o.cacheSize, o.staleIfError, o.now)
 	v.sigs = newTTLCache[*signatures](o.cacheSize, o.staleIfError, o.now)
 	return v, nil
+}
+
+func (v *Verifier) newPuller(kc authn.Keychain) (*remote.Puller, error) {
+	// ggcr's own retries are off: the guard retries within the deadline.
+	return remote.NewPuller(remote.WithTransport(v.guard), remote.WithAuthFromKeychain(kc),
+		remote.WithUserAgent("imagegate"), remote.WithRetryBackoff(remote.Backoff{Steps: 1}))
+}
+
+// Credentials are one request's registry credentials (a pod's pull
+// secrets), tried before the process keychain.
+type Credentials struct {
+	Keychain authn.Keychain // nil: the process keychain alone
+	// ID names the credentials (namespace, service account, secret names):
+	// concurrent cache misses share a registry fetch only with equal IDs.
+	ID string
+}
+
+// pullerFunc returns the puller a cache miss fetches with.
+type pullerFunc func() (*remote.Puller, error)
+
+// pullerFor builds the request's puller only on a cache miss: the warm path
+// stays free of it. A puller caches registry tokens per repository, so
+// credentials of one request never serve another through it.
+func (v *Verifier) pullerFor(c Credentials) pullerFunc {
+	if c.Keychain == nil {
+		return func() (*remote.Puller, error) { return v.puller, nil }
+	}
+	return sync.OnceValues(func() (*remote.Puller, error) {
+		return v.newPuller(authn.NewMultiKeychain(c.Keychain, v.opts.keychain))
+	})
 }
 
 // Verify checks one image against attestors. Per-attestor outcomes are in the
@@ -81,6 +112,13 @@ func (v *Verifier) Verify(ctx context.Context, img workload.Image, attestors []*
 // Check is Verify that also looks, in the same fetch, for a vulnerability
 // attestation signed by one of scanAttestors (needs WithAttestations).
 func (v *Verifier) Check(ctx context.Context, img workload.Image, attestors, scanAttestors []*policy.Attestor) Result {
+	return v.CheckWith(ctx, Credentials{}, img, attestors, scanAttestors)
+}
+
+// CheckWith is Check with a request's registry credentials. They are used on
+// cache misses only: a cached digest or verdict is reused whoever asks (see
+// docs/kubernetes.md, "Registry credentials").
+func (v *Verifier) CheckWith(ctx context.Context, creds Credentials, img workload.Image, attestors, scanAttestors []*policy.Attestor) Result {
 	start := time.Now()
 	defer func() { v.metrics.latency.Observe(time.Since(start).Seconds()) }()
 	res := Result{Image: img.Ref}
@@ -97,13 +135,14 @@ func (v *Verifier) Check(ctx context.Context, img workload.Image, attestors, sca
 	if err != nil {
 		return all(Unverifiable, "invalid image reference: "+err.Error())
 	}
-	digest, err := v.digest(ctx, img, ref)
+	pl := v.pullerFor(creds)
+	digest, err := v.digest(ctx, pl, creds.ID, img, ref)
 	if err != nil {
 		_, why := outcomeOf(err)
 		return all(Unverifiable, why)
 	}
 	res.Digest = digest
-	sigs, status, err := v.signatures(ctx, ref.Context(), digest)
+	sigs, status, err := v.signatures(ctx, pl, creds.ID, ref.Context(), digest)
 	if err != nil {
 		o, why := outcomeOf(err)
 		return all(o, why)
@@ -155,13 +194,17 @@ func parse(ref string, insecure []string) (name.Reference, error) {
 }
 
 // digest returns the image's digest: as written, or what its tag resolves to.
-func (v *Verifier) digest(ctx context.Context, img workload.Image, ref name.Reference) (string, error) {
+func (v *Verifier) digest(ctx context.Context, pl pullerFunc, scope string, img workload.Image, ref name.Reference) (string, error) {
 	if img.Digest != "" {
 		return img.Digest, nil
 	}
-	d, status, err := v.digests.get(ctx, ref.Name(), func(string) time.Duration { return v.opts.digestTTL },
+	d, status, err := v.digests.get(ctx, ref.Name(), scope, func(string) time.Duration { return v.opts.digestTTL },
 		func(ctx context.Context) (string, error) {
-			desc, err := v.puller.Head(ctx, ref)
+			p, err := pl()
+			if err != nil {
+				return "", &UnverifiableError{Reason: "registry credentials: " + err.Error(), Err: err}
+			}
+			desc, err := p.Head(ctx, ref)
 			if err != nil {
 				return "", registryError("resolving the tag", err)
 			}
@@ -173,14 +216,18 @@ func (v *Verifier) digest(ctx context.Context, img workload.Image, ref name.Refe
 
 // signatures fetches (once per digest, shared by every attestor and every
 // concurrent request) the image's cosign signatures.
-func (v *Verifier) signatures(ctx context.Context, repo name.Repository, digest string) (*signatures, string, error) {
+func (v *Verifier) signatures(ctx context.Context, pl pullerFunc, scope string, repo name.Repository, digest string) (*signatures, string, error) {
 	ttl := func(s *signatures) time.Duration {
 		if len(s.list) == 0 {
 			return v.opts.negativeTTL
 		}
 		return v.opts.ttl
 	}
-	s, status, err := v.sigs.get(ctx, repo.Name()+"@"+digest, ttl, func(ctx context.Context) (*signatures, error) {
+	s, status, err := v.sigs.get(ctx, repo.Name()+"@"+digest, scope, ttl, func(ctx context.Context) (*signatures, error) {
+		p, err := pl()
+		if err != nil {
+			return nil, &UnverifiableError{Reason: "registry credentials: " + err.Error(), Err: err}
+		}
 		// Bundles (OCI referrers) are looked up alongside the .sig tag, so
 		// supporting both formats costs no extra round trip of latency.
 		var bundles []signature
@@ -189,9 +236,9 @@ func (v *Verifier) signatures(ctx context.Context, repo name.Repository, digest 
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			bundles, envelopes, berr = v.fetchBundles(ctx, repo, digest)
+			bundles, envelopes, berr = v.fetchBundles(ctx, p, repo, digest)
 		}()
-		list, err := v.fetch(ctx, repo, digest)
+		list, err := v.fetch(ctx, p, repo, digest)
 		<-done
 		if err == nil {
 			err = berr
@@ -206,7 +253,7 @@ func (v *Verifier) signatures(ctx context.Context, repo name.Repository, digest 
 		}
 		s := &signatures{list: list, owners: make([]atomic.Pointer[string], len(list)), verdict: map[string]error{}}
 		if v.opts.attestations {
-			if s.attestations, err = v.fetchAttestations(ctx, repo, digest); err != nil {
+			if s.attestations, err = v.fetchAttestations(ctx, p, repo, digest); err != nil {
 				return nil, err
 			}
 			s.attestations = append(s.attestations, envelopes...)
@@ -217,13 +264,13 @@ func (v *Verifier) signatures(ctx context.Context, repo name.Repository, digest 
 	return s, status, err
 }
 
-func (v *Verifier) fetch(ctx context.Context, repo name.Repository, digest string) ([]signature, error) {
+func (v *Verifier) fetch(ctx context.Context, p *remote.Puller, repo name.Repository, digest string) ([]signature, error) {
 	algo, hexPart, ok := strings.Cut(digest, ":")
 	if !ok {
 		return nil, &UnverifiableError{Reason: fmt.Sprintf("malformed digest %q", digest)}
 	}
 	tag := repo.Tag(algo + "-" + hexPart + ".sig")
-	desc, err := v.puller.Get(ctx, tag)
+	desc, err := p.Get(ctx, tag)
 	if err != nil {
 		if isNotFound(err) {
 			return nil, nil // no signatures: a verdict, cached briefly
@@ -276,9 +323,9 @@ func (v *Verifier) fetch(ctx context.Context, repo name.Repository, digest strin
 
 // fetchAttestations reads the DSSE envelopes of cosign's
 // sha256-<digest>.att image.
-func (v *Verifier) fetchAttestations(ctx context.Context, repo name.Repository, digest string) ([][]byte, error) {
+func (v *Verifier) fetchAttestations(ctx context.Context, p *remote.Puller, repo name.Repository, digest string) ([][]byte, error) {
 	algo, hexPart, _ := strings.Cut(digest, ":")
-	desc, err := v.puller.Get(ctx, repo.Tag(algo+"-"+hexPart+".att"))
+	desc, err := p.Get(ctx, repo.Tag(algo+"-"+hexPart+".att"))
 	if err != nil {
 		if isNotFound(err) {
 			return nil, nil

@@ -71,6 +71,10 @@ type Request struct {
 	Attestors []*policy.Attestor
 	// ScanAttestors may vouch for vulnerability attestations (--scan-attestors).
 	ScanAttestors []*policy.Attestor
+	// ServiceAccount and PullSecrets are the pod's, for registry credentials
+	// (in Namespace) when a cluster is available.
+	ServiceAccount string
+	PullSecrets    []string
 }
 
 // NormalizeLevel maps scanner severities onto high, medium and low.

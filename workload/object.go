@@ -18,6 +18,11 @@ type Object struct {
 	Name      string
 	Labels    map[string]string // the pod's labels (a controller's pod template's)
 	Images    []Image
+	// ServiceAccount is the pod's serviceAccountName ("" when unset: the
+	// namespace's default service account).
+	ServiceAccount string
+	// PullSecrets names the Secrets of the pod's imagePullSecrets, in order.
+	PullSecrets []string
 }
 
 type meta struct {
@@ -32,7 +37,13 @@ type container struct {
 	Image string `json:"image"`
 }
 
+type localRef struct {
+	Name string `json:"name"`
+}
+
 type podSpec struct {
+	ServiceAccountName  string      `json:"serviceAccountName"`
+	ImagePullSecrets    []localRef  `json:"imagePullSecrets"`
 	Containers          []container `json:"containers"`
 	InitContainers      []container `json:"initContainers"`
 	EphemeralContainers []container `json:"ephemeralContainers"`
@@ -99,6 +110,13 @@ func decode(kind string, m meta, spec json.RawMessage) (*Object, error) {
 	}
 	obj.Labels = tmpl.Metadata.Labels
 	obj.Images = images(tmpl.Spec)
+	obj.ServiceAccount = tmpl.Spec.ServiceAccountName
+	for _, r := range tmpl.Spec.ImagePullSecrets {
+		// An entry without a name is ignored, as the kubelet ignores it.
+		if r.Name != "" {
+			obj.PullSecrets = append(obj.PullSecrets, r.Name)
+		}
+	}
 	return obj, nil
 }
 

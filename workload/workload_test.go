@@ -39,7 +39,7 @@ func TestParseImage(t *testing.T) {
 	}
 }
 
-const podSpec = `{"containers":[{"name":"a","image":"app:1"},{"name":"dup","image":"app:1"}],"initContainers":[{"name":"i","image":"init:1"}],"ephemeralContainers":[{"name":"e","image":"debug:1"}]}`
+const podSpec = `{"serviceAccountName":"builder","imagePullSecrets":[{"name":"regcred"},{},{"name":"other"}],"containers":[{"name":"a","image":"app:1"},{"name":"dup","image":"app:1"}],"initContainers":[{"name":"i","image":"init:1"}],"ephemeralContainers":[{"name":"e","image":"debug:1"}]}`
 
 func TestDecodeEveryKind(t *testing.T) {
 	tmpl := `{"metadata":{"labels":{"app":"web"}},"spec":` + podSpec + `}`
@@ -68,6 +68,9 @@ func TestDecodeEveryKind(t *testing.T) {
 			}
 			if !slices.Equal(refs, []string{"app:1", "init:1", "debug:1"}) || !slices.Equal(sources, []string{"container", "initContainer", "ephemeralContainer"}) {
 				t.Errorf("images %q from %q", refs, sources)
+			}
+			if o.ServiceAccount != "builder" || !slices.Equal(o.PullSecrets, []string{"regcred", "other"}) {
+				t.Errorf("service account %q, pull secrets %q; want builder, [regcred other]", o.ServiceAccount, o.PullSecrets)
 			}
 		})
 	}
@@ -119,6 +122,11 @@ func FuzzDecode(f *testing.F) {
 		}
 		if o.Namespace == "" {
 			t.Fatal("empty namespace")
+		}
+		for _, name := range o.PullSecrets {
+			if name == "" {
+				t.Fatal("a pull secret without a name")
+			}
 		}
 		for _, img := range o.Images {
 			if img.Err == nil && img.Canonical == "" {

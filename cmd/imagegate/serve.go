@@ -110,7 +110,12 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	source, scans, err := factsSource(f.factsFile, f.scanStore, &f.verifier, reg)
+	sourceOpts, err := f.kube.pullSecretOptions(ctx, log, f.factsFile == "")
+	if err != nil {
+		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
+		return exitBadUsage
+	}
+	source, scans, err := factsSource(f.factsFile, f.scanStore, &f.verifier, reg, sourceOpts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return exitBadUsage

@@ -35,7 +35,7 @@ func (v *verifierFlags) register(fs *flag.FlagSet) {
 
 // factsSource is where facts come from: a static facts file, or live
 // signature verification plus, with a scan store, its scans.
-func factsSource(factsFile, scanStore string, vf *verifierFlags, reg prometheus.Registerer) (facts.Source, *scan.Reader, error) {
+func factsSource(factsFile, scanStore string, vf *verifierFlags, reg prometheus.Registerer, opts ...attestation.SourceOption) (facts.Source, *scan.Reader, error) {
 	if factsFile != "" {
 		if scanStore != "" {
 			return nil, nil, errors.New("--facts and --scan-store exclude each other: a facts file holds every fact")
@@ -56,7 +56,7 @@ func factsSource(factsFile, scanStore string, vf *verifierFlags, reg prometheus.
 	if err != nil {
 		return nil, nil, err
 	}
-	return attestation.NewSource(v, scans), reader, nil
+	return attestation.NewSource(v, scans, opts...), reader, nil
 }
 
 func (v *verifierFlags) build(reg prometheus.Registerer) (*attestation.Verifier, error) {

@@ -331,10 +331,16 @@ func TestDeployRBACIsEnough(t *testing.T) {
 		u, err := strategies.Get(ctx, name, metav1.GetOptions{})
 		return err == nil && conditionStatus(u, "Accepted") == "True", err
 	})
+	// --kube-pull-secrets is on by default: the base's RBAC lets imagegate
+	// list and watch registry credential Secrets and ServiceAccounts.
+	waitFor(t, 10*time.Second, "pull secrets watched", func() (bool, error) {
+		return strings.Contains(ig.Tail(200), "pull secrets and service accounts watched"), nil
+	})
 	if strings.Contains(ig.Tail(200), "forbidden") {
 		t.Errorf("imagegate was refused something with the base's RBAC:\n%s", ig.Tail(40))
 	}
-	// And nothing more: the ServiceAccount cannot read Secrets or change policies.
+	// And nothing more: the ServiceAccount may read Secrets (pull secrets)
+	// but not change them, nor change policies.
 	saCfg := rest.CopyConfig(cluster.Config)
 	saCfg.TLSClientConfig.CertData, saCfg.TLSClientConfig.KeyData = nil, nil
 	saCfg.BearerToken = tok.Status.Token
@@ -343,8 +349,11 @@ func TestDeployRBACIsEnough(t *testing.T) {
 		t.Fatal(err)
 	}
 	secrets := schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
-	if _, err := saDyn.Resource(secrets).Namespace("kube-system").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
-		t.Errorf("listing secrets as imagegate: %v, want forbidden", err)
+	if _, err := saDyn.Resource(secrets).Namespace("kube-system").List(ctx, metav1.ListOptions{FieldSelector: "type=kubernetes.io/dockerconfigjson"}); err != nil {
+		t.Errorf("listing pull secrets as imagegate: %v", err)
+	}
+	if err := saDyn.Resource(secrets).Namespace("kube-system").Delete(ctx, "anything", metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}}); !apierrors.IsForbidden(err) {
+		t.Errorf("deleting a Secret in kube-system as imagegate: %v, want forbidden", err)
 	}
 	tlsSecret := decodeYAML(t, "apiVersion: v1\nkind: Secret\nmetadata: {name: imagegate-tls}\ndata: {}\n")
 	dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}

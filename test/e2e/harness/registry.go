@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/crypto/bcrypt"
 )
 
 const registryConfig = `version: 0.1
@@ -32,13 +33,30 @@ http:
     X-Content-Type-Options: [nosniff]
 `
 
+// RegistryOption configures StartRegistry.
+type RegistryOption func(*registryOptions)
+
+type registryOptions struct {
+	user, password string
+}
+
+// WithHTPasswd makes the registry require HTTP basic auth (htpasswd, bcrypt)
+// as user with password for every request.
+func WithHTPasswd(user, password string) RegistryOption {
+	return func(o *registryOptions) { o.user, o.password = user, password }
+}
+
 // StartRegistry starts the docker-registry of the distribution project
 // (Debian package docker-registry, 2.8) on a free port of 127.0.0.1 with
 // filesystem storage in a temporary directory, waits until GET /v2/
 // answers, and returns its host:port. It speaks plain HTTP, which
 // go-containerregistry and cosign assume for 127.0.0.1.
-func StartRegistry(t TB) string {
+func StartRegistry(t TB, opts ...RegistryOption) string {
 	t.Helper()
+	var o registryOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	bin := MustTool(t, EnvRegistry)
 	dir := t.TempDir()
 	storage := filepath.Join(dir, "storage")
@@ -47,7 +65,21 @@ func StartRegistry(t TB) string {
 	}
 	host := hostPort(FreePort(t))
 	config := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(config, []byte(fmt.Sprintf(registryConfig, storage, host)), 0o644); err != nil {
+	cfg := fmt.Sprintf(registryConfig, storage, host)
+	ready := http.StatusOK
+	if o.user != "" {
+		hash, err := bcrypt.GenerateFromPassword([]byte(o.password), bcrypt.MinCost)
+		if err != nil {
+			t.Fatalf("htpasswd: %v", err)
+		}
+		htpasswd := filepath.Join(dir, "htpasswd")
+		if err := os.WriteFile(htpasswd, []byte(o.user+":"+string(hash)+"\n"), 0o600); err != nil {
+			t.Fatalf("htpasswd: %v", err)
+		}
+		cfg += fmt.Sprintf("auth:\n  htpasswd:\n    realm: imagegate-e2e\n    path: %q\n", htpasswd)
+		ready = http.StatusUnauthorized // up, and asking for credentials
+	}
+	if err := os.WriteFile(config, []byte(cfg), 0o644); err != nil {
 		t.Fatalf("registry config: %v", err)
 	}
 	p := startProcess(t, "docker-registry", dir, bin, []string{"serve", config}, nil)
@@ -58,7 +90,7 @@ func StartRegistry(t TB) string {
 			return err
 		}
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
+		if resp.StatusCode != ready {
 			return fmt.Errorf("GET /v2/: %s", resp.Status)
 		}
 		return nil

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestPullSecretOptions: pod credentials are used exactly when imagegate
+// talks to a cluster, verifies live and --kube-pull-secrets is on.
+func TestPullSecretOptions(t *testing.T) {
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	// A syntactically valid kubeconfig; nothing is contacted before the
+	// informers start, and the test's context ends them at once.
+	cfg := "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n" +
+		"users: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n"
+	if err := os.WriteFile(kubeconfig, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"--cluster-id", "c", "--tls-cert-file", "c.pem", "--tls-private-key-file", "k.pem"}
+	tests := []struct {
+		name string
+		args []string
+		live bool
+		want bool
+	}{
+		{"kube source", []string{"--kubeconfig", kubeconfig}, true, true},
+		{"file policies, kubeconfig for certificates", []string{"--policies", "d", "--kubeconfig", kubeconfig, "--cert-bootstrap-secret", "s"}, true, true},
+		{"turned off", []string{"--kubeconfig", kubeconfig, "--kube-pull-secrets=false"}, true, false},
+		{"facts file", []string{"--kubeconfig", kubeconfig}, false, false},
+		{"no cluster", []string{"--policies", "d"}, true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			f, _ := parseServeFlags(append(append([]string{}, base...), tc.args...), &stderr)
+			if f == nil {
+				t.Fatalf("flags refused: %s", stderr.String())
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			opts, err := f.kube.pullSecretOptions(ctx, slog.New(slog.DiscardHandler), tc.live)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(opts) > 0; got != tc.want {
+				t.Errorf("pod credentials used: %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
