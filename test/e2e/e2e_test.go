@@ -6,6 +6,7 @@ package e2e
 
 import (
 	"context"
+	"debug/elf"
 	"os"
 	"path/filepath"
 	"testing"
@@ -101,5 +102,24 @@ func TestRegistryAndCosign(t *testing.T) {
 	}
 	if code := harness.CosignVerify(t, pub, host+"/e2e/app@"+unsignedDigest); code == 0 {
 		t.Errorf("cosign verify of an unsigned image: exit 0, want non-zero")
+	}
+}
+
+// TestBinaryIsStatic: the imagegate every e2e test runs is the binary the
+// Dockerfile ships on distroless/static, so it must need no dynamic loader.
+func TestBinaryIsStatic(t *testing.T) {
+	harness.RequireE2E(t)
+	f, err := elf.Open(harness.ImagegateBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Fatal("imagegate has a dynamic loader (PT_INTERP): not a static binary")
+		}
+	}
+	if libs, _ := f.ImportedLibraries(); len(libs) > 0 {
+		t.Fatalf("imagegate links shared libraries: %v", libs)
 	}
 }

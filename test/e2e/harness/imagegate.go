@@ -52,8 +52,8 @@ func RepoRoot() (string, error) {
 }
 
 // ImagegateBinary returns the imagegate binary under test: $IMAGEGATE_BIN,
-// or one built from the repository with `go build ./cmd/imagegate` once per
-// test run. It needs Main as TestMain (the binary is removed there).
+// or one built from the repository once per test run, with the Dockerfile's
+// flags (static, CGO_ENABLED=0, -trimpath). It needs Main as TestMain (the binary is removed there).
 func ImagegateBinary(t TB) string {
 	t.Helper()
 	if p := os.Getenv(EnvImagegateBin); p != "" {
@@ -67,8 +67,10 @@ func ImagegateBinary(t TB) string {
 			}
 			bin := filepath.Join(shared.owner.TempDir(), "imagegate")
 			start := time.Now()
-			cmd := exec.Command(goTool(), "build", "-o", bin, "./cmd/imagegate")
+			// Built exactly as the Dockerfile builds the shipped binary.
+			cmd := exec.Command(goTool(), "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "./cmd/imagegate")
 			cmd.Dir = root
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 			if out, err := cmd.CombinedOutput(); err != nil {
 				shared.owner.Fatalf("go build ./cmd/imagegate in %s: %v\n%s", root, err, out)
 			}
