@@ -42,6 +42,7 @@ type Store struct {
 	// reported it: the management API reads, then changes what it read, and
 	// a kubectl edit in between must not be overwritten silently.
 	seen      map[api.Ref]string
+	read      bool // a Snapshot was taken, so seen is meaningful
 	cached    *policy.Snapshot
 	cachedSig string
 }
@@ -176,7 +177,7 @@ func (s *Store) Snapshot() (*policy.Snapshot, error) {
 			objs = append(objs, o.obj)
 		}
 	}
-	s.seen = seen
+	s.seen, s.read = seen, true
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("policy resources do not load: %w", errs)
 	}
@@ -251,7 +252,11 @@ func (s *Store) Apply(c api.Change) error {
 			return fmt.Errorf("the resulting policy set does not compile: %w", err)
 		}
 	}
-	if rv, ok := s.seen[target]; ok {
+	rv, wasSeen := s.seen[target]
+	if c.Put != nil && existing != nil && s.read && !wasSeen {
+		return &api.ConflictError{Target: target, Err: errors.New("it was created by someone else after the objects were read")}
+	}
+	if wasSeen {
 		switch {
 		case existing == nil && c.Put != nil:
 			return &api.ConflictError{Target: target, Err: errors.New("it was deleted after it was read")}

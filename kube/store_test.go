@@ -168,6 +168,13 @@ func TestStoreRefusesWithoutWriting(t *testing.T) {
 				_ = c.Resource(strategyGVR()).Delete(context.Background(), "seed", metav1.DeleteOptions{})
 				c.ClearActions()
 			}, isConflict, "deleted after it was read"},
+		{"created by kubectl since read", []string{seedStrategy}, api.Change{Put: strategy("late", 9, 1)}, nil,
+			func(s *Store, c *fake.FakeDynamicClient) {
+				late := strategy("late", 9, 2)
+				u, _ := toUnstructured(late)
+				_, _ = c.Resource(strategyGVR()).Create(context.Background(), u, metav1.CreateOptions{})
+				c.ClearActions()
+			}, isConflict, "created by someone else"},
 		{"unknown kind", nil, api.Change{Delete: &api.Ref{Kind: "Nope", Name: "x"}}, nil, nil,
 			func(err error) bool { return err != nil }, `unknown kind "Nope"`},
 		{"delete of an attestor in use", []string{attestorYAML(t), strings.Replace(policyYAML, ", missing", "", 1)},
