@@ -38,9 +38,11 @@ type Store struct {
 
 	mu      sync.Mutex
 	decoded map[types.UID]storedObject
-	// seen is the resourceVersion of each object as the last Snapshot
-	// reported it: the management API reads, then changes what it read, and
-	// a kubectl edit in between must not be overwritten silently.
+	// seen is each object's version as the last Snapshot reported it: the
+	// management API reads, then changes what it read, and a kubectl edit
+	// in between must not be overwritten silently. The version is uid,
+	// generation, labels and annotations, not the resourceVersion: the
+	// watcher's status writes change that at any time.
 	seen      map[api.Ref]string
 	read      bool // a Snapshot was taken, so seen is meaningful
 	cached    *policy.Snapshot
@@ -171,7 +173,7 @@ func (s *Store) Snapshot() (*policy.Snapshot, error) {
 	var errs policy.Errors
 	for _, o := range all {
 		fmt.Fprintf(&b, "%s\x00%s\n", o.u.GetUID(), o.rv)
-		seen[o.ref()] = o.rv
+		seen[o.ref()] = contentVersion(o.u)
 		errs = append(errs, o.err...)
 		if o.obj != nil {
 			objs = append(objs, o.obj)
@@ -200,6 +202,19 @@ func (s *Store) Snapshot() (*policy.Snapshot, error) {
 func (s *Store) Apply(c api.Change) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for attempt := 1; ; attempt++ {
+		err := s.apply(c)
+		// The API server refuses a stale resourceVersion also when only
+		// status changed (the watcher writes it); apply again, which
+		// re-reads and still refuses a real concurrent change.
+		if attempt < 3 && apierrors.IsConflict(err) {
+			continue
+		}
+		return err
+	}
+}
+
+func (s *Store) apply(c api.Change) error {
 	ctx := context.Background()
 	var target api.Ref
 	switch {
@@ -260,8 +275,8 @@ func (s *Store) Apply(c api.Change) error {
 		switch {
 		case existing == nil && c.Put != nil:
 			return &api.ConflictError{Target: target, Err: errors.New("it was deleted after it was read")}
-		case existing != nil && rv != existing.rv:
-			return &api.ConflictError{Target: target, Err: fmt.Errorf("resourceVersion %s was read, the cluster has %s", rv, existing.rv)}
+		case existing != nil && rv != contentVersion(existing.u):
+			return &api.ConflictError{Target: target, Err: fmt.Errorf("read as %s, the cluster has %s", rv, contentVersion(existing.u))}
 		}
 	}
 	s.cached = nil
@@ -302,8 +317,15 @@ func (s *Store) Apply(c api.Change) error {
 	if err != nil {
 		return writeErr(target, err)
 	}
-	s.seen[target] = out.GetResourceVersion()
+	s.seen[target] = contentVersion(out)
 	return nil
+}
+
+// contentVersion changes when what the API governs changes (spec bumps
+// the generation) or the object is replaced, not when status is written.
+func contentVersion(u *unstructured.Unstructured) string {
+	meta, _ := json.Marshal([]any{u.GetLabels(), u.GetAnnotations()})
+	return fmt.Sprintf("%s/%d/%s", u.GetUID(), u.GetGeneration(), meta)
 }
 
 func (s *Store) resource(kind string) (Resource, bool) {

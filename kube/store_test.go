@@ -160,9 +160,11 @@ func TestStoreRefusesWithoutWriting(t *testing.T) {
 			func(s *Store, c *fake.FakeDynamicClient) {
 				u, _ := c.Resource(strategyGVR()).Get(context.Background(), "seed", metav1.GetOptions{})
 				u.SetResourceVersion("99")
+				u.SetGeneration(u.GetGeneration() + 1) // the API server's doing on a spec change
+				_ = unstructured.SetNestedField(u.Object, int64(1), "spec", "ruleAction")
 				_, _ = c.Resource(strategyGVR()).Update(context.Background(), u, metav1.UpdateOptions{})
 				c.ClearActions()
-			}, isConflict, "resourceVersion 7 was read"},
+			}, isConflict, "read as u1/0/"},
 		{"deleted by kubectl since read", []string{seedStrategy}, api.Change{Put: strategy("seed", 5, 1)}, nil,
 			func(s *Store, c *fake.FakeDynamicClient) {
 				_ = c.Resource(strategyGVR()).Delete(context.Background(), "seed", metav1.DeleteOptions{})
@@ -203,6 +205,39 @@ func TestStoreRefusesWithoutWriting(t *testing.T) {
 				t.Errorf("a refused change wrote: %v", w)
 			}
 		})
+	}
+}
+
+// TestStoreIgnoresStatusWrites: the watcher writes status all the time;
+// neither its new resourceVersion nor the API server's conflict over it
+// may refuse an API change.
+func TestStoreIgnoresStatusWrites(t *testing.T) {
+	client := storeClient(t, seedStrategy)
+	s := NewStore(client)
+	ctx := context.Background()
+	if _, err := s.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := client.Resource(strategyGVR()).Get(ctx, "seed", metav1.GetOptions{})
+	u.SetResourceVersion("8")
+	_ = unstructured.SetNestedField(u.Object, "x", "status", "observedGeneration")
+	if _, err := client.Resource(strategyGVR()).Update(ctx, u, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	conflicts := 1
+	client.PrependReactor("update", "opastrategies", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if conflicts > 0 {
+			conflicts--
+			return true, nil, apierrors.NewConflict(schema.GroupResource{Group: Group, Resource: "opastrategies"}, "seed", errors.New("status was written"))
+		}
+		return false, nil, nil
+	})
+	if err := s.Apply(api.Change{Put: strategy("seed", 5, 1)}); err != nil {
+		t.Fatalf("Apply after a status write: %v", err)
+	}
+	got, _ := client.Resource(strategyGVR()).Get(ctx, "seed", metav1.GetOptions{})
+	if a, _, _ := unstructured.NestedInt64(got.Object, "spec", "ruleAction"); a != 1 {
+		t.Errorf("ruleAction %d after the retried update, want 1", a)
 	}
 }
 

@@ -20,11 +20,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 )
 
-// policyCRs are the names and resourceVersions of every imagegate.dev
-// object: what a refused change must leave as it was.
+// policyCRs are the name, generation, labels and spec of every
+// imagegate.dev object: what a refused change must leave as it was. Not
+// the resourceVersion: the watcher's status writes change it at any time.
 func policyCRs(t *testing.T, dyn dynamic.Interface) map[string]string {
 	t.Helper()
 	out := map[string]string{}
@@ -34,7 +36,8 @@ func policyCRs(t *testing.T, dyn dynamic.Interface) map[string]string {
 			t.Fatal(err)
 		}
 		for _, u := range l.Items {
-			out[res+"/"+u.GetName()] = u.GetResourceVersion()
+			spec, _ := json.Marshal(u.Object["spec"])
+			out[res+"/"+u.GetName()] = fmt.Sprintf("generation %d labels %v spec %s", u.GetGeneration(), u.GetLabels(), spec)
 		}
 	}
 	return out
@@ -44,7 +47,8 @@ func policyCRs(t *testing.T, dyn dynamic.Interface) map[string]string {
 // management API writes the imagegate.dev custom resources on the real
 // API server. A strategy created through the API is an OpaStrategy object
 // and blocks the next pod; changes refused (an invalid value, a policy
-// naming an unknown attestor) change no object; deleting the strategy
+// naming an unknown attestor) change no object; an update changes spec and
+// keeps labels and the watcher's status; deleting the strategy
 // through the API deletes the object and admits the image again.
 func TestManagementAPIWritesCustomResources(t *testing.T) {
 	cluster := harness.SharedCluster(t)
@@ -147,6 +151,27 @@ func TestManagementAPIWritesCustomResources(t *testing.T) {
 		}
 		mustDeny(t, "pod after the API created a block strategy", err, want, apiImage)
 		t.Logf("MEASURED: first pod refused %s after the create call returned", time.Since(created).Round(time.Millisecond))
+	})
+
+	t.Run("an update changes spec and keeps labels and status", func(t *testing.T) {
+		if _, err := strategies.Patch(ctx, name, types.MergePatchType, []byte(`{"metadata":{"labels":{"team":"sec"}}}`), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, name+" Accepted", func() (bool, error) {
+			u, err := strategies.Get(ctx, name, metav1.GetOptions{})
+			return err == nil && conditionStatus(u, "Accepted") == "True" && u.GetLabels()["team"] == "sec", err
+		})
+		if st, body := call("UpdateOpaStrategyNew", "StrategyId", strconv.FormatInt(id, 10), "ImageName", `["api-app","other-app"]`); st != 200 {
+			t.Fatalf("update: %d %v", st, body)
+		}
+		u, err := strategies.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		images, _, _ := unstructured.NestedStringSlice(u.Object, "spec", "imageName")
+		if !reflect.DeepEqual(images, []string{"api-app", "other-app"}) || u.GetLabels()["team"] != "sec" || condition(u, "Accepted") == nil {
+			t.Errorf("after the update: imageName %v labels %v status %v", images, u.GetLabels(), u.Object["status"])
+		}
 	})
 
 	t.Run("refused changes change no object", func(t *testing.T) {
