@@ -16,8 +16,8 @@ import (
 
 // Store holds the policy objects the webhook enforces. Apply validates the
 // complete resulting set before anything is written; a refused change
-// leaves everything as it was. A custom-resource store can implement it
-// for clusters.
+// leaves everything as it was. DirStore implements it over a policy
+// directory, kube.Store over a cluster's custom resources.
 type Store interface {
 	Snapshot() (*policy.Snapshot, error)
 	Apply(c Change) error
