@@ -16,8 +16,8 @@ import (
 
 // Store holds the policy objects the webhook enforces. Apply validates the
 // complete resulting set before anything is written; a refused change
-// leaves everything as it was. A custom-resource store can implement it
-// for clusters.
+// leaves everything as it was. DirStore implements it over a policy
+// directory, kube.Store over a cluster's custom resources.
 type Store interface {
 	Snapshot() (*policy.Snapshot, error)
 	Apply(c Change) error
@@ -51,6 +51,20 @@ type InvalidError struct {
 }
 
 func (e *InvalidError) Error() string { return e.Errs.Error() }
+
+// ConflictError is a write that lost a race: the object changed, appeared
+// or disappeared between the read the change was based on and the write.
+// Nothing was written; the caller may read again and retry.
+type ConflictError struct {
+	Target Ref
+	Err    error
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("%s %s was changed by someone else meanwhile; nothing was written, read it again and retry: %v", e.Target.Kind, e.Target.Name, e.Err)
+}
+
+func (e *ConflictError) Unwrap() error { return e.Err }
 
 // SharedFileError refuses to rewrite a file that holds other objects too:
 // the API would lose their formatting and comments.

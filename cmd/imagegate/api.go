@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/imagegate/imagegate/api"
+	"github.com/imagegate/imagegate/kube"
 	"github.com/imagegate/imagegate/policy"
 	"github.com/imagegate/imagegate/rego"
 	"github.com/imagegate/imagegate/webhook"
@@ -57,19 +58,16 @@ func (f *apiFlags) check() error {
 }
 
 // start serves the management API on its own listener until ctx ends;
-// nothing when --api-listen is empty. Policy object writes go to the
-// directory the webhook watches, so they govern the next admission once
-// the watcher has seen them.
+// nothing when --api-listen is empty. Policy object writes go to what the
+// webhook watches (the policy directory, or the custom resources with
+// --policy-source=kube), so they govern the next admission once the
+// watcher has seen them.
 func (f *apiFlags) start(ctx context.Context, sf *serveFlags, certs *webhook.CertReloader, log *slog.Logger) error {
 	if f.listen == "" {
 		return nil
 	}
-	if info, err := os.Stat(sf.policies); err != nil || !info.IsDir() {
-		return fmt.Errorf("--api-listen: --policies %s must be a directory the API can write objects into", sf.policies)
-	}
-	// The API writes only sets the webhook's engine compiles.
-	compiles := func(snap *policy.Snapshot) error {
-		_, err := rego.New(ctx, snap, rego.WithClusterID(sf.clusterID), rego.WithMaxScanAge(sf.maxScanAge))
+	store, err := f.store(ctx, sf)
+	if err != nil {
 		return err
 	}
 	auth, err := f.authenticators(log)
@@ -80,7 +78,7 @@ func (f *apiFlags) start(ctx context.Context, sf *serveFlags, certs *webhook.Cer
 	if fn := sf.audit.apiAuditor(); fn != nil {
 		opts = append(opts, api.WithAuditor(fn))
 	}
-	h, err := api.NewHandler(&api.DirStore{Dir: sf.policies, Check: compiles}, auth, f.state, opts...)
+	h, err := api.NewHandler(store, auth, f.state, opts...)
 	if err != nil {
 		return err
 	}
@@ -109,6 +107,27 @@ func (f *apiFlags) start(ctx context.Context, sf *serveFlags, certs *webhook.Cer
 	}()
 	log.Info("serving the management API", "listen", ln.Addr().String())
 	return nil
+}
+
+// store is where the API's policy object writes go: the custom resources
+// when the kube policy source is active, else the --policies directory.
+func (f *apiFlags) store(ctx context.Context, sf *serveFlags) (api.Store, error) {
+	// The API writes only sets the webhook's engine compiles.
+	compiles := func(snap *policy.Snapshot) error {
+		_, err := rego.New(ctx, snap, rego.WithClusterID(sf.clusterID), rego.WithMaxScanAge(sf.maxScanAge))
+		return err
+	}
+	if sf.kube.source == "kube" {
+		client, err := sf.kube.client()
+		if err != nil {
+			return nil, err
+		}
+		return kube.NewStore(client, kube.WithCheck(compiles)), nil
+	}
+	if info, err := os.Stat(sf.policies); err != nil || !info.IsDir() {
+		return nil, fmt.Errorf("--api-listen: --policies %s must be a directory the API can write objects into", sf.policies)
+	}
+	return &api.DirStore{Dir: sf.policies, Check: compiles}, nil
 }
 
 // authenticators: the tokens file first, then TokenReview.

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/imagegate/imagegate/api"
+	"github.com/imagegate/imagegate/kube"
+)
+
+// TestAPIStoreFollowsPolicySource: the management API writes where the
+// webhook reads, the directory or the custom resources.
+func TestAPIStoreFollowsPolicySource(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "one.yaml")
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	for path, data := range map[string]string{file: "", kubeconfig: `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`} {
+		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name     string
+		flags    serveFlags
+		wantType string
+		wantErr  string
+	}{
+		{"file source writes the directory", serveFlags{policies: dir, kube: kubeFlags{source: "file"}}, "dir", ""},
+		{"kube source writes the custom resources", serveFlags{kube: kubeFlags{source: "kube", kubeconfig: kubeconfig}}, "kube", ""},
+		{"file source needs a directory", serveFlags{policies: file, kube: kubeFlags{source: "file"}}, "", "must be a directory"},
+		{"kube source with a missing kubeconfig", serveFlags{kube: kubeFlags{source: "kube", kubeconfig: filepath.Join(dir, "nope")}}, "", "--kubeconfig"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := (&apiFlags{}).store(context.Background(), &tc.flags)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch s.(type) {
+			case *api.DirStore:
+				if tc.wantType != "dir" {
+					t.Errorf("got a DirStore, want %s", tc.wantType)
+				}
+			case *kube.Store:
+				if tc.wantType != "kube" {
+					t.Errorf("got a kube.Store, want %s", tc.wantType)
+				}
+			default:
+				t.Errorf("unexpected store %T", s)
+			}
+		})
+	}
+}
