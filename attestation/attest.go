@@ -64,19 +64,31 @@ func (v *verifier) verifyVuln(digest string, raw []byte) (*VulnPredicate, error)
 	if err != nil {
 		return nil, errors.New("attestation payload is not base64")
 	}
-	signed := false
-	for _, s := range env.Signatures {
-		sig, err := base64.StdEncoding.DecodeString(s.Sig)
+	// The attestor's signature and transparency-log rules are those of
+	// image signatures: one check for both. The envelope carries no
+	// certificate or Rekor entry, so keyless attestors and
+	// transparencyLog: required refuse it.
+	signed := pae(env.PayloadType, payload)
+	var tlogErr error
+	ok := false
+	for _, es := range env.Signatures {
+		sig, err := base64.StdEncoding.DecodeString(es.Sig)
 		if err != nil {
 			continue
 		}
-		for _, k := range v.keys {
-			if verifySig(k, pae(env.PayloadType, payload), sig) {
-				signed = true
-			}
+		s := signature{payload: payload, signed: signed, sig: sig, dsse: true, payloadType: env.PayloadType}
+		if v.signedBy(&s, nil) != nil {
+			continue
+		}
+		if tlogErr = v.checkTlog(&s); tlogErr == nil {
+			ok = true
+			break
 		}
 	}
-	if !signed {
+	switch {
+	case !ok && tlogErr != nil:
+		return nil, tlogErr
+	case !ok:
 		return nil, fmt.Errorf("not signed by attestor %q", v.name)
 	}
 	var st statement

@@ -67,6 +67,17 @@ func TestVulnAttestations(t *testing.T) {
 	if f := get(otherType); f.Scan != nil || !strings.Contains(f.ScanNote, "is not "+attestation.VulnPredicateType) {
 		t.Errorf("other predicate: %+v", f)
 	}
+	// A scan attestor's transparencyLog rule holds for attestations as for
+	// signatures: an attestation with no Rekor entry is not accepted.
+	strict := at.KeyAttestor(t, "scanner", scanner)
+	strict.Spec.TransparencyLog = "required"
+	fs, err := src.Facts(context.Background(), facts.Request{Images: []workload.Image{workload.ParseImage(reg.Host + "/app@" + good)}, ScanAttestors: []*policy.Attestor{strict}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := fs[0]; f.Scan != nil || !strings.Contains(f.ScanNote, "transparencyLog is required") {
+		t.Errorf("transparencyLog required: %+v", f)
+	}
 	// The attestation of one image, copied onto another, is about the wrong digest.
 	_, copied := reg.Push(t, "app", "copied")
 	reg.Copy(t, reg.Host+"/app:"+strings.Replace(good, ":", "-", 1)+".att", reg.Host+"/app:"+strings.Replace(copied, ":", "-", 1)+".att")

@@ -230,21 +230,29 @@ func (v *Verifier) signatures(ctx context.Context, pl pullerFunc, scope string, 
 		}
 		// Bundles (OCI referrers) are looked up alongside the .sig tag, so
 		// supporting both formats costs no extra round trip of latency.
+		// So are the .att attestations, when scan attestors are in use.
 		var bundles []signature
-		var envelopes [][]byte
-		var berr error
-		done := make(chan struct{})
+		var envelopes, atts [][]byte
+		var berr, aerr error
+		var wg sync.WaitGroup
+		wg.Add(1)
 		go func() {
-			defer close(done)
+			defer wg.Done()
 			bundles, envelopes, berr = v.fetchBundles(ctx, p, repo, digest)
 		}()
-		list, err := v.fetch(ctx, p, repo, digest)
-		<-done
-		if err == nil {
-			err = berr
+		if v.opts.attestations {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				atts, aerr = v.fetchAttestations(ctx, p, repo, digest)
+			}()
 		}
-		if err != nil {
-			return nil, err
+		list, err := v.fetch(ctx, p, repo, digest)
+		wg.Wait()
+		for _, e := range []error{err, berr, aerr} {
+			if e != nil {
+				return nil, e
+			}
 		}
 		// As cosign verify does, an image with signature bundles is judged
 		// by them alone: legacy .sig signatures beside them are ignored.
@@ -253,10 +261,7 @@ func (v *Verifier) signatures(ctx context.Context, pl pullerFunc, scope string, 
 		}
 		s := &signatures{list: list, owners: make([]atomic.Pointer[string], len(list)), verdict: map[string]error{}}
 		if v.opts.attestations {
-			if s.attestations, err = v.fetchAttestations(ctx, p, repo, digest); err != nil {
-				return nil, err
-			}
-			s.attestations = append(s.attestations, envelopes...)
+			s.attestations = append(atts, envelopes...)
 		}
 		return s, nil
 	})
