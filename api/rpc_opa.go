@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -215,7 +216,7 @@ func (h *Handler) listOpa(c *call) (map[string]any, error) {
 		if name != "" && !strings.Contains(s.Name(), name) {
 			continue
 		}
-		if cluster != "" && !strings.Contains(strings.Join(opaContext(s)[iam.KeyClusterID], "\n")+"\n", cluster+"\n") {
+		if cluster != "" && !slices.Contains(opaContext(s)[iam.KeyClusterID], cluster) {
 			continue
 		}
 		list = append(list, opaData(s))

@@ -256,6 +256,11 @@ func TestOpaStrategySeed004(t *testing.T) {
 		if list := body["Data"].([]any); len(list) != 3 {
 			t.Errorf("cluster filter: %d", len(list))
 		}
+		// A cluster id is matched whole, not as a suffix of another.
+		st, body = e.rpc("admin-token", "ListOpaClusterStrategyNew", "ClusterId", "2")
+		if list := body["Data"].([]any); len(list) != 0 {
+			t.Errorf("cluster filter by a suffix: %d strategies", len(list))
+		}
 		st, body = e.rpc("admin-token", "DeleteOpaStrategyNew", "StrategyId", "4")
 		expect(t, st, body, 200, "")
 		st, body = e.rpc("admin-token", "GetOpaStrategyDetailNew", "StrategyId", "4")

@@ -239,7 +239,7 @@ attestors_all contains a if {
 	some c in p.clusters
 	cluster_match(c.clusterId)
 	policy_ns_all(c)
-	some a in p.requiredAttestors
+	some a in p.policy.requiredAttestors
 }
 
 attestors_by_namespace[ns] contains a if {
@@ -249,7 +249,7 @@ attestors_by_namespace[ns] contains a if {
 	cluster_match(c.clusterId)
 	not policy_ns_all(c)
 	some ns in c.namespaces
-	some a in p.requiredAttestors
+	some a in p.policy.requiredAttestors
 }
 
 # --- the index -----------------------------------------------------------------

@@ -169,8 +169,6 @@ func objectsData(snap *policy.Snapshot, o options) (map[string]any, error) {
 		if err != nil {
 			return nil, err
 		}
-		m["requiredAttestors"] = p.Spec.Policy.RequiredAttestors
-		m["name"] = p.Metadata.Name
 		policies = append(policies, m)
 	}
 	return map[string]any{"imagegate": map[string]any{

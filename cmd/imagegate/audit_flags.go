@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/imagegate/imagegate/audit"
@@ -94,11 +93,11 @@ func (f *auditFlags) start(ctx context.Context, clusterID string, log *slog.Logg
 		sinks = append(sinks, st)
 		go st.RunRetention(ctx, f.retention, f.pruneEvery, log)
 		if f.tokenFile != "" {
-			token, err := os.ReadFile(f.tokenFile)
-			if err != nil || len(strings.TrimSpace(string(token))) == 0 {
-				return nil, nil, fmt.Errorf("--audit-token-file: %v (it must hold a token)", err)
+			token, err := readToken("--audit-token-file", f.tokenFile)
+			if err != nil {
+				return nil, nil, err
 			}
-			extra["GET /api/v1/events"] = &audit.Handler{Store: st, Token: strings.TrimSpace(string(token)), Now: time.Now}
+			extra["GET /api/v1/events"] = &audit.Handler{Store: st, Token: token, Now: time.Now}
 		}
 	}
 	if f.kubeEvents || f.reports {

@@ -128,12 +128,12 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 			return exitBadUsage
 		}
 		if f.scanTokenFile != "" {
-			token, err := os.ReadFile(f.scanTokenFile)
-			if err != nil || len(strings.TrimSpace(string(token))) == 0 {
-				fmt.Fprintf(stderr, "imagegate serve: --scan-token-file: %v (it must hold a token)\n", err)
+			token, err := readToken("--scan-token-file", f.scanTokenFile)
+			if err != nil {
+				fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 				return exitBadUsage
 			}
-			extra["POST /api/v1/scans"] = &scan.Handler{Path: f.scanStore, Token: strings.TrimSpace(string(token)), MaxBytes: f.scanMaxBytes,
+			extra["POST /api/v1/scans"] = &scan.Handler{Path: f.scanStore, Token: token, MaxBytes: f.scanMaxBytes,
 				Now: time.Now, OnImport: func() { _, _ = scans.Refresh() }}
 		}
 	} else if f.scanTokenFile != "" {
@@ -209,6 +209,19 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		return exitDenied
 	}
 	return exitOK
+}
+
+// readToken reads a bearer token file: one token, surrounding space ignored.
+func readToken(flag, path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", flag, err)
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", fmt.Errorf("%s %s: the file is empty; it must hold a token", flag, path)
+	}
+	return t, nil
 }
 
 func envOr(key, def string) string {

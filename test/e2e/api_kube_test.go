@@ -52,7 +52,6 @@ func policyCRs(t *testing.T, dyn dynamic.Interface) map[string]string {
 // through the API deletes the object and admits the image again.
 func TestManagementAPIWritesCustomResources(t *testing.T) {
 	cluster := harness.SharedCluster(t)
-	harness.RequireServe(t)
 	ctx := context.Background()
 	dyn, err := dynamic.NewForConfig(cluster.Config)
 	if err != nil {

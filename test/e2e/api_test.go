@@ -134,7 +134,6 @@ func TestManagementAPIGovernsAdmission(t *testing.T) {
 func startAPIGate(t *testing.T, extraArgs ...string) (*gate, string) {
 	t.Helper()
 	cluster := harness.SharedCluster(t)
-	harness.RequireServe(t)
 	dir := t.TempDir()
 	policyDir := filepath.Join(dir, "policies")
 	if err := os.MkdirAll(policyDir, 0o755); err != nil {

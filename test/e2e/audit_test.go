@@ -155,7 +155,6 @@ func TestAuditKubernetesSinks(t *testing.T) {
 // with an audit policy, since the shared cluster has none.
 func TestAuditAPIServerLog(t *testing.T) {
 	harness.RequireE2E(t)
-	harness.RequireServe(t)
 	dir := t.TempDir()
 	policy, logPath := filepath.Join(dir, "audit-policy.yaml"), filepath.Join(dir, "audit.log")
 	if err := os.WriteFile(policy, []byte(`apiVersion: audit.k8s.io/v1

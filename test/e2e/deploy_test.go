@@ -267,7 +267,6 @@ func TestDeployManifests(t *testing.T) {
 // and watch the policy resources (and so become ready) and write their status.
 func TestDeployRBACIsEnough(t *testing.T) {
 	cluster := harness.SharedCluster(t)
-	harness.RequireServe(t)
 	root, err := harness.RepoRoot()
 	if err != nil {
 		t.Fatal(err)

@@ -38,7 +38,6 @@ func servedSerial(t *testing.T, addr string) string {
 // renewed 45 s before the end) without failing admissions.
 func TestKubeCertBootstrap(t *testing.T) {
 	cluster := harness.SharedCluster(t)
-	harness.RequireServe(t)
 	ctx := context.Background()
 	dyn, err := dynamic.NewForConfig(cluster.Config)
 	if err != nil {

@@ -124,7 +124,6 @@ func allowedBy(t *testing.T, ig *harness.Imagegate, ns, image string) bool {
 // API server sends admissions through a balancer fails none of them.
 func TestKubeReplicas(t *testing.T) {
 	cluster := harness.SharedCluster(t)
-	harness.RequireServe(t)
 	ctx := context.Background()
 	dyn, err := dynamic.NewForConfig(cluster.Config)
 	if err != nil {

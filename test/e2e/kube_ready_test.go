@@ -23,7 +23,6 @@ import (
 // keeps deciding with the last snapshot.
 func TestKubeReadiness(t *testing.T) {
 	cluster := harness.SharedCluster(t)
-	harness.RequireServe(t)
 	ctx := context.Background()
 	dyn, err := dynamic.NewForConfig(cluster.Config)
 	if err != nil {

@@ -60,7 +60,6 @@ report:
 // is admitted before the report and denied after it.
 func TestKubeVulnerabilityReports(t *testing.T) {
 	cluster := harness.SharedCluster(t)
-	harness.RequireServe(t)
 	ctx := context.Background()
 	dyn, err := dynamic.NewForConfig(cluster.Config)
 	if err != nil {

@@ -179,7 +179,6 @@ func registerPolicyWebhook(t *testing.T, cfg *rest.Config, dyn dynamic.Interface
 // Invalid in its status while the last good set stays in force.
 func TestKubePolicies(t *testing.T) {
 	cluster := harness.SharedCluster(t)
-	harness.RequireServe(t)
 	ctx := context.Background()
 	cfg, warnings := harness.ConfigWithWarnings(cluster.Config)
 	dyn, err := dynamic.NewForConfig(cfg)

@@ -25,7 +25,6 @@ import (
 // let imagegate fetch the signatures.
 func TestPullSecrets(t *testing.T) {
 	cluster := harness.SharedCluster(t)
-	harness.RequireServe(t)
 	ctx := context.Background()
 	const user, password = "puller", "e2e-pull-secret"
 	host := harness.StartRegistry(t, harness.WithHTPasswd(user, password))

@@ -118,7 +118,6 @@ type gate struct {
 func startGate(t *testing.T, policies, factsYAML string, extraArgs ...string) *gate {
 	t.Helper()
 	cluster := harness.SharedCluster(t)
-	harness.RequireServe(t)
 	dir := t.TempDir()
 	policyDir := filepath.Join(dir, "policies")
 	if err := os.MkdirAll(policyDir, 0o755); err != nil {

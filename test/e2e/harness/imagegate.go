@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"testing"
 	"time"
 )
 
@@ -90,16 +89,6 @@ func goTool() string {
 		return p
 	}
 	return filepath.Join(runtime.GOROOT(), "bin", "go")
-}
-
-// RequireServe skips the test when the imagegate binary has no working
-// serve command yet.
-func RequireServe(t testing.TB) {
-	t.Helper()
-	bin := ImagegateBinary(t)
-	if out, err := exec.Command(bin, "serve", "--help").CombinedOutput(); err != nil {
-		t.Skipf("imagegate serve --help failed (%v): the serve command is not there yet\n%s", err, out)
-	}
 }
 
 // Imagegate is a running `imagegate serve`.
