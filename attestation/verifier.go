@@ -43,6 +43,7 @@ type signatures struct {
 	attestations [][]byte                 // DSSE envelopes from the .att image, when fetched
 	mu           sync.Mutex
 	verdict      map[string]error
+	vuln         map[string]VulnAttestation // by the scan attestors' definitions
 }
 
 // New returns a Verifier.
@@ -150,12 +151,25 @@ func (v *Verifier) CheckWith(ctx context.Context, creds Credentials, img workloa
 	res.Stale = status == cacheStale
 	if len(scanAttestors) > 0 {
 		var pas []*policyAttestor
+		var key strings.Builder
 		for _, a := range scanAttestors {
-			if _, ver, err := v.verifierFor(a); err == nil {
+			if k, ver, err := v.verifierFor(a); err == nil {
 				pas = append(pas, &policyAttestor{name: a.Metadata.Name, ver: ver})
+				key.WriteString(k)
+				key.WriteByte(0)
 			}
 		}
-		va := v.vulnAttestation(digest, sigs, pas)
+		// Like attestor verdicts, the outcome is remembered with the
+		// signatures: a warm admission does not verify or decode again.
+		sigs.mu.Lock()
+		va, ok := sigs.vuln[key.String()]
+		sigs.mu.Unlock()
+		if !ok {
+			va = v.vulnAttestation(digest, sigs, pas)
+			sigs.mu.Lock()
+			sigs.vuln[key.String()] = va
+			sigs.mu.Unlock()
+		}
 		res.Vuln = &va
 	}
 	res.Attestors = make([]AttestorResult, len(attestors))
@@ -259,7 +273,7 @@ func (v *Verifier) signatures(ctx context.Context, pl pullerFunc, scope string, 
 		if len(bundles) > 0 {
 			list = bundles
 		}
-		s := &signatures{list: list, owners: make([]atomic.Pointer[string], len(list)), verdict: map[string]error{}}
+		s := &signatures{list: list, owners: make([]atomic.Pointer[string], len(list)), verdict: map[string]error{}, vuln: map[string]VulnAttestation{}}
 		if v.opts.attestations {
 			s.attestations = append(atts, envelopes...)
 		}
