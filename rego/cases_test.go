@@ -110,6 +110,9 @@ func runCase(t *testing.T, c decisionCase) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if engine, err = rego.CrossChecked(ctx, engine); err != nil {
+		t.Fatal(err)
+	}
 	var source facts.Source = facts.None{}
 	if c.Facts != nil {
 		raw, _ := yaml.Marshal(c.Facts)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 
 	"github.com/imagegate/imagegate/facts"
 	"github.com/imagegate/imagegate/policy"
@@ -22,15 +23,34 @@ var buildModule string
 //go:embed decision.rego
 var decisionModule string
 
+// decisionEntrypoint is the rule the engine evaluates, as a planner path.
+const decisionEntrypoint = "imagegate/decision/result"
+
+// decisionPlan is decision.rego compiled for execution. The module is
+// embedded and takes the snapshot as input (the index), so one immutable
+// plan serves every engine, like a package-level compiled regexp; what
+// depends on the policy objects is compiled per snapshot (buildIndex).
+var decisionPlan = sync.OnceValues(func() (*plan, error) {
+	mod, err := ast.ParseModuleWithOpts("decision.rego", decisionModule, ast.ParserOptions{RegoVersion: ast.RegoV1})
+	if err != nil {
+		return nil, fmt.Errorf("rego: decision module: %w", err)
+	}
+	return planDecision(context.Background(), mod, decisionModule, decisionEntrypoint)
+})
+
 // Engine decides admission for one policy snapshot and cluster. It is safe for
 // concurrent use.
 type Engine struct {
 	snap     *policy.Snapshot
 	opts     options
-	query    rego.PreparedEvalQuery
+	plan     *plan
 	required map[string][]string // namespace -> attestors; "" for the rest
+	index    *ast.Term
 	lookups  lookups
 	cache    *decisionCache
+	// crossCheck, set only by tests, compares each result of the plan with
+	// OPA's own evaluation of the same input.
+	crossCheck func(ctx context.Context, input ast.Value, result *ast.Term) error
 }
 
 // Input is one request's subject: the namespace, the pod labels and the
@@ -64,24 +84,10 @@ func New(ctx context.Context, snap *policy.Snapshot, opts ...Option) (*Engine, e
 	if e.required, err = requiredAttestors(index); err != nil {
 		return nil, err
 	}
+	e.index = index
 	e.lookups = newLookups(index.Value.(ast.Object), snap)
-	// The index is a base document in an AST-valued store: reading it costs a
-	// lookup, where a rule literal would be rebuilt by every query.
-	store := inmem.NewFromObjectWithOpts(map[string]any{
-		"imagegate": map[string]any{"index": index.Value},
-	}, inmem.OptReturnASTValuesOnRead(true), inmem.OptRoundTripOnWrite(false))
-	decisionMod, err := ast.ParseModuleWithOpts("decision.rego", decisionModule, ast.ParserOptions{RegoVersion: ast.RegoV1})
-	if err != nil {
-		return nil, fmt.Errorf("rego: decision module: %w", err)
-	}
-	e.query, err = rego.New(
-		rego.Query("data.imagegate.decision.result"),
-		rego.Store(store),
-		rego.ParsedModule(decisionMod),
-		rego.GenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }),
-	).PrepareForEval(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("rego: compiling decision: %w", err)
+	if e.plan, err = decisionPlan(); err != nil {
+		return nil, err
 	}
 	return e, nil
 }
@@ -108,25 +114,28 @@ func (e *Engine) Eval(ctx context.Context, in Input) (*Decision, error) {
 	if len(in.Facts) != 0 && len(in.Facts) != len(in.Images) {
 		return nil, fmt.Errorf("rego: %d facts for %d images", len(in.Facts), len(in.Images))
 	}
-	input := e.toInput(in, e.opts.now())
-	hash := input.Hash()
-	if d, ok := e.cache.get(hash, input); ok {
+	request := e.toInput(in, e.opts.now())
+	hash := request.Hash()
+	if d, ok := e.cache.get(hash, request); ok {
 		return d, nil
 	}
-	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(input))
+	input := e.withIndex(request)
+	res, err := e.plan.eval(ctx, ast.NewTerm(input))
 	if err != nil {
 		return nil, fmt.Errorf("rego: evaluating decision: %w", err)
 	}
-	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+	t := planResult(res)
+	if t == nil {
 		return nil, errors.New("rego: the decision was undefined")
 	}
-	t, ok := rs[0].Expressions[0].Value.(*ast.Term)
-	if !ok {
-		return nil, fmt.Errorf("rego: unexpected result %T", rs[0].Expressions[0].Value)
+	if e.crossCheck != nil {
+		if err := e.crossCheck(ctx, input, t); err != nil {
+			return nil, err
+		}
 	}
 	d, err := toDecision(t, in)
 	if err == nil {
-		e.cache.put(hash, input, d)
+		e.cache.put(hash, request, d)
 	}
 	return d, err
 }

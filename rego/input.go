@@ -11,6 +11,9 @@ import (
 // Keys of the input document, shared so a request allocates only values.
 var (
 	kNamespace    = ast.StringTerm("namespace")
+	kApplicable   = ast.StringTerm("applicable")
+	kRequired     = ast.StringTerm("required")
+	kIndex        = ast.StringTerm("index")
 	kLabelIDs     = ast.StringTerm("labelIds")
 	kImages       = ast.StringTerm("images")
 	kRef          = ast.StringTerm("ref")
@@ -32,10 +35,11 @@ var (
 	keyMalicious  = ast.StringTerm("m")
 )
 
-// toInput builds the Rego input straight from Go values (no JSON round trip),
-// with each image's keys and the pod's labels already resolved to strategy-id
-// sets.
-func (e *Engine) toInput(in Input, now time.Time) ast.Value {
+// toInput builds the request's part of the Rego input straight from Go
+// values (no JSON round trip), with the namespace, each image's keys and the
+// pod's labels already resolved to strategy-id sets. It is what the decision
+// cache compares; withIndex adds the snapshot's index for evaluation.
+func (e *Engine) toInput(in Input, now time.Time) ast.Object {
 	imgs := make([]*ast.Term, len(in.Images))
 	for i := range in.Images {
 		var f *facts.Image
@@ -44,11 +48,22 @@ func (e *Engine) toInput(in Input, now time.Time) ast.Value {
 		}
 		imgs[i] = ast.NewTerm(e.imageValue(&in.Images[i], f, now))
 	}
+	applicable, required := e.lookups.namespace(in.Namespace)
 	return ast.NewObject(
 		ast.Item(kNamespace, ast.StringTerm(in.Namespace)),
+		ast.Item(kApplicable, applicable),
+		ast.Item(kRequired, required),
 		ast.Item(kLabelIDs, e.lookups.labelIDs(in.Labels)),
 		ast.Item(kImages, ast.ArrayTerm(imgs...)),
 	)
+}
+
+// withIndex is the evaluation input: the request's fields and the index,
+// shared by reference (a request copies none of it).
+func (e *Engine) withIndex(request ast.Object) ast.Value {
+	items := make([][2]*ast.Term, 0, request.Len()+1)
+	request.Foreach(func(k, v *ast.Term) { items = append(items, ast.Item(k, v)) })
+	return ast.NewObject(append(items, ast.Item(kIndex, e.index))...)
 }
 
 var noFacts facts.Image

@@ -23,6 +23,23 @@ type lookups struct {
 	tagGlobs  []globSet
 	labelKey  map[string]*ast.Term            // label key -> ids (presence)
 	labelKV   map[string]map[string]*ast.Term // label key -> value -> ids
+	// Per namespace named by a scope or policy, the strategies that apply
+	// and the attestors required there; the defaults for every other one.
+	applicable, required               map[string]*ast.Term
+	applicableDefault, requiredDefault *ast.Term
+}
+
+// namespace returns the strategies that apply in ns and the attestors
+// required there.
+func (l *lookups) namespace(ns string) (applicable, required *ast.Term) {
+	applicable, required = l.applicableDefault, l.requiredDefault
+	if t, ok := l.applicable[ns]; ok {
+		applicable = t
+	}
+	if t, ok := l.required[ns]; ok {
+		required = t
+	}
+	return applicable, required
 }
 
 // findingEntry is one finding key of the index: the key as the index spells
@@ -55,7 +72,12 @@ func newLookups(index ast.Object, snap *policy.Snapshot) lookups {
 		criteria: map[string]*ast.Term{}, findings: map[findingKey]*findingEntry{},
 		names: map[string]*ast.Term{}, tags: map[string]*ast.Term{},
 		labelKey: map[string]*ast.Term{}, labelKV: map[string]map[string]*ast.Term{},
+		applicable: map[string]*ast.Term{}, required: map[string]*ast.Term{},
+		applicableDefault: orEmptySet(index.Get(ast.StringTerm("applicableDefault"))),
+		requiredDefault:   orEmptySet(index.Get(ast.StringTerm("requiredDefault"))),
 	}
+	each(index, "applicable", func(ns string, ids *ast.Term) { l.applicable[ns] = ids })
+	each(index, "required", func(ns string, atts *ast.Term) { l.required[ns] = atts })
 	each(index, "criteria", func(k string, ids *ast.Term) {
 		if fk, ok := parseFindingKey(k); ok {
 			l.findings[fk] = &findingEntry{key: ast.StringTerm(k), ids: ids}
@@ -167,6 +189,13 @@ func (s *idSet) add(ids *ast.Term) {
 }
 
 var emptySet = ast.SetTerm()
+
+func orEmptySet(t *ast.Term) *ast.Term {
+	if t == nil {
+		return emptySet
+	}
+	return t
+}
 
 func (s *idSet) term() *ast.Term {
 	switch {

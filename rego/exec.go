@@ -1,0 +1,450 @@
+package rego
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/ir"
+	"github.com/open-policy-agent/opa/v1/topdown"
+)
+
+// Results of executing a block, besides a break: the block ran to its end,
+// or a return statement ended the function.
+const (
+	fellThrough = -1
+	returned    = -2
+)
+
+// errConflict is what OPA calls an eval_conflict_error: a complete rule or
+// function with two different values. decision.rego has none by
+// construction; the check keeps a broken edit from deciding silently.
+var errConflict = errors.New("rego: a rule produced conflicting values")
+
+// machine executes a plan for one evaluation; it is not shared.
+//
+// Block nesting follows OPA's Wasm backend, the planner's reference: a break
+// leaves as many levels as its index says, counting the current block as 0;
+// a scan is two levels (its body, where a break continues with the next
+// element, and the loop, where it ends the scan); a negation is one.
+type machine struct {
+	ctx   context.Context
+	p     *plan
+	memo  []*ast.Term
+	done  []bool
+	bctx  topdown.BuiltinContext
+	out   *ast.Term
+	iter  func(*ast.Term) error
+	args  []*ast.Term
+	steps int
+	// Frames are cut from one slab, reused across evaluations through the
+	// plan's pool: most functions run once per image or per hit.
+	stack []*ast.Term
+	sp    int
+}
+
+// frame returns n cleared locals on the stack.
+func (m *machine) frame(n int) []*ast.Term {
+	if m.sp+n > len(m.stack) {
+		// Frames already handed out keep the old slab.
+		m.stack = make([]*ast.Term, max(2*len(m.stack), m.sp+n+256))
+	}
+	f := m.stack[m.sp : m.sp+n : m.sp+n]
+	clear(f)
+	m.sp += n
+	return f
+}
+
+func (p *plan) eval(ctx context.Context, input *ast.Term) (result *ast.Term, err error) {
+	defer func() {
+		// A webhook never panics: an executor bug fails this request closed.
+		if r := recover(); r != nil {
+			result, err = nil, fmt.Errorf("rego: executing the plan: %v", r)
+		}
+	}()
+	m := p.machine(ctx)
+	defer p.release(m)
+	l := m.frame(p.nlocals)
+	l[ir.Input] = input
+	l[ir.Data] = emptyObject // decision.rego reads nothing from data
+	var res *ast.Term
+	for _, b := range p.blocks {
+		if _, err := m.block(b, l, &res); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (p *plan) machine(ctx context.Context) *machine {
+	m, _ := p.pool.Get().(*machine)
+	if m == nil {
+		m = &machine{p: p, memo: make([]*ast.Term, p.nmemo), done: make([]bool, p.nmemo)}
+		m.iter = func(t *ast.Term) error { m.out = t; return nil }
+	}
+	m.ctx, m.bctx = ctx, topdown.BuiltinContext{Context: ctx}
+	return m
+}
+
+// release returns m to the pool without the values of this evaluation.
+func (p *plan) release(m *machine) {
+	clear(m.stack)
+	clear(m.memo)
+	clear(m.done)
+	clear(m.args[:cap(m.args)])
+	m.sp, m.steps, m.out, m.ctx, m.bctx = 0, 0, nil, nil, topdown.BuiltinContext{}
+	p.pool.Put(m)
+}
+
+// block runs b's statements against the frame l and returns fellThrough,
+// returned, or the number of levels a break still has to leave (0: b itself).
+func (m *machine) block(b *ir.Block, l []*ast.Term, res **ast.Term) (int, error) {
+	for _, stmt := range b.Stmts {
+		ok, k, err := m.stmt(stmt, l, res)
+		if err != nil || k != fellThrough {
+			return k, err
+		}
+		if !ok {
+			return 0, nil
+		}
+	}
+	return fellThrough, nil
+}
+
+// stmt executes one statement: ok false means it was undefined (the block
+// ends); k other than fellThrough is a break or return leaving the block.
+func (m *machine) stmt(stmt ir.Stmt, l []*ast.Term, res **ast.Term) (ok bool, k int, err error) {
+	switch s := stmt.(type) {
+	case *ir.CallStmt:
+		t, err := m.call(s, l)
+		if err != nil || t == nil {
+			return false, fellThrough, err
+		}
+		l[s.Result] = t
+	case *ir.DotStmt:
+		src, key := m.operand(s.Source, l), m.operand(s.Key, l)
+		if src == nil || key == nil {
+			return false, fellThrough, nil
+		}
+		t := dot(src, key)
+		if t == nil {
+			return false, fellThrough, nil
+		}
+		l[s.Target] = t
+	case *ir.AssignVarStmt:
+		t := m.operand(s.Source, l)
+		if t == nil {
+			return false, fellThrough, nil
+		}
+		l[s.Target] = t
+	case *ir.AssignVarOnceStmt:
+		t := m.operand(s.Source, l)
+		if t == nil {
+			return false, fellThrough, nil
+		}
+		if cur := l[s.Target]; cur != nil && ast.Compare(cur.Value, t.Value) != 0 {
+			return false, fellThrough, errConflict
+		}
+		l[s.Target] = t
+	case *ir.BlockStmt:
+		for _, sub := range s.Blocks {
+			k, err := m.block(sub, l, res)
+			if err != nil || k == returned {
+				return false, k, err
+			}
+			if k > 0 {
+				return false, k - 1, nil
+			}
+		}
+	case *ir.BreakStmt:
+		return false, int(s.Index), nil
+	case *ir.ScanStmt:
+		return m.scan(s, l, res)
+	case *ir.NotStmt:
+		k, err := m.block(s.Block, l, res)
+		switch {
+		case err != nil || k == returned:
+			return false, k, err
+		case k == fellThrough:
+			return false, fellThrough, nil
+		case k > 0:
+			return false, k - 1, nil
+		}
+	case *ir.EqualStmt:
+		a, b := m.operand(s.A, l), m.operand(s.B, l)
+		if a == nil || b == nil || ast.Compare(a.Value, b.Value) != 0 {
+			return false, fellThrough, nil
+		}
+	case *ir.NotEqualStmt:
+		a, b := m.operand(s.A, l), m.operand(s.B, l)
+		if a == nil || b == nil || ast.Compare(a.Value, b.Value) == 0 {
+			return false, fellThrough, nil
+		}
+	case *ir.IsDefinedStmt:
+		return l[s.Source] != nil, fellThrough, nil
+	case *ir.IsUndefinedStmt:
+		return l[s.Source] == nil, fellThrough, nil
+	case *ir.IsArrayStmt:
+		t := m.operand(s.Source, l)
+		_, ok := valueOf(t).(*ast.Array)
+		return ok, fellThrough, nil
+	case *ir.IsObjectStmt:
+		_, ok := valueOf(m.operand(s.Source, l)).(ast.Object)
+		return ok, fellThrough, nil
+	case *ir.IsSetStmt:
+		_, ok := valueOf(m.operand(s.Source, l)).(ast.Set)
+		return ok, fellThrough, nil
+	case *ir.ResetLocalStmt:
+		l[s.Target] = nil
+	case *ir.MakeNullStmt:
+		l[s.Target] = ast.InternedNullTerm
+	case *ir.MakeNumberIntStmt:
+		l[s.Target] = ast.InternedTerm(int(s.Value))
+	case *ir.AssignIntStmt:
+		l[s.Target] = ast.InternedTerm(int(s.Value))
+	case *ir.MakeNumberRefStmt:
+		l[s.Target] = ast.NewTerm(ast.Number(m.p.strings[s.Index].Value.(ast.String)))
+	case *ir.MakeArrayStmt:
+		l[s.Target] = ast.NewTerm(ast.NewArray(make([]*ast.Term, 0, s.Capacity)...))
+	case *ir.MakeObjectStmt:
+		l[s.Target] = ast.NewTerm(ast.NewObject())
+	case *ir.MakeSetStmt:
+		l[s.Target] = ast.NewTerm(ast.NewSet())
+	case *ir.ArrayAppendStmt:
+		v, arr := m.operand(s.Value, l), l[s.Array]
+		a, isArr := valueOf(arr).(*ast.Array)
+		if v == nil || !isArr {
+			return false, fellThrough, nil
+		}
+		arr.Value = a.Append(v)
+	case *ir.SetAddStmt:
+		v := m.operand(s.Value, l)
+		set, isSet := valueOf(l[s.Set]).(ast.Set)
+		if v == nil || !isSet {
+			return false, fellThrough, nil
+		}
+		set.Add(v)
+	case *ir.ObjectInsertStmt, *ir.ObjectInsertOnceStmt:
+		return m.insert(s, l)
+	case *ir.LenStmt:
+		n, ok := length(m.operand(s.Source, l))
+		if !ok {
+			return false, fellThrough, nil
+		}
+		l[s.Target] = ast.InternedTerm(n)
+	case *ir.ResultSetAddStmt:
+		if l[s.Value] != nil && *res == nil {
+			*res = l[s.Value]
+		}
+	case *ir.ReturnLocalStmt:
+		return false, returned, nil
+	case *ir.NopStmt:
+	default:
+		return false, fellThrough, fmt.Errorf("rego: the plan uses %T, which imagegate does not execute", stmt)
+	}
+	return true, fellThrough, nil
+}
+
+func (m *machine) insert(stmt ir.Stmt, l []*ast.Term) (bool, int, error) {
+	var key, value *ast.Term
+	var obj ir.Local
+	once := false
+	switch s := stmt.(type) {
+	case *ir.ObjectInsertStmt:
+		key, value, obj = m.operand(s.Key, l), m.operand(s.Value, l), s.Object
+	case *ir.ObjectInsertOnceStmt:
+		key, value, obj, once = m.operand(s.Key, l), m.operand(s.Value, l), s.Object, true
+	}
+	o, isObj := valueOf(l[obj]).(ast.Object)
+	if key == nil || value == nil || !isObj {
+		return false, fellThrough, nil
+	}
+	if once {
+		if cur := o.Get(key); cur != nil {
+			if ast.Compare(cur.Value, value.Value) != 0 {
+				return false, fellThrough, errConflict
+			}
+			return true, fellThrough, nil
+		}
+	}
+	o.Insert(key, value)
+	return true, fellThrough, nil
+}
+
+// scan runs the body for each element: array index and element, object key
+// and value, set element twice.
+func (m *machine) scan(s *ir.ScanStmt, l []*ast.Term, res **ast.Term) (bool, int, error) {
+	if err := m.tick(); err != nil {
+		return false, fellThrough, err
+	}
+	body := func(k, v *ast.Term) (stop bool, code int, err error) {
+		l[s.Key], l[s.Value] = k, v
+		code, err = m.block(s.Block, l, res)
+		switch {
+		case err != nil || code == returned:
+			return true, code, err
+		case code == 1:
+			return true, fellThrough, nil
+		case code >= 2:
+			return true, code - 2, nil
+		}
+		return false, fellThrough, nil
+	}
+	var (
+		stop bool
+		code = fellThrough
+		err  error
+	)
+	switch v := valueOf(l[s.Source]).(type) {
+	case *ast.Array:
+		for i := 0; i < v.Len() && !stop; i++ {
+			stop, code, err = body(ast.InternedTerm(i), v.Elem(i))
+		}
+	case ast.Object:
+		for _, k := range v.Keys() {
+			if stop, code, err = body(k, v.Get(k)); stop {
+				break
+			}
+		}
+	case ast.Set:
+		for _, e := range v.Slice() {
+			if stop, code, err = body(e, e); stop {
+				break
+			}
+		}
+	}
+	return true, code, err
+}
+
+// tick checks the context now and then, so that a cancelled request stops
+// the evaluation (the webhook answers by its deadline either way).
+func (m *machine) tick() error {
+	m.steps++
+	if m.steps%64 == 0 {
+		return m.ctx.Err()
+	}
+	return nil
+}
+
+func (m *machine) call(s *ir.CallStmt, l []*ast.Term) (*ast.Term, error) {
+	if f, ok := m.p.funcs[s.Func]; ok {
+		return m.callFunc(f, s.Args, l)
+	}
+	bi := m.p.builtins[s.Func]
+
+	args := m.args[:0]
+	for _, a := range s.Args {
+		t := m.operand(a, l)
+		if t == nil {
+			return nil, nil
+		}
+		args = append(args, t)
+	}
+	m.args = args
+	m.out = nil
+	if err := bi(m.bctx, args, m.iter); err != nil {
+		var halt topdown.Halt
+		if errors.As(err, &halt) {
+			return nil, err
+		}
+		return nil, nil // as OPA does without strict built-in errors: undefined
+	}
+	return m.out, nil
+}
+
+func (m *machine) callFunc(f *planFunc, args []ir.Operand, l []*ast.Term) (*ast.Term, error) {
+	if f.memo >= 0 && m.done[f.memo] {
+		return m.memo[f.memo], nil
+	}
+	if err := m.tick(); err != nil {
+		return nil, err
+	}
+	frame := m.frame(f.nlocals)
+	defer func() { m.sp -= f.nlocals }()
+	for i, p := range f.fn.Params {
+		t := m.operand(args[i], l)
+		if t == nil {
+			return nil, nil
+		}
+		frame[p] = t
+	}
+	var res *ast.Term
+	for i, b := range f.fn.Blocks {
+		k, err := m.block(b, frame, &res)
+		if err != nil {
+			return nil, err
+		}
+		if k == returned || (k > 0) || i == len(f.fn.Blocks)-1 {
+			break
+		}
+	}
+	out := frame[f.fn.Return]
+	if f.memo >= 0 {
+		m.memo[f.memo], m.done[f.memo] = out, true
+	}
+	return out, nil
+}
+
+func (m *machine) operand(o ir.Operand, l []*ast.Term) *ast.Term {
+	switch v := o.Value.(type) {
+	case ir.Local:
+		return l[v]
+	case ir.StringIndex:
+		return m.p.strings[v]
+	case ir.Bool:
+		return ast.InternedTerm(bool(v))
+	case *ir.Local: // as JSON decoding makes them
+		return l[*v]
+	case *ir.StringIndex:
+		return m.p.strings[*v]
+	case *ir.Bool:
+		return ast.InternedTerm(bool(*v))
+	}
+	return nil
+}
+
+func valueOf(t *ast.Term) ast.Value {
+	if t == nil {
+		return nil
+	}
+	return t.Value
+}
+
+// dot is src[key]: an object's value, an array's element, a set's member.
+func dot(src, key *ast.Term) *ast.Term {
+	switch v := src.Value.(type) {
+	case ast.Object:
+		return v.Get(key)
+	case *ast.Array:
+		n, ok := key.Value.(ast.Number)
+		if !ok {
+			return nil
+		}
+		i, ok := n.Int()
+		if !ok || i < 0 || i >= v.Len() {
+			return nil
+		}
+		return v.Elem(i)
+	case ast.Set:
+		if v.Contains(key) {
+			return key
+		}
+	}
+	return nil
+}
+
+func length(t *ast.Term) (int, bool) {
+	switch v := valueOf(t).(type) {
+	case *ast.Array:
+		return v.Len(), true
+	case ast.Object:
+		return v.Len(), true
+	case ast.Set:
+		return v.Len(), true
+	case ast.String:
+		return utf8.RuneCountInString(string(v)), true
+	}
+	return 0, false
+}
