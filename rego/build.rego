@@ -254,17 +254,23 @@ attestors_by_namespace[ns] contains a if {
 
 # --- the index -----------------------------------------------------------------
 
+# Each name and label key selects the strategies whose entries it meets and
+# those without entries (which target every image), so that the targeted
+# strategies of an image are the union of its keys' sets, or nameAny
+# (labelAny) when no key matches: one set per image for the request to
+# intersect.
+
 index := {
 	"applicableDefault": all_namespaces,
 	"applicable": {ns: ids | some ns, nids in by_namespace; ids := all_namespaces | nids},
 	"requiredDefault": attestors_all,
 	"required": {ns: atts | some ns, nas in attestors_by_namespace; atts := attestors_all | nas},
 	"nameAny": name_any,
-	"names": names,
-	"nameGlobs": name_globs,
+	"names": {k: with_any | some k, ids in names; with_any := ids | name_any},
+	"nameGlobs": {k: with_any | some k, ids in name_globs; with_any := ids | name_any},
 	"labelAny": label_any,
-	"labelKV": label_kv,
-	"labelKey": label_key,
+	"labelKV": {k: {v: with_any | some v, ids in vs; with_any := ids | label_any} | some k, vs in label_kv},
+	"labelKey": {k: with_any | some k, ids in label_key; with_any := ids | label_any},
 	"tags": tags,
 	"tagGlobs": tag_globs,
 	"criteria": object.union({"*": no_criteria, "u": unscanned, "m": malicious}, findings),

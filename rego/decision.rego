@@ -1,34 +1,34 @@
 # Request-time half of the decision (DESIGN.md §2). It reads the snapshot's
-# index (data.imagegate.index, built by build.rego) and the request's
-# facts (input), and combines strategy-id sets, so its cost follows the
-# strategies that could hit an image, not the number configured. OPA spends
-# about a microsecond per expression, so the common case (an image no
-# strategy can hit and no policy requires a signature of) takes a fast path.
+# index (built by build.rego) and the request's facts, and combines
+# strategy-id sets, so its cost follows the strategies that could hit an
+# image, not the number configured; the common case (an image no strategy can
+# hit and no policy requires a signature of) takes a fast path. The engine
+# executes this module as compiled by OPA's planner (see plan.go); tests hold
+# that to OPA's own evaluation of it.
 #
-# The engine resolves each image's keys against the index before evaluation
+# The engine resolves the request's keys against the index before evaluation
 # (see keys.go) and passes the strategy-id sets they select:
+#   applicable   (per request) strategies whose scopes apply in the namespace;
+#   required     (per request) attestors the policies require there;
+#   labelIds     (per request) strategies the pod's labels target: those with
+#                a label entry the pod meets and those without label entries;
 #   criteriaIds  strategies whose criteria the image meets: "*" (rules without
 #                criteria), "u" (unScanedImage: no scan result, or only one
 #                older than --max-scan-age), "m" (maliciousImage: the scan
 #                marks it malicious, or it has a MaliciousFile finding) and
 #                the finding keys "l:<category>|<level>|<class>" and
 #                "i:<category>|<id>|<class>" (class "*" too);
-#   nameIds      strategies with an imageName entry matching the last path
-#                segment, the repository path or the full name (globs too);
+#   nameIds      strategies the image's name targets: those with an imageName
+#                entry matching the last path segment, the repository path or
+#                the full name (globs too), and those without imageName entries;
 #   exemptIds    strategies whose whiteList matches the tag (an image written
 #                by digest alone has no tag).
 # criteria maps the image's criterion keys to the positions of the findings
-# behind them, texts holds those findings' display text by position, and
-# labelIds (per request) the strategies with a label entry the pod meets.
+# behind them, and texts holds those findings' display text by position.
 package imagegate.decision
 
-# The engine passes the snapshot's index (built by build.rego) with every
-# request as input.index, the same term each time and never copied: OPA
-# reads a reference into the input in a fraction of the time it takes to
-# read a base document from storage or a rule from its cache. It also looks
-# up the request's namespace in the index (input.applicable, the strategies
-# whose scopes apply there, and input.required, the attestors policies
-# require there), as it does for image names and labels.
+# The index comes with every request as input.index: the same term each
+# time, never copied.
 import input.index as idx
 
 result := {
@@ -41,13 +41,10 @@ denies := {"block": true, "unsigned": true}
 # A hit needs the criteria, the scope, the imageName and label targets (a
 # strategy without entries targets every image), and no whiteList exemption.
 # An image no strategy hits and no required attestor is missing from takes
-# the fast path. Intersecting with the (usually small) candidates first keeps
-# every set operation as small as the candidates.
+# the fast path.
 images := [decide(i, img, hits) |
 	some i, img in input.images
-	candidates := img.criteriaIds & input.applicable
-	named := (candidates & idx.nameAny) | (candidates & img.nameIds)
-	hits := ((named & idx.labelAny) | (named & input.labelIds)) - img.exemptIds
+	hits := (((img.criteriaIds & input.applicable) & img.nameIds) & input.labelIds) - img.exemptIds
 ]
 
 decide(i, img, hits) := d if {

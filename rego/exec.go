@@ -64,6 +64,9 @@ func (p *plan) eval(ctx context.Context, input *ast.Term) (result *ast.Term, err
 			result, err = nil, fmt.Errorf("rego: executing the plan: %v", r)
 		}
 	}()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	m := p.machine(ctx)
 	defer p.release(m)
 	l := m.frame(p.nlocals)
@@ -205,7 +208,7 @@ func (m *machine) stmt(stmt ir.Stmt, l []*ast.Term, res **ast.Term) (ok bool, k 
 	case *ir.AssignIntStmt:
 		l[s.Target] = ast.InternedTerm(int(s.Value))
 	case *ir.MakeNumberRefStmt:
-		l[s.Target] = ast.NewTerm(ast.Number(m.p.strings[s.Index].Value.(ast.String)))
+		l[s.Target] = m.p.numbers[s.Index]
 	case *ir.MakeArrayStmt:
 		l[s.Target] = ast.NewTerm(ast.NewArray(make([]*ast.Term, 0, s.Capacity)...))
 	case *ir.MakeObjectStmt:
@@ -343,6 +346,13 @@ func (m *machine) call(s *ir.CallStmt, l []*ast.Term) (*ast.Term, error) {
 		args = append(args, t)
 	}
 	m.args = args
+	if op, ok := m.p.setOps[s.Func]; ok && len(args) == 2 {
+		a, aok := args[0].Value.(ast.Set)
+		b, bok := args[1].Value.(ast.Set)
+		if aok && bok {
+			return op(args[0], args[1], a, b), nil
+		}
+	}
 	m.out = nil
 	if err := bi(m.bctx, args, m.iter); err != nil {
 		var halt topdown.Halt
@@ -355,9 +365,22 @@ func (m *machine) call(s *ir.CallStmt, l []*ast.Term) (*ast.Term, error) {
 }
 
 func (m *machine) callFunc(f *planFunc, args []ir.Operand, l []*ast.Term) (*ast.Term, error) {
+	if f.constant {
+		f.once.Do(func() { f.value, f.err = m.run(f, args, l) })
+		return f.value, f.err
+	}
 	if f.memo >= 0 && m.done[f.memo] {
 		return m.memo[f.memo], nil
 	}
+	out, err := m.run(f, args, l)
+	if err == nil && f.memo >= 0 {
+		m.memo[f.memo], m.done[f.memo] = out, true
+	}
+	return out, err
+}
+
+// run executes f with the arguments read from l.
+func (m *machine) run(f *planFunc, args []ir.Operand, l []*ast.Term) (*ast.Term, error) {
 	if err := m.tick(); err != nil {
 		return nil, err
 	}
@@ -380,11 +403,7 @@ func (m *machine) callFunc(f *planFunc, args []ir.Operand, l []*ast.Term) (*ast.
 			break
 		}
 	}
-	out := frame[f.fn.Return]
-	if f.memo >= 0 {
-		m.memo[f.memo], m.done[f.memo] = out, true
-	}
-	return out, nil
+	return frame[f.fn.Return], nil
 }
 
 func (m *machine) operand(o ir.Operand, l []*ast.Term) *ast.Term {

@@ -119,7 +119,7 @@ func (e *Engine) imageValue(img *workload.Image, f *facts.Image, now time.Time) 
 		ast.Item(kRef, ast.StringTerm(img.Ref)),
 		ast.Item(kInvalid, invalid),
 		ast.Item(kCriteriaIDs, criteriaIDs),
-		ast.Item(kNameIDs, names.term()),
+		ast.Item(kNameIDs, names.termOr(e.lookups.nameAny)),
 		ast.Item(kExemptIDs, exempt.term()),
 		ast.Item(kCriteria, criteria),
 		ast.Item(kTexts, texts),
@@ -217,6 +217,9 @@ func (e *Engine) stale(s *facts.Scan, now time.Time) bool {
 }
 
 func stringSetTerm(ss []string) *ast.Term {
+	if len(ss) == 0 {
+		return emptySet
+	}
 	ts := make([]*ast.Term, len(ss))
 	for i, s := range ss {
 		ts[i] = ast.StringTerm(s)

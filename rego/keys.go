@@ -23,6 +23,9 @@ type lookups struct {
 	tagGlobs  []globSet
 	labelKey  map[string]*ast.Term            // label key -> ids (presence)
 	labelKV   map[string]map[string]*ast.Term // label key -> value -> ids
+	// The strategies without imageName (label) entries: what an image (a
+	// pod) no key matches is targeted by.
+	nameAny, labelAny *ast.Term
 	// Per namespace named by a scope or policy, the strategies that apply
 	// and the attestors required there; the defaults for every other one.
 	applicable, required               map[string]*ast.Term
@@ -75,6 +78,8 @@ func newLookups(index ast.Object, snap *policy.Snapshot) lookups {
 		applicable: map[string]*ast.Term{}, required: map[string]*ast.Term{},
 		applicableDefault: orEmptySet(index.Get(ast.StringTerm("applicableDefault"))),
 		requiredDefault:   orEmptySet(index.Get(ast.StringTerm("requiredDefault"))),
+		nameAny:           orEmptySet(index.Get(ast.StringTerm("nameAny"))),
+		labelAny:          orEmptySet(index.Get(ast.StringTerm("labelAny"))),
 	}
 	each(index, "applicable", func(ns string, ids *ast.Term) { l.applicable[ns] = ids })
 	each(index, "required", func(ns string, atts *ast.Term) { l.required[ns] = atts })
@@ -104,8 +109,9 @@ func newLookups(index ast.Object, snap *policy.Snapshot) lookups {
 	return l
 }
 
-// labelIDs resolves the pod's labels to the strategies with a label entry
-// they meet: key:value, or key for presence.
+// labelIDs resolves the pod's labels to the strategies they target: those
+// with a label entry they meet (key:value, or key for presence) and those
+// without label entries.
 func (l *lookups) labelIDs(labels map[string]string) *ast.Term {
 	var set idSet
 	for k, v := range labels {
@@ -116,7 +122,7 @@ func (l *lookups) labelIDs(labels map[string]string) *ast.Term {
 			set.add(ids)
 		}
 	}
-	return set.term()
+	return set.termOr(l.labelAny)
 }
 
 func compiled(snap *policy.Snapshot, pattern string, ids *ast.Term) globSet {
@@ -195,6 +201,14 @@ func orEmptySet(t *ast.Term) *ast.Term {
 		return emptySet
 	}
 	return t
+}
+
+// termOr is the accumulated set, or dflt when nothing was added.
+func (s *idSet) termOr(dflt *ast.Term) *ast.Term {
+	if s.many == nil && s.one == nil {
+		return dflt
+	}
+	return s.term()
 }
 
 func (s *idSet) term() *ast.Term {

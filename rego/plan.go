@@ -24,8 +24,10 @@ import (
 // plan_test.go holds the two evaluators to the same decisions.
 type plan struct {
 	strings  []*ast.Term // the static string constants
+	numbers  []*ast.Term // the same, as numbers, where the plan makes them
 	funcs    map[string]*planFunc
 	builtins map[string]topdown.BuiltinFunc
+	setOps   map[string]setOp
 	blocks   []*ir.Block // the entrypoint's
 	nlocals  int
 	nmemo    int
@@ -36,6 +38,12 @@ type planFunc struct {
 	fn      *ir.Func
 	memo    int // slot in the per-evaluation memo; -1 when not memoised
 	nlocals int
+	// A rule that reads neither input nor data (a constant such as the
+	// verdict of an image nothing hits) is computed once per plan.
+	constant bool
+	once     sync.Once
+	value    *ast.Term
+	err      error
 }
 
 // planDecision compiles module (decision.rego) with entrypoint into a plan.
@@ -63,7 +71,7 @@ func newPlan(pol *ir.Policy) (*plan, error) {
 	if pol.Plans == nil || len(pol.Plans.Plans) != 1 {
 		return nil, fmt.Errorf("rego: the policy has no single plan")
 	}
-	p := &plan{funcs: map[string]*planFunc{}, builtins: map[string]topdown.BuiltinFunc{}, blocks: pol.Plans.Plans[0].Blocks}
+	p := &plan{funcs: map[string]*planFunc{}, builtins: map[string]topdown.BuiltinFunc{}, setOps: setOps, blocks: pol.Plans.Plans[0].Blocks}
 	if pol.Static != nil {
 		for _, s := range pol.Static.Strings {
 			p.strings = append(p.strings, ast.StringTerm(s.Value))
@@ -91,10 +99,107 @@ func newPlan(pol *ir.Policy) (*plan, error) {
 	}
 	p.nmemo = memo
 	p.nlocals = maxLocal(p.blocks, nil, 0) + 1
+	p.numbers = make([]*ast.Term, len(p.strings))
+	ir.Walk(checker(func(x any) {
+		if s, ok := x.(*ir.MakeNumberRefStmt); ok && s.Index >= 0 && s.Index < len(p.strings) {
+			p.numbers[s.Index] = ast.NewTerm(ast.Number(p.strings[s.Index].Value.(ast.String)))
+		}
+	}), pol)
+	p.findConstants()
+	if err := p.computeConstants(); err != nil {
+		return nil, err
+	}
 	if err := p.check(pol); err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// findConstants marks the rules whose blocks never read input or data, nor
+// call a rule that does.
+func (p *plan) findConstants() {
+	reads := map[string]bool{} // rules reading input or data, directly or not
+	calls := map[string][]string{}
+	for name, f := range p.funcs {
+		if len(f.fn.Params) != 2 {
+			reads[name] = true
+			continue
+		}
+		in, data := f.fn.Params[0], f.fn.Params[1]
+		uses := func(o ir.Operand) bool {
+			switch l := o.Value.(type) {
+			case ir.Local:
+				return l == in || l == data
+			case *ir.Local:
+				return *l == in || *l == data
+			}
+			return false
+		}
+		for _, b := range f.fn.Blocks {
+			ir.Walk(checker(func(x any) {
+				switch s := x.(type) {
+				case *ir.CallStmt:
+					if _, ok := p.funcs[s.Func]; ok {
+						calls[name] = append(calls[name], s.Func)
+						return // a rule's call passes input and data along
+					}
+					for _, a := range s.Args {
+						if uses(a) {
+							reads[name] = true
+						}
+					}
+				case *ir.DotStmt:
+					if uses(s.Source) {
+						reads[name] = true
+					}
+				case *ir.AssignVarStmt:
+					if uses(s.Source) {
+						reads[name] = true
+					}
+				case *ir.AssignVarOnceStmt:
+					if uses(s.Source) {
+						reads[name] = true
+					}
+				case *ir.ScanStmt:
+					if s.Source == in || s.Source == data {
+						reads[name] = true
+					}
+				}
+			}), b)
+		}
+	}
+	for changed := true; changed; {
+		changed = false
+		for name, callees := range calls {
+			for _, c := range callees {
+				if reads[c] && !reads[name] {
+					reads[name], changed = true, true
+				}
+			}
+		}
+	}
+	for name, f := range p.funcs {
+		f.constant = !reads[name]
+	}
+}
+
+// computeConstants evaluates the constant rules now, so that no request's
+// context (or cancellation) is ever part of them.
+func (p *plan) computeConstants() error {
+	m := p.machine(context.Background())
+	defer p.release(m)
+	l := m.frame(2)
+	l[ir.Input], l[ir.Data] = emptyObject, emptyObject
+	args := []ir.Operand{{Value: ir.Input}, {Value: ir.Data}}
+	for name, f := range p.funcs {
+		if !f.constant {
+			continue
+		}
+		if _, err := m.callFunc(f, args, l); err != nil {
+			return fmt.Errorf("rego: evaluating constant %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // check refuses a plan with statements the executor does not implement, at

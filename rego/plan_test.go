@@ -176,3 +176,44 @@ func randomInput(r *rand.Rand) Input {
 	}
 	return in
 }
+
+// A cancelled request gets an error, never a decision: callers fail closed.
+func TestPlanCancelled(t *testing.T) {
+	snap, err := policy.NewSnapshot(randomPolicies(rand.New(rand.NewPCG(3, 4)))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(context.Background(), snap, WithDecisionCache(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	d, err := e.Eval(ctx, randomInput(rand.New(rand.NewPCG(5, 6))))
+	if err == nil || d != nil {
+		t.Fatalf("Eval with a cancelled context = %v, %v; want an error", d, err)
+	}
+}
+
+// The rules that read neither input nor data are found and computed once,
+// when the plan is made; the others are not.
+func TestPlanConstants(t *testing.T) {
+	p, err := decisionPlan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{
+		"g0.data.imagegate.decision.passed": true,
+		"g0.data.imagegate.decision.denies": true,
+		"g0.data.imagegate.decision.images": false,
+		"g0.data.imagegate.decision.result": false,
+	} {
+		f, ok := p.funcs[name]
+		if !ok {
+			t.Fatalf("no function %s in the plan", name)
+		}
+		if f.constant != want || (want && f.value == nil) {
+			t.Errorf("%s: constant %v (value %v), want %v", name, f.constant, f.value, want)
+		}
+	}
+}
