@@ -43,6 +43,7 @@ type machine struct {
 	// plan's pool: most functions run once per image or per hit.
 	stack []*ast.Term
 	sp    int
+	calls map[callKey]*ast.Term
 }
 
 // frame returns n cleared locals on the stack.
@@ -97,6 +98,7 @@ func (p *plan) release(m *machine) {
 	clear(m.memo)
 	clear(m.done)
 	clear(m.args[:cap(m.args)])
+	clear(m.calls)
 	m.sp, m.steps, m.out, m.ctx, m.bctx = 0, 0, nil, nil, topdown.BuiltinContext{}
 	p.pool.Put(m)
 }
@@ -210,18 +212,24 @@ func (m *machine) stmt(stmt ir.Stmt, l []*ast.Term, res **ast.Term) (ok bool, k 
 	case *ir.MakeNumberRefStmt:
 		l[s.Target] = m.p.numbers[s.Index]
 	case *ir.MakeArrayStmt:
-		l[s.Target] = ast.NewTerm(ast.NewArray(make([]*ast.Term, 0, s.Capacity)...))
+		l[s.Target] = ast.NewTerm(&arrayBuilder{elems: make([]*ast.Term, 0, max(s.Capacity, 4))})
 	case *ir.MakeObjectStmt:
 		l[s.Target] = ast.NewTerm(ast.NewObject())
 	case *ir.MakeSetStmt:
 		l[s.Target] = ast.NewTerm(ast.NewSet())
 	case *ir.ArrayAppendStmt:
 		v, arr := m.operand(s.Value, l), l[s.Array]
-		a, isArr := valueOf(arr).(*ast.Array)
-		if v == nil || !isArr {
+		if v == nil || arr == nil {
 			return false, fellThrough, nil
 		}
-		arr.Value = a.Append(v)
+		switch a := arr.Value.(type) {
+		case *arrayBuilder:
+			a.elems = append(a.elems, v)
+		case *ast.Array:
+			arr.Value = a.Append(v)
+		default:
+			return false, fellThrough, nil
+		}
 	case *ir.SetAddStmt:
 		v := m.operand(s.Value, l)
 		set, isSet := valueOf(l[s.Set]).(ast.Set)
@@ -239,7 +247,7 @@ func (m *machine) stmt(stmt ir.Stmt, l []*ast.Term, res **ast.Term) (ok bool, k 
 		l[s.Target] = ast.InternedTerm(n)
 	case *ir.ResultSetAddStmt:
 		if l[s.Value] != nil && *res == nil {
-			*res = l[s.Value]
+			*res = built(l[s.Value])
 		}
 	case *ir.ReturnLocalStmt:
 		return false, returned, nil
@@ -300,7 +308,7 @@ func (m *machine) scan(s *ir.ScanStmt, l []*ast.Term, res **ast.Term) (bool, int
 		code = fellThrough
 		err  error
 	)
-	switch v := valueOf(l[s.Source]).(type) {
+	switch v := valueOf(built(l[s.Source])).(type) {
 	case *ast.Array:
 		for i := 0; i < v.Len() && !stop; i++ {
 			stop, code, err = body(ast.InternedTerm(i), v.Elem(i))
@@ -372,11 +380,49 @@ func (m *machine) callFunc(f *planFunc, args []ir.Operand, l []*ast.Term) (*ast.
 	if f.memo >= 0 && m.done[f.memo] {
 		return m.memo[f.memo], nil
 	}
+	key, keyed := m.callKey(f, args, l)
+	if keyed {
+		if out, ok := m.calls[key]; ok {
+			return out, nil
+		}
+	}
 	out, err := m.run(f, args, l)
-	if err == nil && f.memo >= 0 {
+	if err != nil {
+		return nil, err
+	}
+	if f.memo >= 0 {
 		m.memo[f.memo], m.done[f.memo] = out, true
 	}
-	return out, err
+	if keyed {
+		if m.calls == nil {
+			m.calls = map[callKey]*ast.Term{}
+		}
+		m.calls[key] = out
+	}
+	return out, nil
+}
+
+// callKey identifies a call of a function by its arguments' terms. The same
+// terms are the same values, and functions are pure, so a repeated call (a
+// reason shared by many strategies, explained once per image) is answered
+// from the evaluation's memo, as OPA's evaluator caches function calls.
+// Equal values in different terms are simply computed again.
+type callKey struct {
+	f    *planFunc
+	args [3]*ast.Term
+}
+
+func (m *machine) callKey(f *planFunc, args []ir.Operand, l []*ast.Term) (callKey, bool) {
+	k := callKey{f: f}
+	if len(args) <= 2 || len(args) > 2+len(k.args) {
+		return k, false // rules have their own memo; longer calls go uncached
+	}
+	for i, a := range args[2:] {
+		if k.args[i] = m.operand(a, l); k.args[i] == nil {
+			return k, false
+		}
+	}
+	return k, true
 }
 
 // run executes f with the arguments read from l.
@@ -403,25 +449,45 @@ func (m *machine) run(f *planFunc, args []ir.Operand, l []*ast.Term) (*ast.Term,
 			break
 		}
 	}
-	return frame[f.fn.Return], nil
+	return built(frame[f.fn.Return]), nil
 }
 
 func (m *machine) operand(o ir.Operand, l []*ast.Term) *ast.Term {
 	switch v := o.Value.(type) {
 	case ir.Local:
-		return l[v]
+		return built(l[v])
 	case ir.StringIndex:
 		return m.p.strings[v]
 	case ir.Bool:
 		return ast.InternedTerm(bool(v))
 	case *ir.Local: // as JSON decoding makes them
-		return l[*v]
+		return built(l[*v])
 	case *ir.StringIndex:
 		return m.p.strings[*v]
 	case *ir.Bool:
 		return ast.InternedTerm(bool(*v))
 	}
 	return nil
+}
+
+// arrayBuilder is an array the plan is still appending to (a comprehension).
+// ast.Array's Append copies the array header on every call; the builder
+// appends in place and becomes an ast.Array the first time anything reads
+// it (built), which the planner only does once the array is complete.
+type arrayBuilder struct {
+	*ast.Array // never read: built replaces the builder before any use
+	elems      []*ast.Term
+}
+
+// built returns t, turning an array under construction into its value.
+// Every alias of t sees the same term, so later readers get the array too.
+func built(t *ast.Term) *ast.Term {
+	if t != nil {
+		if b, ok := t.Value.(*arrayBuilder); ok {
+			t.Value = ast.NewArray(b.elems...)
+		}
+	}
+	return t
 }
 
 func valueOf(t *ast.Term) ast.Value {
