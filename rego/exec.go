@@ -340,11 +340,10 @@ func (m *machine) tick() error {
 }
 
 func (m *machine) call(s *ir.CallStmt, l []*ast.Term) (*ast.Term, error) {
-	if f, ok := m.p.funcs[s.Func]; ok {
-		return m.callFunc(f, s.Args, l)
+	target := m.p.targets[s]
+	if target.fn != nil {
+		return m.callFunc(target.fn, s.Args, l)
 	}
-	bi := m.p.builtins[s.Func]
-
 	args := m.args[:0]
 	for _, a := range s.Args {
 		t := m.operand(a, l)
@@ -354,15 +353,13 @@ func (m *machine) call(s *ir.CallStmt, l []*ast.Term) (*ast.Term, error) {
 		args = append(args, t)
 	}
 	m.args = args
-	if op, ok := m.p.setOps[s.Func]; ok && len(args) == 2 {
-		a, aok := args[0].Value.(ast.Set)
-		b, bok := args[1].Value.(ast.Set)
-		if aok && bok {
-			return op(args[0], args[1], a, b), nil
+	if target.fast != nil && len(args) == 2 {
+		if t, ok := target.fast(args[0], args[1]); ok {
+			return t, nil
 		}
 	}
 	m.out = nil
-	if err := bi(m.bctx, args, m.iter); err != nil {
+	if err := target.builtin(m.bctx, args, m.iter); err != nil {
 		var halt topdown.Halt
 		if errors.As(err, &halt) {
 			return nil, err

@@ -27,11 +27,19 @@ type plan struct {
 	numbers  []*ast.Term // the same, as numbers, where the plan makes them
 	funcs    map[string]*planFunc
 	builtins map[string]topdown.BuiltinFunc
-	setOps   map[string]setOp
+	targets  map[*ir.CallStmt]callTarget // resolved when the plan is made
 	blocks   []*ir.Block // the entrypoint's
 	nlocals  int
 	nmemo    int
 	pool     sync.Pool // *machine
+}
+
+// callTarget is what a call statement calls: a function of the plan, or a
+// built-in (with its fast path, if it has one).
+type callTarget struct {
+	fn      *planFunc
+	builtin topdown.BuiltinFunc
+	fast    fastOp
 }
 
 type planFunc struct {
@@ -71,7 +79,7 @@ func newPlan(pol *ir.Policy) (*plan, error) {
 	if pol.Plans == nil || len(pol.Plans.Plans) != 1 {
 		return nil, fmt.Errorf("rego: the policy has no single plan")
 	}
-	p := &plan{funcs: map[string]*planFunc{}, builtins: map[string]topdown.BuiltinFunc{}, setOps: setOps, blocks: pol.Plans.Plans[0].Blocks}
+	p := &plan{funcs: map[string]*planFunc{}, builtins: map[string]topdown.BuiltinFunc{}, targets: map[*ir.CallStmt]callTarget{}, blocks: pol.Plans.Plans[0].Blocks}
 	if pol.Static != nil {
 		for _, s := range pol.Static.Strings {
 			p.strings = append(p.strings, ast.StringTerm(s.Value))
@@ -105,11 +113,11 @@ func newPlan(pol *ir.Policy) (*plan, error) {
 			p.numbers[s.Index] = ast.NewTerm(ast.Number(p.strings[s.Index].Value.(ast.String)))
 		}
 	}), pol)
-	p.findConstants()
-	if err := p.computeConstants(); err != nil {
+	if err := p.resolve(pol); err != nil {
 		return nil, err
 	}
-	if err := p.check(pol); err != nil {
+	p.findConstants()
+	if err := p.computeConstants(); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -202,9 +210,10 @@ func (p *plan) computeConstants() error {
 	return nil
 }
 
-// check refuses a plan with statements the executor does not implement, at
-// compile time rather than on a request.
-func (p *plan) check(pol *ir.Policy) error {
+// resolve finds what every call statement calls, and refuses a plan with
+// statements the executor does not implement, when the plan is made rather
+// than on a request.
+func (p *plan) resolve(pol *ir.Policy) error {
 	var err error
 	ir.Walk(checker(func(x any) {
 		if err != nil {
@@ -212,10 +221,12 @@ func (p *plan) check(pol *ir.Policy) error {
 		}
 		switch s := x.(type) {
 		case *ir.CallStmt:
-			if _, ok := p.funcs[s.Func]; !ok {
-				if _, ok := p.builtins[s.Func]; !ok {
-					err = fmt.Errorf("rego: the plan calls unknown function %s", s.Func)
-				}
+			if f, ok := p.funcs[s.Func]; ok {
+				p.targets[s] = callTarget{fn: f}
+			} else if b, ok := p.builtins[s.Func]; ok {
+				p.targets[s] = callTarget{builtin: b, fast: fastOps[s.Func]}
+			} else {
+				err = fmt.Errorf("rego: the plan calls unknown function %s", s.Func)
 			}
 		case *ir.WithStmt, *ir.CallDynamicStmt, *ir.ObjectMergeStmt:
 			err = fmt.Errorf("rego: the plan uses %T, which imagegate does not execute", s)
