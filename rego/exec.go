@@ -399,14 +399,21 @@ func (m *machine) callFunc(f *planFunc, args []ir.Operand, l []*ast.Term) (*ast.
 	return out, nil
 }
 
-// callKey identifies a call of a function by its arguments' terms. The same
-// terms are the same values, and functions are pure, so a repeated call (a
-// reason shared by many strategies, explained once per image) is answered
-// from the evaluation's memo, as OPA's evaluator caches function calls.
-// Equal values in different terms are simply computed again.
+// callKey identifies a call of a function by its arguments: strings and
+// numbers by value, anything else by its term (the same term is the same
+// value). Functions are pure, so a repeated call (a reason shared by many
+// strategies, explained once per image) is answered from the evaluation's
+// memo, as OPA's evaluator caches function calls. Equal composite values in
+// different terms are simply computed again.
 type callKey struct {
 	f    *planFunc
-	args [3]*ast.Term
+	args [3]argKey
+}
+
+type argKey struct {
+	t    *ast.Term
+	s    string
+	kind byte // 's' string, 'n' number, 0 by term
 }
 
 func (m *machine) callKey(f *planFunc, args []ir.Operand, l []*ast.Term) (callKey, bool) {
@@ -415,8 +422,16 @@ func (m *machine) callKey(f *planFunc, args []ir.Operand, l []*ast.Term) (callKe
 		return k, false // rules have their own memo; longer calls go uncached
 	}
 	for i, a := range args[2:] {
-		if k.args[i] = m.operand(a, l); k.args[i] == nil {
+		t := m.operand(a, l)
+		switch v := valueOf(t).(type) {
+		case nil:
 			return k, false
+		case ast.String:
+			k.args[i].s, k.args[i].kind = string(v), 's'
+		case ast.Number:
+			k.args[i].s, k.args[i].kind = string(v), 'n'
+		default:
+			k.args[i].t = t
 		}
 	}
 	return k, true
