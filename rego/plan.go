@@ -28,7 +28,7 @@ type plan struct {
 	funcs    map[string]*planFunc
 	builtins map[string]topdown.BuiltinFunc
 	targets  map[*ir.CallStmt]callTarget // resolved when the plan is made
-	blocks   []*ir.Block // the entrypoint's
+	blocks   []*ir.Block                 // the entrypoint's
 	nlocals  int
 	nmemo    int
 	pool     sync.Pool // *machine
