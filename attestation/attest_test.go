@@ -207,3 +207,34 @@ func TestVulnAttestationScanTime(t *testing.T) {
 		})
 	}
 }
+
+// A verified attestation whose report is not one imagegate reads is set
+// aside with the same note on a warm admission as on a cold one.
+func TestVulnAttestationUnreadableReport(t *testing.T) {
+	reg := at.NewRegistry(t)
+	scanner := at.ECKey(t, elliptic.P256())
+	v, err := attestation.New(attestation.WithAttestations(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := attestation.NewSource(v, nil)
+	for _, c := range []struct{ name, result, want string }{
+		{"old schema", `{"SchemaVersion":1}`, `vulnerability attestation by scanner ignored: Trivy report schema version 1`},
+		{"unknown severity", `{"SchemaVersion":2,"Results":[{"Class":"os-pkgs","Vulnerabilities":[{"VulnerabilityID":"CVE-1","Severity":"SEVERE"}]}]}`,
+			`Results[0].Vulnerabilities[0].Severity: unknown severity "SEVERE"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ref, d := reg.Push(t, "app", strings.ReplaceAll(c.name, " ", "-"))
+			reg.Attest(t, "app", d, scanner, attestation.VulnPredicateType, map[string]any{
+				"scanner": map[string]any{"uri": "pkg:github/aquasecurity/trivy@0.50.0", "result": json.RawMessage(c.result)},
+			})
+			req := facts.Request{Images: []workload.Image{workload.ParseImage(ref)}, ScanAttestors: []*policy.Attestor{at.KeyAttestor(t, "scanner", scanner)}}
+			for i := 0; i < 2; i++ { // cold, then warm
+				fs, err := src.Facts(context.Background(), req)
+				if err != nil || fs[0].Scan != nil || !strings.Contains(fs[0].ScanNote, c.want) {
+					t.Errorf("admission %d: %v %+v, want note %q", i, err, fs[0], c.want)
+				}
+			}
+		})
+	}
+}
