@@ -7,6 +7,11 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
+
+	"github.com/imagegate/imagegate/facts"
+	"github.com/imagegate/imagegate/scan"
 )
 
 // VulnPredicateType is cosign's vulnerability attestation predicate.
@@ -121,6 +126,58 @@ type VulnAttestation struct {
 	Predicate *VulnPredicate // nil when none was accepted
 	Attestor  string         // who signed the accepted one
 	Reason    string         // why none was accepted
+
+	// findings is the accepted report parsed, shared by every copy of
+	// this outcome: it is cached with the signatures, so a warm admission
+	// does not decode the report again.
+	findings *vulnFindings
+}
+
+// vulnFindings is an accepted attestation's report as facts, parsed once.
+type vulnFindings struct {
+	once  sync.Once
+	scan  facts.Scan // ScannedAt zero when undated
+	dated bool       // the attestation or its report says when it was scanned
+	note  string     // why the report was set aside, when it was
+}
+
+// scan returns the attestation's report as the image's scan, or why it was
+// set aside. The Findings slice is shared by every admission of the image
+// and must not be modified. A report that says nothing of when it was
+// scanned counts as scanned now — each admission's now, not the first's,
+// so caching it makes it look neither older nor newer than parsing it
+// again would.
+func (va *VulnAttestation) scan(now time.Time) (*facts.Scan, string) {
+	if va.Predicate == nil {
+		return nil, va.Reason
+	}
+	vf := va.findings
+	if vf == nil { // an outcome not made by a Verifier: nothing to share
+		vf = &vulnFindings{}
+	}
+	vf.once.Do(func() { vf.parse(va) })
+	if vf.note != "" {
+		return nil, vf.note
+	}
+	s := vf.scan
+	if !vf.dated {
+		s.ScannedAt = now.UTC()
+	}
+	return &s, ""
+}
+
+func (vf *vulnFindings) parse(va *VulnAttestation) {
+	s, dated, err := scan.ParseTrivyFindingsDated(va.Predicate.Scanner.Result)
+	if err != nil {
+		vf.note = "vulnerability attestation by " + va.Attestor + " ignored: " + err.Error()
+		return
+	}
+	// The attestation's own scan time, when it has one, is the better word.
+	if t, err := time.Parse(time.RFC3339, va.Predicate.Metadata.ScanFinishedOn); err == nil {
+		s.ScannedAt, dated = t, true
+	}
+	s.Source = "vuln attestation by " + va.Attestor
+	vf.scan, vf.dated = *s, dated
 }
 
 func (v *Verifier) vulnAttestation(digest string, s *signatures, scanAttestors []*policyAttestor) VulnAttestation {
@@ -132,7 +189,7 @@ func (v *Verifier) vulnAttestation(digest string, s *signatures, scanAttestors [
 		for _, raw := range s.attestations {
 			p, err := pa.ver.verifyVuln(digest, raw)
 			if err == nil {
-				return VulnAttestation{Predicate: p, Attestor: pa.name}
+				return VulnAttestation{Predicate: p, Attestor: pa.name, findings: &vulnFindings{}}
 			}
 			reasons = append(reasons, err.Error())
 		}

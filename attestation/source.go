@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/imagegate/imagegate/facts"
-	"github.com/imagegate/imagegate/scan"
 )
 
 // Source is a facts.Source whose signature facts are verified live; scan
@@ -126,15 +125,11 @@ func (s *Source) vulnScan(f *facts.Image, r Result) {
 		}
 		return
 	}
-	scanned, err := scan.ParseTrivyFindings(r.Vuln.Predicate.Scanner.Result, time.Now())
-	if err != nil {
-		f.ScanNote = "vulnerability attestation by " + r.Vuln.Attestor + " ignored: " + err.Error()
+	scanned, note := r.Vuln.scan(time.Now())
+	if note != "" {
+		f.ScanNote = note
 		return
 	}
-	if t, err := time.Parse(time.RFC3339, r.Vuln.Predicate.Metadata.ScanFinishedOn); err == nil {
-		scanned.ScannedAt = t
-	}
-	scanned.Source = "vuln attestation by " + r.Vuln.Attestor
 	if f.Scan == nil || scanned.ScannedAt.After(f.Scan.ScannedAt) {
 		f.Scan = scanned
 	}

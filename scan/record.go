@@ -59,12 +59,20 @@ func canonicalRef(ref string) string {
 }
 
 func scannedAt(t string, fallback time.Time) time.Time {
-	if t != "" {
-		if parsed, err := time.Parse(time.RFC3339Nano, t); err == nil {
-			return parsed.UTC()
-		}
+	if at, ok := reportTime(t); ok {
+		return at
 	}
 	return fallback.UTC()
+}
+
+// reportTime is a report's own RFC 3339 time, if it has one.
+func reportTime(t string) (time.Time, bool) {
+	if t != "" {
+		if parsed, err := time.Parse(time.RFC3339Nano, t); err == nil {
+			return parsed.UTC(), true
+		}
+	}
+	return time.Time{}, false
 }
 
 func unixNano(n int64) time.Time { return time.Unix(0, n).UTC() }

@@ -193,3 +193,41 @@ func TestImportIsAtomic(t *testing.T) {
 		t.Errorf("a failed import left %d records", n)
 	}
 }
+
+// ParseTrivyFindings and ParseTrivyFindingsDated agree on every report: the
+// dated form only leaves the fallback to now for its caller to fill in.
+func TestParseTrivyFindingsDated(t *testing.T) {
+	for _, c := range []struct {
+		name, data string
+		dated      bool
+		at         time.Time // ScannedAt from ParseTrivyFindings(data, now)
+	}{
+		{"created", `{"SchemaVersion":2,"CreatedAt":"2026-11-20T10:00:00.5+02:00","Results":[]}`, true, time.Date(2026, 11, 20, 8, 0, 0, 5e8, time.UTC)},
+		{"no time", `{"SchemaVersion":2,"Results":[]}`, false, now},
+		{"unparsable time", `{"SchemaVersion":2,"CreatedAt":"yesterday","Results":[]}`, false, now},
+		// Go's zero time, as a report writer that never set it prints it, is
+		// a time (the zero one), not the absence of one.
+		{"zero time", `{"SchemaVersion":2,"CreatedAt":"0001-01-01T00:00:00Z","Results":[]}`, true, time.Time{}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, dated, err := scan.ParseTrivyFindingsDated([]byte(c.data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := c.at
+			if !c.dated {
+				want = time.Time{}
+			}
+			if dated != c.dated || !s.ScannedAt.Equal(want) {
+				t.Errorf("dated form: %v %v, want %v %v", s.ScannedAt, dated, want, c.dated)
+			}
+			s, err = scan.ParseTrivyFindings([]byte(c.data), now)
+			if err != nil || !s.ScannedAt.Equal(c.at) || s.ScannedAt.Location() != time.UTC {
+				t.Errorf("with now: %v %v, want %v (UTC)", s.ScannedAt, err, c.at)
+			}
+		})
+	}
+	if _, _, err := scan.ParseTrivyFindingsDated([]byte(`{"SchemaVersion":1}`)); err == nil || !strings.Contains(err.Error(), "schema version 1") {
+		t.Errorf("old schema: %v", err)
+	}
+}

@@ -81,7 +81,7 @@ func ParseTrivy(data []byte, now time.Time) (*Record, error) {
 	if _, err := rec.keys(); err != nil {
 		return nil, err
 	}
-	scan, err := trivyFindings(r, now)
+	scan, err := trivyFindings(r, scannedAt(r.CreatedAt, now))
 	if err != nil {
 		return nil, err
 	}
@@ -91,12 +91,34 @@ func ParseTrivy(data []byte, now time.Time) (*Record, error) {
 
 // ParseTrivyFindings maps a Trivy report that need not name its image (as
 // in a cosign vulnerability attestation, which is about a digest already).
+// A report without CreatedAt counts as scanned now.
 func ParseTrivyFindings(data []byte, now time.Time) (*facts.Scan, error) {
-	r, err := decodeTrivy(data)
+	s, dated, err := ParseTrivyFindingsDated(data)
 	if err != nil {
 		return nil, err
 	}
-	return trivyFindings(r, now)
+	if !dated {
+		s.ScannedAt = now.UTC()
+	}
+	return s, nil
+}
+
+// ParseTrivyFindingsDated is ParseTrivyFindings for a result kept past this
+// moment (a cache): ScannedAt is the report's own time, and dated says
+// whether it had one. When not, ScannedAt is zero and each use of the result
+// must put its own now there, as ParseTrivyFindings does: a remembered now
+// would make the scan age while nothing about it changed.
+func ParseTrivyFindingsDated(data []byte) (scan *facts.Scan, dated bool, err error) {
+	r, err := decodeTrivy(data)
+	if err != nil {
+		return nil, false, err
+	}
+	at, dated := reportTime(r.CreatedAt)
+	s, err := trivyFindings(r, at) // zero when undated
+	if err != nil {
+		return nil, false, err
+	}
+	return s, dated, nil
 }
 
 func decodeTrivy(data []byte) (*trivyReport, error) {
@@ -110,8 +132,9 @@ func decodeTrivy(data []byte) (*trivyReport, error) {
 	return &r, nil
 }
 
-func trivyFindings(r *trivyReport, now time.Time) (*facts.Scan, error) {
-	rec := &Record{Scan: facts.Scan{ScannedAt: scannedAt(r.CreatedAt, now), Source: "trivy", Findings: []facts.Finding{}}}
+// trivyFindings maps the report's findings; at becomes ScannedAt.
+func trivyFindings(r *trivyReport, at time.Time) (*facts.Scan, error) {
+	rec := &Record{Scan: facts.Scan{ScannedAt: at, Source: "trivy", Findings: []facts.Finding{}}}
 	var errs []error
 	add := func(path string, f facts.Finding, severity string) {
 		lvl, ok := level(severity)
