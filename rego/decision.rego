@@ -67,7 +67,7 @@ full(i, img, hits) := d if {
 	subject := sprintf("image %q ", [img.ref])
 	lines := [line |
 		some id in ids
-		m := object.get(idx.meta, id, null)
+		m := idx.meta[id]
 		line := concat("", [subject, m.text, why(i, m.reason), m.suffix[verdict]])
 	]
 	out := verdict_lines(verdict, hits, ids, lines)

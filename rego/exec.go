@@ -346,7 +346,8 @@ func (m *machine) call(s *ir.CallStmt, l []*ast.Term) (*ast.Term, error) {
 	}
 	args := m.args[:0]
 	for _, a := range s.Args {
-		t := m.operand(a, l)
+		// Fast paths take arrays still being built as they are.
+		t := m.operandRaw(a, l)
 		if t == nil {
 			return nil, nil
 		}
@@ -357,6 +358,9 @@ func (m *machine) call(s *ir.CallStmt, l []*ast.Term) (*ast.Term, error) {
 		if t, ok := target.fast(args[0], args[1]); ok {
 			return t, nil
 		}
+	}
+	for _, a := range args {
+		built(a)
 	}
 	m.out = nil
 	if err := target.builtin(m.bctx, args, m.iter); err != nil {
@@ -465,19 +469,24 @@ func (m *machine) run(f *planFunc, args []ir.Operand, l []*ast.Term) (*ast.Term,
 }
 
 func (m *machine) operand(o ir.Operand, l []*ast.Term) *ast.Term {
+	return built(m.operandRaw(o, l))
+}
+
+// operandRaw is the operand's term, an array under construction as it is.
+func (m *machine) operandRaw(o ir.Operand, l []*ast.Term) *ast.Term {
 	switch v := o.Value.(type) {
-	case ir.Local:
-		return built(l[v])
-	case ir.StringIndex:
-		return m.p.strings[v]
-	case ir.Bool:
-		return ast.InternedTerm(bool(v))
 	case *ir.Local: // as JSON decoding makes them
-		return built(l[*v])
+		return l[*v]
 	case *ir.StringIndex:
 		return m.p.strings[*v]
 	case *ir.Bool:
 		return ast.InternedTerm(bool(*v))
+	case ir.Local:
+		return l[v]
+	case ir.StringIndex:
+		return m.p.strings[v]
+	case ir.Bool:
+		return ast.InternedTerm(bool(v))
 	}
 	return nil
 }

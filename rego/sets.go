@@ -1,6 +1,10 @@
 package rego
 
-import "github.com/open-policy-agent/opa/v1/ast"
+import (
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
 
 // The decision spends most of its built-in calls on set algebra over
 // strategy-id sets, and most of those results are empty or equal to an
@@ -24,6 +28,7 @@ var fastOps = map[string]fastOp{
 	"or":           onSets(setUnion),
 	"minus":        onSets(setDiff),
 	"array.concat": concatArrays,
+	"concat":       concatStrings,
 }
 
 func onSets(op setOp) fastOp {
@@ -97,4 +102,47 @@ func common(small, big ast.Set) int {
 		}
 	}
 	return n
+}
+
+// concatStrings is concat(sep, array of strings), the message lines: joined
+// straight from the array the plan is still building (see arrayBuilder),
+// which then never becomes an ast.Array.
+func concatStrings(sep, arr *ast.Term) (*ast.Term, bool) {
+	s, ok := sep.Value.(ast.String)
+	if !ok {
+		return nil, false
+	}
+	var elems []*ast.Term
+	switch a := arr.Value.(type) {
+	case *arrayBuilder:
+		elems = a.elems
+	case *ast.Array:
+		if a.Len() > 8 {
+			return nil, false
+		}
+		var buf [8]*ast.Term
+		elems = buf[:a.Len()]
+		for i := range elems {
+			elems[i] = a.Elem(i)
+		}
+	default:
+		return nil, false
+	}
+	n := len(s) * max(len(elems)-1, 0)
+	for _, e := range elems {
+		str, ok := e.Value.(ast.String)
+		if !ok {
+			return nil, false
+		}
+		n += len(str)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for i, e := range elems {
+		if i > 0 {
+			b.WriteString(string(s))
+		}
+		b.WriteString(string(e.Value.(ast.String)))
+	}
+	return ast.StringTerm(b.String()), true
 }
