@@ -122,7 +122,7 @@ func (m *machine) block(b *ir.Block, l []*ast.Term, res **ast.Term) (int, error)
 // ends); k other than fellThrough is a break or return leaving the block.
 func (m *machine) stmt(stmt ir.Stmt, l []*ast.Term, res **ast.Term) (ok bool, k int, err error) {
 	switch s := stmt.(type) {
-	case *ir.CallStmt:
+	case *call:
 		t, err := m.call(s, l)
 		if err != nil || t == nil {
 			return false, fellThrough, err
@@ -339,8 +339,8 @@ func (m *machine) tick() error {
 	return nil
 }
 
-func (m *machine) call(s *ir.CallStmt, l []*ast.Term) (*ast.Term, error) {
-	target := m.p.targets[s]
+func (m *machine) call(s *call, l []*ast.Term) (*ast.Term, error) {
+	target := s.target
 	if target.fn != nil {
 		return m.callFunc(target.fn, s.Args, l)
 	}
@@ -422,7 +422,7 @@ type argKey struct {
 
 func (m *machine) callKey(f *planFunc, args []ir.Operand, l []*ast.Term) (callKey, bool) {
 	k := callKey{f: f}
-	if len(args) <= 2 || len(args) > 2+len(k.args) {
+	if !f.memoArgs || len(args) > 2+len(k.args) {
 		return k, false // rules have their own memo; longer calls go uncached
 	}
 	for i, a := range args[2:] {

@@ -27,7 +27,6 @@ type plan struct {
 	numbers  []*ast.Term // the same, as numbers, where the plan makes them
 	funcs    map[string]*planFunc
 	builtins map[string]topdown.BuiltinFunc
-	targets  map[*ir.CallStmt]callTarget // resolved when the plan is made
 	blocks   []*ir.Block                 // the entrypoint's
 	nlocals  int
 	nmemo    int
@@ -46,6 +45,9 @@ type planFunc struct {
 	fn      *ir.Func
 	memo    int // slot in the per-evaluation memo; -1 when not memoised
 	nlocals int
+	// memoArgs: a function called in a loop is remembered by its arguments
+	// within an evaluation (see callKey); the others are not worth a key.
+	memoArgs bool
 	// A rule that reads neither input nor data (a constant such as the
 	// verdict of an image nothing hits) is computed once per plan.
 	constant bool
@@ -79,7 +81,7 @@ func newPlan(pol *ir.Policy) (*plan, error) {
 	if pol.Plans == nil || len(pol.Plans.Plans) != 1 {
 		return nil, fmt.Errorf("rego: the policy has no single plan")
 	}
-	p := &plan{funcs: map[string]*planFunc{}, builtins: map[string]topdown.BuiltinFunc{}, targets: map[*ir.CallStmt]callTarget{}, blocks: pol.Plans.Plans[0].Blocks}
+	p := &plan{funcs: map[string]*planFunc{}, builtins: map[string]topdown.BuiltinFunc{}, blocks: pol.Plans.Plans[0].Blocks}
 	if pol.Static != nil {
 		for _, s := range pol.Static.Strings {
 			p.strings = append(p.strings, ast.StringTerm(s.Value))
@@ -113,10 +115,10 @@ func newPlan(pol *ir.Policy) (*plan, error) {
 			p.numbers[s.Index] = ast.NewTerm(ast.Number(p.strings[s.Index].Value.(ast.String)))
 		}
 	}), pol)
+	p.findConstants()
 	if err := p.resolve(pol); err != nil {
 		return nil, err
 	}
-	p.findConstants()
 	if err := p.computeConstants(); err != nil {
 		return nil, err
 	}
@@ -210,29 +212,72 @@ func (p *plan) computeConstants() error {
 	return nil
 }
 
-// resolve finds what every call statement calls, and refuses a plan with
-// statements the executor does not implement, when the plan is made rather
-// than on a request.
+// resolve refuses a plan with statements the executor does not implement,
+// when the plan is made rather than on a request, and replaces every call
+// statement with a call that knows its target (see rewrite).
 func (p *plan) resolve(pol *ir.Policy) error {
 	var err error
+	repeated := map[string]bool{} // functions called in a loop
 	ir.Walk(checker(func(x any) {
 		if err != nil {
 			return
 		}
 		switch s := x.(type) {
 		case *ir.CallStmt:
-			if f, ok := p.funcs[s.Func]; ok {
-				p.targets[s] = callTarget{fn: f}
-			} else if b, ok := p.builtins[s.Func]; ok {
-				p.targets[s] = callTarget{builtin: b, fast: fastOps[s.Func]}
-			} else {
+			_, isFunc := p.funcs[s.Func]
+			if _, isBuiltin := p.builtins[s.Func]; !isFunc && !isBuiltin {
 				err = fmt.Errorf("rego: the plan calls unknown function %s", s.Func)
 			}
+		case *ir.ScanStmt:
+			ir.Walk(checker(func(y any) {
+				if c, ok := y.(*ir.CallStmt); ok {
+					repeated[c.Func] = true
+				}
+			}), s.Block)
 		case *ir.WithStmt, *ir.CallDynamicStmt, *ir.ObjectMergeStmt:
 			err = fmt.Errorf("rego: the plan uses %T, which imagegate does not execute", s)
 		}
 	}), pol)
-	return err
+	if err != nil {
+		return err
+	}
+	for name, f := range p.funcs {
+		f.memoArgs = repeated[name] && len(f.fn.Params) > 2
+	}
+	p.rewrite(p.blocks)
+	for _, f := range p.funcs {
+		p.rewrite(f.fn.Blocks)
+	}
+	return nil
+}
+
+// call is a call statement with its target resolved.
+type call struct {
+	*ir.CallStmt
+	target callTarget
+}
+
+// rewrite replaces the call statements of blocks (nested ones too) with
+// calls.
+func (p *plan) rewrite(blocks []*ir.Block) {
+	for _, b := range blocks {
+		for i, stmt := range b.Stmts {
+			switch s := stmt.(type) {
+			case *ir.CallStmt:
+				t := callTarget{fn: p.funcs[s.Func]}
+				if t.fn == nil {
+					t = callTarget{builtin: p.builtins[s.Func], fast: fastOps[s.Func]}
+				}
+				b.Stmts[i] = &call{CallStmt: s, target: t}
+			case *ir.BlockStmt:
+				p.rewrite(s.Blocks)
+			case *ir.ScanStmt:
+				p.rewrite([]*ir.Block{s.Block})
+			case *ir.NotStmt:
+				p.rewrite([]*ir.Block{s.Block})
+			}
+		}
+	}
 }
 
 type checker func(any)
