@@ -27,7 +27,7 @@ type plan struct {
 	numbers  []*ast.Term // the same, as numbers, where the plan makes them
 	funcs    map[string]*planFunc
 	builtins map[string]topdown.BuiltinFunc
-	blocks   []*ir.Block                 // the entrypoint's
+	blocks   []*ir.Block // the entrypoint's
 	nlocals  int
 	nmemo    int
 	pool     sync.Pool // *machine
