@@ -41,13 +41,14 @@ var decisionPlan = sync.OnceValues(func() (*plan, error) {
 // Engine decides admission for one policy snapshot and cluster. It is safe for
 // concurrent use.
 type Engine struct {
-	snap     *policy.Snapshot
-	opts     options
-	plan     *plan
-	required map[string][]string // namespace -> attestors; "" for the rest
-	index    *ast.Term
-	lookups  lookups
-	cache    *decisionCache
+	snap      *policy.Snapshot
+	opts      options
+	plan      *plan
+	required  map[string][]string // namespace -> attestors; "" for the rest
+	index     *ast.Term
+	lookups   lookups
+	attestors attestorSets
+	cache     *decisionCache
 	// crossCheck, set only by tests, compares each result of the plan with
 	// OPA's own evaluation of the same input.
 	crossCheck func(ctx context.Context, input ast.Value, result *ast.Term) error

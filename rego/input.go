@@ -1,6 +1,8 @@
 package rego
 
 import (
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/imagegate/imagegate/facts"
@@ -123,7 +125,7 @@ func (e *Engine) imageValue(img *workload.Image, f *facts.Image, now time.Time) 
 		ast.Item(kExemptIDs, exempt.term()),
 		ast.Item(kCriteria, criteria),
 		ast.Item(kTexts, texts),
-		ast.Item(kAttestors, stringSetTerm(f.Attestors)),
+		ast.Item(kAttestors, e.attestors.set(f.Attestors)),
 		ast.Item(kErrors, errs),
 		ast.Item(kUnverifiable, stringSetTerm(f.Unverifiable)),
 		ast.Item(kScanNote, scanNote),
@@ -225,4 +227,30 @@ func stringSetTerm(ss []string) *ast.Term {
 		ts[i] = ast.StringTerm(s)
 	}
 	return ast.SetTerm(ts...)
+}
+
+// attestorSets hands out the set term of a list of attestor names, the same
+// term for the same list: most images are verified by the same one or two
+// attestors, and a set costs several allocations to build. Input terms are
+// never modified, so sharing them is safe. The number of distinct lists is
+// bounded by the combinations of a snapshot's attestors.
+type attestorSets struct {
+	m sync.Map // joined names -> *ast.Term
+}
+
+func (a *attestorSets) set(names []string) *ast.Term {
+	switch len(names) {
+	case 0:
+		return emptySet
+	case 1:
+		if t, ok := a.m.Load(names[0]); ok {
+			return t.(*ast.Term)
+		}
+	}
+	key := strings.Join(names, "\x00")
+	if t, ok := a.m.Load(key); ok {
+		return t.(*ast.Term)
+	}
+	t, _ := a.m.LoadOrStore(key, stringSetTerm(names))
+	return t.(*ast.Term)
 }
