@@ -18,6 +18,7 @@ import (
 	"github.com/imagegate/imagegate/policy"
 	"github.com/imagegate/imagegate/rego"
 	"github.com/imagegate/imagegate/webhook"
+	"k8s.io/client-go/dynamic"
 )
 
 // apiFlags are serve's management API flags.
@@ -62,11 +63,11 @@ func (f *apiFlags) check() error {
 // webhook watches (the policy directory, or the custom resources with
 // --policy-source=kube), so they govern the next admission once the
 // watcher has seen them.
-func (f *apiFlags) start(ctx context.Context, sf *serveFlags, certs *webhook.CertReloader, log *slog.Logger) error {
+func (f *apiFlags) start(ctx context.Context, sf *serveFlags, client dynamic.Interface, certs *webhook.CertReloader, log *slog.Logger) error {
 	if f.listen == "" {
 		return nil
 	}
-	store, err := f.store(ctx, sf)
+	store, err := f.store(ctx, sf, client)
 	if err != nil {
 		return err
 	}
@@ -110,18 +111,15 @@ func (f *apiFlags) start(ctx context.Context, sf *serveFlags, certs *webhook.Cer
 }
 
 // store is where the API's policy object writes go: the custom resources
-// when the kube policy source is active, else the --policies directory.
-func (f *apiFlags) store(ctx context.Context, sf *serveFlags) (api.Store, error) {
+// when the kube policy source is active (through client), else the
+// --policies directory.
+func (f *apiFlags) store(ctx context.Context, sf *serveFlags, client dynamic.Interface) (api.Store, error) {
 	// The API writes only sets the webhook's engine compiles.
 	compiles := func(snap *policy.Snapshot) error {
 		_, err := rego.New(ctx, snap, rego.WithClusterID(sf.clusterID), rego.WithMaxScanAge(sf.maxScanAge))
 		return err
 	}
 	if sf.kube.source == "kube" {
-		client, err := sf.kube.client()
-		if err != nil {
-			return nil, err
-		}
 		return kube.NewStore(client, kube.WithCheck(compiles)), nil
 	}
 	if info, err := os.Stat(sf.policies); err != nil || !info.IsDir() {
