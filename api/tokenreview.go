@@ -1,19 +1,16 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"os"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/imagegate/imagegate/iam"
+	authnv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	authnclient "k8s.io/client-go/kubernetes/typed/authentication/v1"
 )
 
 // DefaultTokenReviewTTL is how long a TokenReview answer is reused.
@@ -55,18 +52,21 @@ func (as Authenticators) Authenticate(ctx context.Context, token string) (iam.Pr
 	return iam.Principal{}, false, firstErr
 }
 
+// TokenReviews is what a TokenReviewer needs of the API server: client-go's
+// typed AuthenticationV1().TokenReviews() has it.
+type TokenReviews interface {
+	Create(ctx context.Context, review *authnv1.TokenReview, opts metav1.CreateOptions) (*authnv1.TokenReview, error)
+}
+
+var _ TokenReviews = authnclient.TokenReviewInterface(nil)
+
 // TokenReviewer authenticates Kubernetes tokens (service accounts, or
 // whatever the cluster's authenticators accept) with the API server's
 // TokenReview: the principal is the user name, its groups the user's groups.
 type TokenReviewer struct {
-	// Server is the API server's base URL.
-	Server string
-	// Client trusts the API server's certificate.
-	Client *http.Client
-	// TokenFile holds imagegate's own token, re-read on every review
-	// because projected service-account tokens rotate. It needs the
-	// system:auth-delegator cluster role (create tokenreviews).
-	TokenFile string
+	// Reviews creates TokenReviews as imagegate's own identity, which
+	// needs the system:auth-delegator cluster role (create tokenreviews).
+	Reviews TokenReviews
 	// TTL is how long an answer is reused (keyed by the token's hash).
 	TTL time.Duration
 	Now func() time.Time
@@ -105,42 +105,11 @@ func (tr *TokenReviewer) Authenticate(ctx context.Context, token string) (iam.Pr
 }
 
 func (tr *TokenReviewer) review(ctx context.Context, token string) (iam.Principal, bool, error) {
-	own, err := os.ReadFile(tr.TokenFile)
-	if err != nil {
-		return iam.Principal{}, false, fmt.Errorf("token review: %w", err)
-	}
-	body, _ := json.Marshal(map[string]any{"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
-		"spec": map[string]any{"token": token}})
+	// An API server that hangs must not hold the API call for long.
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(tr.Server, "/")+"/apis/authentication.k8s.io/v1/tokenreviews", bytes.NewReader(body))
+	out, err := tr.Reviews.Create(ctx, &authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: token}}, metav1.CreateOptions{})
 	if err != nil {
-		return iam.Principal{}, false, fmt.Errorf("token review: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(own)))
-	resp, err := tr.Client.Do(req)
-	if err != nil {
-		return iam.Principal{}, false, fmt.Errorf("token review: %w", err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return iam.Principal{}, false, fmt.Errorf("token review: %w", err)
-	}
-	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
-		return iam.Principal{}, false, fmt.Errorf("token review: API server answered %s: %.200s", resp.Status, raw)
-	}
-	var out struct {
-		Status struct {
-			Authenticated bool `json:"authenticated"`
-			User          struct {
-				Username string   `json:"username"`
-				Groups   []string `json:"groups"`
-			} `json:"user"`
-		} `json:"status"`
-	}
-	if err := json.Unmarshal(raw, &out); err != nil {
 		return iam.Principal{}, false, fmt.Errorf("token review: %w", err)
 	}
 	if !out.Status.Authenticated || out.Status.User.Username == "" {

@@ -152,12 +152,18 @@ func (b *CertBootstrap) fill(data map[string][]byte) (bool, error) {
 	now := b.now()
 	ca, caKey, err := parsePair(data[keyCACert], data[keyCAKey])
 	changed := false
-	if err != nil || now.After(ca.NotAfter.Add(-b.RenewBefore)) {
+	if err != nil || !ca.IsCA || now.After(ca.NotAfter.Add(-b.RenewBefore)) {
+		previous := data[keyCACert]
 		ca, caKey, err = b.issue(nil, nil, caValidity)
 		if err != nil {
 			return false, err
 		}
 		data[keyCACert], data[keyCAKey] = encodePair(ca, caKey)
+		// Replicas that have not yet seen the new Secret still serve
+		// certificates of the old CA until their next check: the caBundle
+		// trusts both while the old one is valid. The new CA comes first,
+		// the one parsePair reads.
+		data[keyCACert] = append(data[keyCACert], validCAs(previous, now)...)
 		delete(data, keyTLSCert)
 		changed = true
 	}
@@ -239,11 +245,50 @@ func parsePair(certPEM, keyPEM []byte) (*x509.Certificate, *ecdsa.PrivateKey, er
 	if err != nil {
 		return nil, nil, err
 	}
-	k, err := x509.ParseECPrivateKey(kb.Bytes)
+	k, err := parseECKey(kb)
 	if err != nil {
 		return nil, nil, err
 	}
+	// A pair edited by hand may not belong together; the TLS server could
+	// not load it, and a CA's certificates would not verify.
+	if !k.PublicKey.Equal(c.PublicKey) {
+		return nil, nil, errors.New("the key does not match the certificate")
+	}
 	return c, k, nil
+}
+
+// parseECKey reads an EC key in SEC 1 form (what the bootstrap writes) or
+// PKCS #8 (what openssl genpkey and most tools write), so a CA put into the
+// Secret by hand is kept rather than replaced.
+func parseECKey(b *pem.Block) (*ecdsa.PrivateKey, error) {
+	if b.Type != "PRIVATE KEY" {
+		return x509.ParseECPrivateKey(b.Bytes)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	ek, ok := k.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("a %T key; the bootstrap signs with ECDSA keys only", k)
+	}
+	return ek, nil
+}
+
+// validCAs is the PEM of the CA certificates in bundle still valid at now.
+func validCAs(bundle []byte, now time.Time) []byte {
+	var out []byte
+	for {
+		var blk *pem.Block
+		blk, bundle = pem.Decode(bundle)
+		if blk == nil {
+			return out
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err == nil && c.IsCA && now.Before(c.NotAfter) {
+			out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+		}
+	}
 }
 
 // writeFiles replaces the serving pair on disk when it changed: key first,

@@ -138,15 +138,9 @@ func decodeStored(r Resource, u *unstructured.Unstructured) (policy.Object, poli
 	if err != nil {
 		return nil, policy.Errors{{Kind: r.Kind, Name: u.GetName(), Msg: err.Error()}}
 	}
-	objs, err := policy.Parse("", data)
-	if err == nil && len(objs) != 1 {
-		err = fmt.Errorf("expected one object, got %d", len(objs))
-	}
+	obj, err := decodeOne(data)
 	if err == nil {
-		err = policy.Validate(objs[0])
-	}
-	if err == nil {
-		return objs[0], nil
+		return obj, nil
 	}
 	var fes policy.Errors
 	if !errors.As(err, &fes) {

@@ -63,18 +63,12 @@ func (h *ValidationHandler) review(req *admissionv1.AdmissionRequest) *admission
 			Status: metav1.StatusFailure, Code: http.StatusUnprocessableEntity, Reason: metav1.StatusReasonInvalid, Message: msg,
 		}}
 	}
-	objs, err := policy.Parse("", req.Object.Raw)
-	if err == nil && len(objs) != 1 {
-		err = fmt.Errorf("expected one object, got %d", len(objs))
-	}
-	if err == nil {
-		err = policy.Validate(objs[0])
-	}
+	obj, err := decodeOne(req.Object.Raw)
 	if err != nil {
 		return deny("imagegate refused this policy object:\n" + strings.Join(errorLines(err), "\n"))
 	}
 	resp := &admissionv1.AdmissionResponse{Allowed: true}
-	if bp, ok := objs[0].(*policy.BinarySecurityPolicy); ok && h.Attestors != nil {
+	if bp, ok := obj.(*policy.BinarySecurityPolicy); ok && h.Attestors != nil {
 		for i, name := range bp.Spec.Policy.RequiredAttestors {
 			if !h.Attestors(name) {
 				resp.Warnings = append(resp.Warnings, fmt.Sprintf("spec.policy.requiredAttestors[%d]: no Attestor %q exists yet; "+

@@ -53,6 +53,7 @@ func TestValidationHandler(t *testing.T) {
 		{"unknown field", admissionv1.Create, strings.Replace(strategyYAML, "ruleAction: 2", "ruleAction: 2, colour: red", 1), false, "spec.colour: unknown field", ""},
 		{"wrong kind", admissionv1.Create, "apiVersion: imagegate.dev/v1alpha1\nkind: Nope\nmetadata: {name: x}\n", false, "unknown kind \"Nope\"", ""},
 		{"policy with unknown attestor is allowed with a warning", admissionv1.Create, policyYAML, true, "", `no Attestor "missing" exists yet`},
+		{"no object", admissionv1.Create, "null", false, "expected exactly one object, found 0", ""},
 		{"delete always allowed", admissionv1.Delete, "{}", true, "", ""},
 	}
 	for _, tc := range tests {

@@ -294,21 +294,39 @@ func (w *state) crdsPresent(ctx context.Context) error {
 // decodeItem runs the strict policy decoder over the object as the API
 // server stores it, so a resource is held to exactly the rules of a file.
 func decodeItem(r Resource, u *unstructured.Unstructured) *item {
-	it := &item{res: r, u: u}
 	data, err := json.Marshal(decodable(u))
-	if err == nil {
-		var objs []policy.Object
-		objs, err = policy.Parse("", data)
-		if err == nil && len(objs) == 1 {
-			it.obj = objs[0]
-			err = policy.Validate(it.obj)
-		}
-	}
 	if err != nil {
-		it.obj, it.kind = nil, "InvalidField"
-		it.errs = errorLines(err)
+		return &item{res: r, u: u, kind: "InvalidField", errs: errorLines(err)}
 	}
-	return it
+	return decodeData(r, u, data)
+}
+
+// decodeData is decodeItem after marshalling, apart so that documents the
+// API server cannot produce (none, or several) can be fed to it in tests.
+func decodeData(r Resource, u *unstructured.Unstructured, data []byte) *item {
+	obj, err := decodeOne(data)
+	if err != nil {
+		return &item{res: r, u: u, kind: "InvalidField", errs: errorLines(err)}
+	}
+	return &item{res: r, u: u, obj: obj}
+}
+
+// decodeOne decodes and validates data holding exactly one policy object;
+// the watcher, the store and /validate-policy all hold an object to it.
+func decodeOne(data []byte) (policy.Object, error) {
+	objs, err := policy.Parse("", data)
+	if err != nil {
+		return nil, err
+	}
+	if len(objs) != 1 {
+		// Zero documents would otherwise leave an item with neither an
+		// object nor an error, silently dropped from the snapshot.
+		return nil, fmt.Errorf("expected exactly one object, found %d", len(objs))
+	}
+	if err := policy.Validate(objs[0]); err != nil {
+		return nil, err
+	}
+	return objs[0], nil
 }
 
 // decodable is the object without what the API server adds and the decoder

@@ -116,3 +116,41 @@ func TestSameConditions(t *testing.T) {
 		t.Fatal("written conditions not recognised: status would be rewritten on every event")
 	}
 }
+
+// The API server stores one JSON object per resource, so the decoder seeing
+// none or several cannot come from a cluster; the item must still carry an
+// error, or it would vanish from the snapshot without a word.
+func TestDecodeDataCountsObjects(t *testing.T) {
+	ok := strings.Replace(strategyYAML, "%s", "app-*", 1)
+	tests := []struct {
+		name    string
+		data    string
+		wantErr string
+	}{
+		{"one object", ok, ""},
+		{"no document", "", "expected exactly one object, found 0"},
+		{"null document", "null\n", "expected exactly one object, found 0"},
+		{"two documents", ok + "---\n" + strings.Replace(ok, "name: s1", "name: s2", 1), "expected exactly one object, found 2"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			u := &unstructured.Unstructured{}
+			u.SetName("s1")
+			it := decodeData(Resources()[2], u, []byte(tc.data))
+			if tc.wantErr == "" {
+				if it.obj == nil || len(it.errs) != 0 || it.kind != "" {
+					t.Fatalf("item obj %v errs %q kind %q, want a decoded object", it.obj, it.errs, it.kind)
+				}
+				return
+			}
+			if it.obj != nil || it.kind != "InvalidField" || len(it.errs) != 1 || it.errs[0] != tc.wantErr {
+				t.Fatalf("item obj %v errs %q kind %q, want InvalidField %q", it.obj, it.errs, it.kind, tc.wantErr)
+			}
+			_, err := buildSnapshot([]*item{it})
+			var se *SetError
+			if !errors.As(err, &se) || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("snapshot error %v, want a *SetError naming %q", err, tc.wantErr)
+			}
+		})
+	}
+}

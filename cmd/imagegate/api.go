@@ -18,6 +18,9 @@ import (
 	"github.com/imagegate/imagegate/policy"
 	"github.com/imagegate/imagegate/rego"
 	"github.com/imagegate/imagegate/webhook"
+	"k8s.io/client-go/dynamic"
+	authnclient "k8s.io/client-go/kubernetes/typed/authentication/v1"
+	"k8s.io/client-go/rest"
 )
 
 // apiFlags are serve's management API flags.
@@ -43,7 +46,7 @@ func (f *apiFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.review, "api-token-review", false, "also accept Kubernetes tokens, checked with the API server's TokenReview")
 	fs.StringVar(&f.reviewServer, "api-token-review-server", "", "API server URL for TokenReview (default: in-cluster, from KUBERNETES_SERVICE_HOST/PORT)")
 	fs.StringVar(&f.reviewCA, "api-token-review-ca-file", saCAFile, "CA bundle of the API server for TokenReview")
-	fs.StringVar(&f.reviewToken, "api-token-review-token-file", saTokenFile, "imagegate's own token for TokenReview (needs the system:auth-delegator role); re-read on every review")
+	fs.StringVar(&f.reviewToken, "api-token-review-token-file", saTokenFile, "imagegate's own token for TokenReview (needs the system:auth-delegator role); re-read once a minute")
 }
 
 // check reports flag combinations that cannot work.
@@ -62,11 +65,11 @@ func (f *apiFlags) check() error {
 // webhook watches (the policy directory, or the custom resources with
 // --policy-source=kube), so they govern the next admission once the
 // watcher has seen them.
-func (f *apiFlags) start(ctx context.Context, sf *serveFlags, certs *webhook.CertReloader, log *slog.Logger) error {
+func (f *apiFlags) start(ctx context.Context, sf *serveFlags, client dynamic.Interface, certs *webhook.CertReloader, log *slog.Logger) error {
 	if f.listen == "" {
 		return nil
 	}
-	store, err := f.store(ctx, sf)
+	store, err := f.store(ctx, sf, client)
 	if err != nil {
 		return err
 	}
@@ -110,18 +113,15 @@ func (f *apiFlags) start(ctx context.Context, sf *serveFlags, certs *webhook.Cer
 }
 
 // store is where the API's policy object writes go: the custom resources
-// when the kube policy source is active, else the --policies directory.
-func (f *apiFlags) store(ctx context.Context, sf *serveFlags) (api.Store, error) {
+// when the kube policy source is active (through client), else the
+// --policies directory.
+func (f *apiFlags) store(ctx context.Context, sf *serveFlags, client dynamic.Interface) (api.Store, error) {
 	// The API writes only sets the webhook's engine compiles.
 	compiles := func(snap *policy.Snapshot) error {
 		_, err := rego.New(ctx, snap, rego.WithClusterID(sf.clusterID), rego.WithMaxScanAge(sf.maxScanAge))
 		return err
 	}
 	if sf.kube.source == "kube" {
-		client, err := sf.kube.client()
-		if err != nil {
-			return nil, err
-		}
 		return kube.NewStore(client, kube.WithCheck(compiles)), nil
 	}
 	if info, err := os.Stat(sf.policies); err != nil || !info.IsDir() {
@@ -158,13 +158,24 @@ func (f *apiFlags) authenticators(log *slog.Logger) (api.Authenticators, error) 
 	if err != nil {
 		return nil, fmt.Errorf("--api-token-review-ca-file: %w", err)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
+	if !x509.NewCertPool().AppendCertsFromPEM(pem) {
 		return nil, fmt.Errorf("--api-token-review-ca-file %s: no PEM certificates", f.reviewCA)
 	}
 	if _, err := os.Stat(f.reviewToken); err != nil {
 		return nil, fmt.Errorf("--api-token-review-token-file: %w", err)
 	}
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-	return append(auth, &api.TokenReviewer{Server: server, Client: client, TokenFile: f.reviewToken, TTL: api.DefaultTokenReviewTTL, Now: time.Now}), nil
+	reviews, err := authnclient.NewForConfig(&rest.Config{
+		Host: server, TLSClientConfig: rest.TLSClientConfig{CAData: pem},
+		// client-go re-reads the file once a minute: projected tokens may
+		// rotate, and the kubelet replaces them long before they expire.
+		BearerTokenFile: f.reviewToken,
+		UserAgent:       "imagegate", Timeout: 10 * time.Second,
+		// Reviews are cached per token; those that are not cached answer
+		// callers waiting now, so no client-side rate limit.
+		QPS: -1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("--api-token-review-server %s: %w", server, err)
+	}
+	return append(auth, &api.TokenReviewer{Reviews: reviews.TokenReviews(), TTL: api.DefaultTokenReviewTTL, Now: time.Now}), nil
 }

@@ -37,11 +37,14 @@ current-context: c
 		{"file source writes the directory", serveFlags{policies: dir, kube: kubeFlags{source: "file"}}, "dir", ""},
 		{"kube source writes the custom resources", serveFlags{kube: kubeFlags{source: "kube", kubeconfig: kubeconfig}}, "kube", ""},
 		{"file source needs a directory", serveFlags{policies: file, kube: kubeFlags{source: "file"}}, "", "must be a directory"},
-		{"kube source with a missing kubeconfig", serveFlags{kube: kubeFlags{source: "kube", kubeconfig: filepath.Join(dir, "nope")}}, "", "--kubeconfig"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := (&apiFlags{}).store(context.Background(), &tc.flags)
+			client, err := tc.flags.kube.connect(true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := (&apiFlags{}).store(context.Background(), &tc.flags, client)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err %v, want %q", err, tc.wantErr)

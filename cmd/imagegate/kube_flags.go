@@ -77,13 +77,9 @@ func (k *kubeFlags) resolve(policies, scanStore string) string {
 
 // start watches the cluster's policy resources when the source is kube,
 // adding the policy validation endpoint to extra. It reports whether it did.
-func (k *kubeFlags) start(ctx context.Context, log *slog.Logger, onLoad func(*policy.Snapshot, error), extra map[string]http.Handler) (bool, error) {
+func (k *kubeFlags) start(ctx context.Context, client dynamic.Interface, log *slog.Logger, onLoad func(*policy.Snapshot, error), extra map[string]http.Handler) (bool, error) {
 	if k.source != "kube" {
 		return false, nil
-	}
-	client, err := k.client()
-	if err != nil {
-		return false, err
 	}
 	w, err := kube.NewWatcher(client, kube.WithLogger(log), kube.WithStatus(k.writeStatus))
 	if err != nil {
@@ -98,7 +94,20 @@ func (k *kubeFlags) start(ctx context.Context, log *slog.Logger, onLoad func(*po
 	return true, nil
 }
 
-func (k *kubeFlags) client() (dynamic.Interface, error) {
+// needsCluster reports whether some feature of serve talks to the API
+// server; live says signatures are verified live (no --facts).
+func (k *kubeFlags) needsCluster(live bool) bool {
+	return k.source == "kube" || k.vulnReports || k.certSecret != "" ||
+		(live && k.pullSecrets && k.kubeconfig != "")
+}
+
+// connect builds the one client serve's features share, so they share its
+// connections and rate limit; nil when none of them needs a cluster (then
+// no in-cluster configuration is required). It must run after resolve.
+func (k *kubeFlags) connect(live bool) (dynamic.Interface, error) {
+	if !k.needsCluster(live) {
+		return nil, nil
+	}
 	var cfg *rest.Config
 	var err error
 	if k.kubeconfig != "" {
@@ -122,13 +131,9 @@ func (k *kubeFlags) client() (dynamic.Interface, error) {
 
 // startReports imports VulnerabilityReports into the scan store at path when
 // --kube-vulnerability-reports is set, refreshing the facts after each batch.
-func (k *kubeFlags) startReports(ctx context.Context, log *slog.Logger, path string, scans *scan.Reader) error {
+func (k *kubeFlags) startReports(ctx context.Context, client dynamic.Interface, log *slog.Logger, path string, scans *scan.Reader) error {
 	if !k.vulnReports {
 		return nil
-	}
-	client, err := k.client()
-	if err != nil {
-		return err
 	}
 	go kube.WatchVulnerabilityReports(ctx, client, func(records []*scan.Record) error {
 		if err := scan.Import(path, records, nil); err != nil {
@@ -143,13 +148,9 @@ func (k *kubeFlags) startReports(ctx context.Context, log *slog.Logger, path str
 // bootstrapCerts, with --cert-bootstrap-secret, gets the serving certificate
 // into certFile and keyFile before the server starts (retrying while the API
 // server cannot be reached) and keeps it renewed.
-func (k *kubeFlags) bootstrapCerts(ctx context.Context, log *slog.Logger, namespace, certFile, keyFile string) error {
+func (k *kubeFlags) bootstrapCerts(ctx context.Context, client dynamic.Interface, log *slog.Logger, namespace, certFile, keyFile string) error {
 	if k.certSecret == "" {
 		return nil
-	}
-	client, err := k.client()
-	if err != nil {
-		return err
 	}
 	hosts := []string(k.certHosts)
 	if len(hosts) == 0 {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -38,6 +40,59 @@ func TestServeKubeFlags(t *testing.T) {
 			}
 			if f == nil || f.kube.source != tc.wantSource {
 				t.Fatalf("flags %+v, stderr %q; want source %s", f, stderr.String(), tc.wantSource)
+			}
+		})
+	}
+}
+
+// TestKubeConnect: serve builds its cluster client once, before the
+// features, and only when one of them needs it, so a file-only serve runs
+// outside a cluster.
+func TestKubeConnect(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "") // not in a cluster
+	dir := t.TempDir()
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"--cluster-id", "c", "--tls-cert-file", "c.pem", "--tls-private-key-file", "k.pem"}
+	tests := []struct {
+		name       string
+		args       []string
+		wantClient bool
+		wantErr    string
+	}{
+		{"policy files only: no cluster", []string{"--policies", dir}, false, ""},
+		{"kube source", []string{"--kubeconfig", kubeconfig}, true, ""},
+		{"kube source with facts", []string{"--kubeconfig", kubeconfig, "--facts", "f.yaml"}, true, ""},
+		{"reports with files", []string{"--policies", dir, "--kubeconfig", kubeconfig, "--kube-vulnerability-reports", "--scan-store", "s.db"}, true, ""},
+		{"cert bootstrap with files", []string{"--policies", dir, "--kubeconfig", kubeconfig, "--cert-bootstrap-secret", "tls"}, true, ""},
+		{"in-cluster outside a cluster", []string{"--policy-source=kube"}, false, "--kubeconfig: "},
+		{"cert bootstrap in-cluster outside a cluster", []string{"--policies", dir, "--cert-bootstrap-secret", "tls"}, false, "--kubeconfig: "},
+		{"missing kubeconfig", []string{"--kubeconfig", filepath.Join(dir, "nope")}, false, "--kubeconfig: "},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			f, _ := parseServeFlags(append(append([]string{}, base...), tc.args...), &stderr)
+			if f == nil {
+				t.Fatalf("flags refused: %s", stderr.String())
+			}
+			client, err := f.kube.connect(f.factsFile == "")
+			if tc.wantErr != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want one starting %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || (client != nil) != tc.wantClient {
+				t.Fatalf("client %v, err %v; want a client: %v", client, err, tc.wantClient)
 			}
 		})
 	}

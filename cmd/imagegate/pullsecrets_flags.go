@@ -6,21 +6,18 @@ import (
 
 	"github.com/imagegate/imagegate/attestation"
 	"github.com/imagegate/imagegate/kube"
+	"k8s.io/client-go/dynamic"
 )
 
 // pullSecretOptions, when --kube-pull-secrets is on and imagegate talks to a
 // cluster, starts watching pull secrets and service accounts and returns the
 // facts source option that gives each request its pod's credentials. It must
-// run after resolve; live says signatures are verified live (no --facts).
-func (k *kubeFlags) pullSecretOptions(ctx context.Context, log *slog.Logger, live bool) ([]attestation.SourceOption, error) {
+// run after resolve; client is connect's; live says signatures are verified live (no --facts).
+func (k *kubeFlags) pullSecretOptions(ctx context.Context, client dynamic.Interface, log *slog.Logger, live bool) []attestation.SourceOption {
 	if !live || !k.pullSecrets || (k.source != "kube" && k.kubeconfig == "") {
-		return nil, nil
-	}
-	client, err := k.client()
-	if err != nil {
-		return nil, err
+		return nil
 	}
 	ps := kube.NewPullSecrets(client, log)
 	go ps.Run(ctx)
-	return []attestation.SourceOption{attestation.WithPodCredentials(ps)}, nil
+	return []attestation.SourceOption{attestation.WithPodCredentials(ps)}
 }

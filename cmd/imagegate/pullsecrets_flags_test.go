@@ -42,10 +42,11 @@ func TestPullSecretOptions(t *testing.T) {
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			opts, err := f.kube.pullSecretOptions(ctx, slog.New(slog.DiscardHandler), tc.live)
+			client, err := f.kube.connect(tc.live)
 			if err != nil {
 				t.Fatal(err)
 			}
+			opts := f.kube.pullSecretOptions(ctx, client, slog.New(slog.DiscardHandler), tc.live)
 			if got := len(opts) > 0; got != tc.want {
 				t.Errorf("pod credentials used: %v, want %v", got, tc.want)
 			}

@@ -110,11 +110,12 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	sourceOpts, err := f.kube.pullSecretOptions(ctx, log, f.factsFile == "")
+	kubeClient, err := f.kube.connect(f.factsFile == "")
 	if err != nil {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return exitBadUsage
 	}
+	sourceOpts := f.kube.pullSecretOptions(ctx, kubeClient, log, f.factsFile == "")
 	source, scans, err := factsSource(f.factsFile, f.scanStore, &f.verifier, reg, sourceOpts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
@@ -123,7 +124,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	extra := map[string]http.Handler{}
 	if scans != nil {
 		go scans.Watch(ctx, f.pollInterval, func(err error) { log.Warn("scan store not refreshed", "error", err.Error()) })
-		if err := f.kube.startReports(ctx, log, f.scanStore, scans); err != nil {
+		if err := f.kube.startReports(ctx, kubeClient, log, f.scanStore, scans); err != nil {
 			fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 			return exitBadUsage
 		}
@@ -140,7 +141,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "imagegate serve: --scan-token-file needs --scan-store")
 		return exitBadUsage
 	}
-	if err := f.kube.bootstrapCerts(ctx, log, f.ownNamespace, f.certFile, f.keyFile); err != nil {
+	if err := f.kube.bootstrapCerts(ctx, kubeClient, log, f.ownNamespace, f.certFile, f.keyFile); err != nil {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return exitBadUsage
 	}
@@ -175,7 +176,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		loads.WithLabelValues("error").Inc()
 		log.Error("policy snapshot rejected; the last good one stays in force", "source", f.kube.source, "dir", f.policies, "error", err.Error())
 	}
-	if kubeSource, err := f.kube.start(ctx, log, onLoad, extra); err != nil {
+	if kubeSource, err := f.kube.start(ctx, kubeClient, log, onLoad, extra); err != nil {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return exitBadUsage
 	} else if !kubeSource {
@@ -188,7 +189,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	defer stopAudit()
 	// After the audit pipeline, so that API calls are audit events too.
-	if err := f.api.start(ctx, f, certs, log); err != nil {
+	if err := f.api.start(ctx, f, kubeClient, certs, log); err != nil {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return exitBadUsage
 	}
