@@ -42,3 +42,9 @@ var topdownQuery = sync.OnceValues(func() (rego.PreparedEvalQuery, error) {
 		rego.GenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }),
 	).PrepareForEval(context.Background())
 })
+
+// The benchmark's strategies and pod, for engine_bench_test.go.
+var (
+	BenchStrategies = planBenchStrategies
+	BenchInput      = planBenchInput
+)
