@@ -175,6 +175,67 @@ func TestDeployChartAPI(t *testing.T) {
 		t.Logf("%d objects validated by the API server", len(all))
 	})
 
+	t.Run("value combinations", func(t *testing.T) {
+		tests := []struct {
+			name        string
+			set         []string
+			args, noArg []string
+			tokenReview bool
+			pvc         bool
+		}{
+			{"TokenReview only", nil, []string{"--api-token-review"}, []string{"--api-tokens"}, true, true},
+			{"tokens file only, no persistence", []string{"api.tokenReview=false", "api.tokensSecret=t", "api.persistence.enabled=false"},
+				[]string{"--api-tokens=/etc/imagegate/api-tokens/tokens.csv"}, []string{"--api-token-review"}, false, false},
+			{"cert-manager, other port and storage class", []string{"tls.certManager=true", "api.port=10443", "api.persistence.storageClass=fast"},
+				[]string{"--api-listen=:10443"}, nil, true, true},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				objs := helmTemplate(t, ns, append([]string{"clusterId=" + clusterID, "api.enabled=true"}, tc.set...)...)
+				args := containerArgs(t, find(objs, "Deployment", "imagegate-api"))
+				for _, a := range tc.args {
+					if !slices.Contains(args, a) {
+						t.Errorf("args %q lack %s", args, a)
+					}
+				}
+				for _, a := range tc.noArg {
+					if strings.Contains(strings.Join(args, " "), a) {
+						t.Errorf("args %q have %s", args, a)
+					}
+				}
+				if got := strings.Contains(fmt.Sprint(find(objs, "ClusterRole", "imagegate-api").Object["rules"]), "tokenreviews"); got != tc.tokenReview {
+					t.Errorf("tokenreviews in ClusterRole imagegate-api: %v, want %v", got, tc.tokenReview)
+				}
+				if got := find(objs, "PersistentVolumeClaim", "imagegate-api-state") != nil; got != tc.pvc {
+					t.Errorf("PersistentVolumeClaim rendered: %v, want %v", got, tc.pvc)
+				}
+				// The harness has no cert-manager CRDs (as TestDeployManifests,
+				// its objects are only rendered).
+				apply := []*unstructured.Unstructured{decodeYAML(t, "apiVersion: v1\nkind: Namespace\nmetadata: {name: "+ns+"}\n")}
+				for _, o := range objs {
+					if o.GroupVersionKind().Group != "cert-manager.io" {
+						apply = append(apply, o)
+					}
+				}
+				if cert := find(objs, "Certificate", "imagegate-serving"); cert != nil {
+					names, _, _ := unstructured.NestedStringSlice(cert.Object, "spec", "dnsNames")
+					if !slices.Contains(names, "imagegate-api."+ns+".svc") {
+						t.Errorf("serving Certificate dnsNames %v lack the API Service", names)
+					}
+				}
+				dryRunApply(t, dyn, mapper, apply)
+			})
+		}
+		t.Run("no way to authenticate", func(t *testing.T) {
+			root, _ := harness.RepoRoot()
+			out, err := exec.Command(helmBinary(t), "template", "imagegate", filepath.Join(root, "deploy", "helm", "imagegate"),
+				"--set", "api.enabled=true", "--set", "api.tokenReview=false").CombinedOutput()
+			if err == nil || !strings.Contains(string(out), "api.enabled needs api.tokenReview=true or api.tokensSecret") {
+				t.Errorf("helm template with no API authentication: %v\n%s", err, out)
+			}
+		})
+	})
+
 	t.Run("imagegate with the API Deployment's args and RBAC", func(t *testing.T) {
 		applyForReal(t, dyn, mapper, decodeYAML(t, "apiVersion: v1\nkind: Namespace\nmetadata: {name: "+ns+"}\n"))
 		for _, o := range objs {
