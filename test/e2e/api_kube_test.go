@@ -53,12 +53,8 @@ func policyCRs(t *testing.T, dyn dynamic.Interface) map[string]string {
 func TestManagementAPIWritesCustomResources(t *testing.T) {
 	cluster := harness.SharedCluster(t)
 	ctx := context.Background()
-	dyn, err := dynamic.NewForConfig(cluster.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	applyCRDs(t, dyn)
-	strategies := dyn.Resource(strategyGVR)
+	dyn := cluster.ApplyPolicies(t)
+	strategies := dyn.Resource(harness.OpaStrategies)
 
 	dir := t.TempDir()
 	tokens := filepath.Join(dir, "tokens.csv")

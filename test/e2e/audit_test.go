@@ -20,7 +20,6 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// crdGVR is declared in kube_test.go.
 var policyReportGVR = schema.GroupVersionResource{Group: "wgpolicyk8s.io", Version: "v1alpha2", Resource: "policyreports"}
 
 // installPolicyReportCRD applies deploy/crds/wgpolicyk8s.io_policyreports.yaml
@@ -40,7 +39,7 @@ func installPolicyReportCRD(t *testing.T, dyn dynamic.Interface) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := dyn.Resource(crdGVR).Create(ctx, &unstructured.Unstructured{Object: obj}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	if _, err := dyn.Resource(harness.CRDs).Create(ctx, &unstructured.Unstructured{Object: obj}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatalf("install the PolicyReport CRD: %v", err)
 	}
 	waitUntil(t, "PolicyReports to be served", 30*time.Second, func() error {

@@ -4,12 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,12 +15,10 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/dynamic"
 )
 
 // servedSerial is the serial of the certificate a TLS server presents.
-func servedSerial(t *testing.T, addr string) string {
-	t.Helper()
+func servedSerial(addr string) string {
 	conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) // only reading the certificate
 	if err != nil {
 		return ""
@@ -39,23 +35,12 @@ func servedSerial(t *testing.T, addr string) string {
 func TestKubeCertBootstrap(t *testing.T) {
 	cluster := harness.SharedCluster(t)
 	ctx := context.Background()
-	dyn, err := dynamic.NewForConfig(cluster.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	applyCRDs(t, dyn)
-	strategies := dyn.Resource(strategyGVR)
-	_ = strategies.Delete(ctx, "kube-block", metav1.DeleteOptions{})
-	if _, err := strategies.Create(ctx, decodeYAML(t, kubeStrategy), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = strategies.Delete(context.Background(), "kube-block", metav1.DeleteOptions{}) })
+	cluster.ApplyPolicies(t, kubeStrategy)
 	client := cluster.Client(t)
 	ns := createNamespace(t, client, "kube-certs")
 	own := createNamespace(t, client, "kube-certs-imagegate") // imagegate's namespace holds the Secret and is exempt
 
-	port := harness.FreePort(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	addr := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
 	url := "https://" + addr + "/validate"
 	fail, none, timeout := admissionregistrationv1.Fail, admissionregistrationv1.SideEffectClassNone, int32(10)
 	const vwcName, whName = "imagegate-cert-bootstrap", "certs.e2e.imagegate.dev"
@@ -79,35 +64,21 @@ func TestKubeCertBootstrap(t *testing.T) {
 	t.Cleanup(func() { _ = vwcs.Delete(context.Background(), vwcName, metav1.DeleteOptions{}) })
 
 	dir := t.TempDir()
-	cmd := exec.Command(harness.ImagegateBinary(t), "serve", "--policy-source=kube", "--kubeconfig", cluster.Kubeconfig,
-		"--cluster-id", clusterID, "--listen", addr, "--metrics-listen", "", "--namespace", own,
+	// No certificate of its own: it is ready once it serves the
+	// bootstrapped one.
+	var first string
+	harness.RunImagegate(t, []string{"--policy-source=kube", "--kubeconfig", cluster.Kubeconfig,
+		"--cluster-id", clusterID, "--namespace", own,
 		"--tls-cert-file", filepath.Join(dir, "tls.crt"), "--tls-private-key-file", filepath.Join(dir, "tls.key"),
 		"--cert-bootstrap-secret", "imagegate-tls", "--cert-bootstrap-webhook", vwcName, "--cert-bootstrap-hosts", "127.0.0.1",
-		"--cert-bootstrap-validity", "60s", "--cert-bootstrap-renew-before", "45s")
-	logFile, err := os.Create(filepath.Join(dir, "imagegate.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		logFile.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile.Name())
-			t.Logf("imagegate log:\n%s", b)
-		}
-	})
-
-	var first string
-	waitFor(t, 30*time.Second, "imagegate serving TLS", func() (bool, error) {
-		first = servedSerial(t, addr)
-		return first != "", nil
-	})
+		"--cert-bootstrap-validity", "60s", "--cert-bootstrap-renew-before", "45s"},
+		harness.ServeAt(addr), harness.OwnServingCert(),
+		harness.ReadyWhen(func(*harness.Imagegate) error {
+			if first = servedSerial(addr); first == "" {
+				return errors.New("no TLS server at " + addr)
+			}
+			return nil
+		}))
 	sec, err := client.CoreV1().Secrets(own).Get(ctx, "imagegate-tls", metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("bootstrap Secret: %v", err)
@@ -134,7 +105,7 @@ func TestKubeCertBootstrap(t *testing.T) {
 	t.Logf("API server called imagegate over the bootstrapped certificate %s after the caBundle patch", took.Round(10*time.Millisecond))
 
 	took = waitFor(t, 45*time.Second, "serving certificate renewed", func() (bool, error) {
-		s := servedSerial(t, addr)
+		s := servedSerial(addr)
 		return s != "" && s != first, nil
 	})
 	t.Logf("MEASURED: serving certificate replaced %s after the first was served (due 15 s after issue)", took.Round(100*time.Millisecond))
