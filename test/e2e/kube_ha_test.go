@@ -7,8 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -125,10 +123,7 @@ func TestKubeReplicas(t *testing.T) {
 	cluster := harness.SharedCluster(t)
 	ctx := context.Background()
 	strategies := cluster.ApplyPolicies(t, kubeStrategy).Resource(harness.OpaStrategies)
-	factsFile := filepath.Join(t.TempDir(), "facts.yaml")
-	if err := os.WriteFile(factsFile, []byte(facts), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	factsFile := writeFile(t, t.TempDir(), "facts.yaml", facts)
 	args := []string{"--policy-source=kube", "--kubeconfig", cluster.Kubeconfig, "--cluster-id", clusterID, "--facts", factsFile, "--shutdown-timeout", "10s"}
 	a := harness.StartImagegate(t, args...)
 	b := harness.StartImagegate(t, args...)

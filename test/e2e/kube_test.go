@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -133,10 +131,7 @@ func TestKubePolicies(t *testing.T) {
 	policies := dyn.Resource(harness.BinarySecurityPolicies)
 	t.Cleanup(func() { _ = policies.Delete(context.Background(), "kube-unknown-attestor", metav1.DeleteOptions{}) })
 
-	factsFile := filepath.Join(t.TempDir(), "facts.yaml")
-	if err := os.WriteFile(factsFile, []byte(facts), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	factsFile := writeFile(t, t.TempDir(), "facts.yaml", facts)
 	ig := harness.StartImagegate(t, "--policy-source=kube", "--kubeconfig", cluster.Kubeconfig, "--cluster-id", clusterID, "--facts", factsFile)
 	harness.RegisterWebhook(t, cluster.Config, ig.URL, ig.CAPEM)
 	registerPolicyWebhook(t, cluster.Config, dyn, ig.URL, ig.CAPEM)

@@ -59,20 +59,8 @@ func TestPullSecrets(t *testing.T) {
 		harness.CosignSign(t, key, ref)
 	}
 	t.Setenv("DOCKER_CONFIG", empty)
-	pubPEM, err := os.ReadFile(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
 
-	cluster.ApplyPolicies(t, `apiVersion: imagegate.dev/v1alpha1
-kind: Attestor
-metadata: {name: e2e-pull-ci}
-spec:
-  publicKeys:
-  - |
-`+indent(string(pubPEM), "    ")+`
-  transparencyLog: ignore
-`, `apiVersion: imagegate.dev/v1alpha1
+	cluster.ApplyPolicies(t, attestorYAML(t, "e2e-pull-ci", pub), `apiVersion: imagegate.dev/v1alpha1
 kind: BinarySecurityPolicy
 metadata: {name: e2e-pull-signed}
 spec:

@@ -73,7 +73,7 @@ func ApplyCRDs(t TB, dyn dynamic.Interface) {
 		} else if _, err := crds.Create(ctx, crd, metav1.CreateOptions{}); err != nil {
 			t.Fatalf("create CRD %s from %s: %v", crd.GetName(), f, err)
 		}
-		eventually(t, 30*time.Second, "CRD "+crd.GetName()+" established", func() error {
+		Eventually(t, 30*time.Second, "CRD "+crd.GetName()+" established", func() error {
 			got, err := crds.Get(ctx, crd.GetName(), metav1.GetOptions{})
 			if err != nil {
 				return err
@@ -188,9 +188,9 @@ contexts:
 current-context: e2e
 `
 
-// eventually polls cond every 100 ms until it returns nil, failing the test
+// Eventually polls cond every 100 ms until it returns nil, failing the test
 // with its last error after timeout.
-func eventually(t TB, timeout time.Duration, what string, cond func() error) {
+func Eventually(t TB, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
