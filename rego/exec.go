@@ -213,6 +213,8 @@ func (m *machine) stmt(stmt ir.Stmt, l []*ast.Term, res **ast.Term) (ok bool, k 
 		l[s.Target] = m.p.numbers[s.Index]
 	case *ir.MakeArrayStmt:
 		l[s.Target] = ast.NewTerm(&arrayBuilder{elems: make([]*ast.Term, 0, max(s.Capacity, 4))})
+	case *makeObject:
+		l[s.Target] = ast.NewTerm(ast.NewObjectWithCapacity(s.capacity))
 	case *ir.MakeObjectStmt:
 		l[s.Target] = ast.NewTerm(ast.NewObject())
 	case *ir.MakeSetStmt:

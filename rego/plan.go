@@ -251,6 +251,23 @@ func (p *plan) resolve(pol *ir.Policy) error {
 	return nil
 }
 
+// makeObject is a MakeObjectStmt that knows how many keys the statements
+// after it insert (an object literal), so the object is made at its size.
+type makeObject struct {
+	*ir.MakeObjectStmt
+	capacity int
+}
+
+func inserts(stmts []ir.Stmt, obj ir.Local) int {
+	n := 0
+	for _, s := range stmts {
+		if o, ok := s.(*ir.ObjectInsertStmt); ok && o.Object == obj {
+			n++
+		}
+	}
+	return n
+}
+
 // call is a call statement with its target resolved.
 type call struct {
 	*ir.CallStmt
@@ -269,6 +286,8 @@ func (p *plan) rewrite(blocks []*ir.Block) {
 					t = callTarget{builtin: p.builtins[s.Func], fast: fastOps[s.Func]}
 				}
 				b.Stmts[i] = &call{CallStmt: s, target: t}
+			case *ir.MakeObjectStmt:
+				b.Stmts[i] = &makeObject{MakeObjectStmt: s, capacity: inserts(b.Stmts[i+1:], s.Target)}
 			case *ir.BlockStmt:
 				p.rewrite(s.Blocks)
 			case *ir.ScanStmt:
