@@ -212,7 +212,11 @@ func (m *machine) stmt(stmt ir.Stmt, l []*ast.Term, res **ast.Term) (ok bool, k 
 	case *ir.MakeNumberRefStmt:
 		l[s.Target] = m.p.numbers[s.Index]
 	case *ir.MakeArrayStmt:
-		l[s.Target] = ast.NewTerm(&arrayBuilder{elems: make([]*ast.Term, 0, max(s.Capacity, 4))})
+		b := &arrayBuilder{}
+		if s.Capacity > 0 {
+			b.elems = make([]*ast.Term, 0, s.Capacity)
+		}
+		l[s.Target] = ast.NewTerm(b)
 	case *makeObject:
 		l[s.Target] = ast.NewTerm(ast.NewObjectWithCapacity(s.capacity))
 	case *ir.MakeObjectStmt:
@@ -507,7 +511,11 @@ type arrayBuilder struct {
 func built(t *ast.Term) *ast.Term {
 	if t != nil {
 		if b, ok := t.Value.(*arrayBuilder); ok {
-			t.Value = ast.NewArray(b.elems...)
+			if len(b.elems) == 0 {
+				t.Value = ast.InternedEmptyArrayValue // immutable: an append copies
+			} else {
+				t.Value = ast.NewArray(b.elems...)
+			}
 		}
 	}
 	return t
