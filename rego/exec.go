@@ -128,6 +128,22 @@ func (m *machine) stmt(stmt ir.Stmt, l []*ast.Term, res **ast.Term) (ok bool, k 
 			return false, fellThrough, err
 		}
 		l[s.Result] = t
+	case *assign:
+		t := s.src.raw(l) // a copy of the reference: no need to finish an array
+		if t == nil {
+			return false, fellThrough, nil
+		}
+		l[s.dst] = t
+	case *dotOp:
+		src, key := s.src.get(l), s.key.get(l)
+		if src == nil || key == nil {
+			return false, fellThrough, nil
+		}
+		t := dot(src, key)
+		if t == nil {
+			return false, fellThrough, nil
+		}
+		l[s.dst] = t
 	case *ir.DotStmt:
 		src, key := m.operand(s.Source, l), m.operand(s.Key, l)
 		if src == nil || key == nil {
@@ -348,12 +364,12 @@ func (m *machine) tick() error {
 func (m *machine) call(s *call, l []*ast.Term) (*ast.Term, error) {
 	target := s.target
 	if target.fn != nil {
-		return m.callFunc(target.fn, s.Args, l)
+		return m.callFunc(target.fn, s.args, l)
 	}
 	args := m.args[:0]
-	for _, a := range s.Args {
+	for _, a := range s.args {
 		// Fast paths take arrays still being built as they are.
-		t := m.operandRaw(a, l)
+		t := a.raw(l)
 		if t == nil {
 			return nil, nil
 		}
@@ -379,7 +395,7 @@ func (m *machine) call(s *call, l []*ast.Term) (*ast.Term, error) {
 	return m.out, nil
 }
 
-func (m *machine) callFunc(f *planFunc, args []ir.Operand, l []*ast.Term) (*ast.Term, error) {
+func (m *machine) callFunc(f *planFunc, args []opnd, l []*ast.Term) (*ast.Term, error) {
 	if f.constant {
 		f.once.Do(func() { f.value, f.err = m.run(f, args, l) })
 		return f.value, f.err
@@ -426,13 +442,13 @@ type argKey struct {
 	kind byte // 's' string, 'n' number, 0 by term
 }
 
-func (m *machine) callKey(f *planFunc, args []ir.Operand, l []*ast.Term) (callKey, bool) {
+func (m *machine) callKey(f *planFunc, args []opnd, l []*ast.Term) (callKey, bool) {
 	k := callKey{f: f}
 	if !f.memoArgs || len(args) > 2+len(k.args) {
 		return k, false // rules have their own memo; longer calls go uncached
 	}
 	for i, a := range args[2:] {
-		t := m.operand(a, l)
+		t := a.get(l)
 		switch v := valueOf(t).(type) {
 		case nil:
 			return k, false
@@ -448,14 +464,14 @@ func (m *machine) callKey(f *planFunc, args []ir.Operand, l []*ast.Term) (callKe
 }
 
 // run executes f with the arguments read from l.
-func (m *machine) run(f *planFunc, args []ir.Operand, l []*ast.Term) (*ast.Term, error) {
+func (m *machine) run(f *planFunc, args []opnd, l []*ast.Term) (*ast.Term, error) {
 	if err := m.tick(); err != nil {
 		return nil, err
 	}
 	frame := m.frame(f.nlocals)
 	defer func() { m.sp -= f.nlocals }()
 	for i, p := range f.fn.Params {
-		t := m.operand(args[i], l)
+		t := args[i].get(l)
 		if t == nil {
 			return nil, nil
 		}
@@ -473,6 +489,23 @@ func (m *machine) run(f *planFunc, args []ir.Operand, l []*ast.Term) (*ast.Term,
 	}
 	return built(frame[f.fn.Return]), nil
 }
+
+// opnd is an operand resolved when the plan is made: a constant term, or a
+// local.
+type opnd struct {
+	term  *ast.Term
+	local ir.Local
+}
+
+// raw is the operand's term, an array under construction as it is.
+func (o opnd) raw(l []*ast.Term) *ast.Term {
+	if o.term != nil {
+		return o.term
+	}
+	return l[o.local]
+}
+
+func (o opnd) get(l []*ast.Term) *ast.Term { return built(o.raw(l)) }
 
 func (m *machine) operand(o ir.Operand, l []*ast.Term) *ast.Term {
 	return built(m.operandRaw(o, l))
