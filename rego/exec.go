@@ -43,6 +43,7 @@ type machine struct {
 	// plan's pool: most functions run once per image or per hit.
 	stack []*ast.Term
 	sp    int
+	hw    int // the highest sp of this evaluation: what release clears
 	calls map[callKey]*ast.Term
 }
 
@@ -55,6 +56,7 @@ func (m *machine) frame(n int) []*ast.Term {
 	f := m.stack[m.sp : m.sp+n : m.sp+n]
 	clear(f)
 	m.sp += n
+	m.hw = max(m.hw, m.sp)
 	return f
 }
 
@@ -94,12 +96,18 @@ func (p *plan) machine(ctx context.Context) *machine {
 
 // release returns m to the pool without the values of this evaluation.
 func (p *plan) release(m *machine) {
-	clear(m.stack)
+	// Clearing costs what was used, not what an earlier, larger evaluation
+	// left allocated (the pool is shared by every engine).
+	clear(m.stack[:min(m.hw, len(m.stack))])
 	clear(m.memo)
 	clear(m.done)
 	clear(m.args[:cap(m.args)])
-	clear(m.calls)
-	m.sp, m.steps, m.out, m.ctx, m.bctx = 0, 0, nil, nil, topdown.BuiltinContext{}
+	if len(m.calls) > 64 {
+		m.calls = nil
+	} else {
+		clear(m.calls)
+	}
+	m.sp, m.hw, m.steps, m.out, m.ctx, m.bctx = 0, 0, 0, nil, nil, topdown.BuiltinContext{}
 	p.pool.Put(m)
 }
 
