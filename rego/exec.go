@@ -43,6 +43,7 @@ type machine struct {
 	// plan's pool: most functions run once per image or per hit.
 	stack []*ast.Term
 	sp    int
+	hw    int // the highest sp of this evaluation: what release clears
 	calls map[callKey]*ast.Term
 }
 
@@ -55,6 +56,7 @@ func (m *machine) frame(n int) []*ast.Term {
 	f := m.stack[m.sp : m.sp+n : m.sp+n]
 	clear(f)
 	m.sp += n
+	m.hw = max(m.hw, m.sp)
 	return f
 }
 
@@ -94,12 +96,18 @@ func (p *plan) machine(ctx context.Context) *machine {
 
 // release returns m to the pool without the values of this evaluation.
 func (p *plan) release(m *machine) {
-	clear(m.stack)
+	// Clearing costs what was used, not what an earlier, larger evaluation
+	// left allocated (the pool is shared by every engine).
+	clear(m.stack[:min(m.hw, len(m.stack))])
 	clear(m.memo)
 	clear(m.done)
 	clear(m.args[:cap(m.args)])
-	clear(m.calls)
-	m.sp, m.steps, m.out, m.ctx, m.bctx = 0, 0, nil, nil, topdown.BuiltinContext{}
+	if len(m.calls) > 64 {
+		m.calls = nil
+	} else {
+		clear(m.calls)
+	}
+	m.sp, m.hw, m.steps, m.out, m.ctx, m.bctx = 0, 0, 0, nil, nil, topdown.BuiltinContext{}
 	p.pool.Put(m)
 }
 
@@ -128,6 +136,22 @@ func (m *machine) stmt(stmt ir.Stmt, l []*ast.Term, res **ast.Term) (ok bool, k 
 			return false, fellThrough, err
 		}
 		l[s.Result] = t
+	case *assign:
+		t := s.src.raw(l) // a copy of the reference: no need to finish an array
+		if t == nil {
+			return false, fellThrough, nil
+		}
+		l[s.dst] = t
+	case *dotOp:
+		src, key := s.src.get(l), s.key.get(l)
+		if src == nil || key == nil {
+			return false, fellThrough, nil
+		}
+		t := dot(src, key)
+		if t == nil {
+			return false, fellThrough, nil
+		}
+		l[s.dst] = t
 	case *ir.DotStmt:
 		src, key := m.operand(s.Source, l), m.operand(s.Key, l)
 		if src == nil || key == nil {
@@ -212,7 +236,13 @@ func (m *machine) stmt(stmt ir.Stmt, l []*ast.Term, res **ast.Term) (ok bool, k 
 	case *ir.MakeNumberRefStmt:
 		l[s.Target] = m.p.numbers[s.Index]
 	case *ir.MakeArrayStmt:
-		l[s.Target] = ast.NewTerm(&arrayBuilder{elems: make([]*ast.Term, 0, max(s.Capacity, 4))})
+		b := &arrayBuilder{}
+		if s.Capacity > 0 {
+			b.elems = make([]*ast.Term, 0, s.Capacity)
+		}
+		l[s.Target] = ast.NewTerm(b)
+	case *makeObject:
+		l[s.Target] = ast.NewTerm(ast.NewObjectWithCapacity(s.capacity))
 	case *ir.MakeObjectStmt:
 		l[s.Target] = ast.NewTerm(ast.NewObject())
 	case *ir.MakeSetStmt:
@@ -342,12 +372,12 @@ func (m *machine) tick() error {
 func (m *machine) call(s *call, l []*ast.Term) (*ast.Term, error) {
 	target := s.target
 	if target.fn != nil {
-		return m.callFunc(target.fn, s.Args, l)
+		return m.callFunc(target.fn, s.args, l)
 	}
 	args := m.args[:0]
-	for _, a := range s.Args {
+	for _, a := range s.args {
 		// Fast paths take arrays still being built as they are.
-		t := m.operandRaw(a, l)
+		t := a.raw(l)
 		if t == nil {
 			return nil, nil
 		}
@@ -373,7 +403,7 @@ func (m *machine) call(s *call, l []*ast.Term) (*ast.Term, error) {
 	return m.out, nil
 }
 
-func (m *machine) callFunc(f *planFunc, args []ir.Operand, l []*ast.Term) (*ast.Term, error) {
+func (m *machine) callFunc(f *planFunc, args []opnd, l []*ast.Term) (*ast.Term, error) {
 	if f.constant {
 		f.once.Do(func() { f.value, f.err = m.run(f, args, l) })
 		return f.value, f.err
@@ -420,13 +450,13 @@ type argKey struct {
 	kind byte // 's' string, 'n' number, 0 by term
 }
 
-func (m *machine) callKey(f *planFunc, args []ir.Operand, l []*ast.Term) (callKey, bool) {
+func (m *machine) callKey(f *planFunc, args []opnd, l []*ast.Term) (callKey, bool) {
 	k := callKey{f: f}
 	if !f.memoArgs || len(args) > 2+len(k.args) {
 		return k, false // rules have their own memo; longer calls go uncached
 	}
 	for i, a := range args[2:] {
-		t := m.operand(a, l)
+		t := a.get(l)
 		switch v := valueOf(t).(type) {
 		case nil:
 			return k, false
@@ -442,14 +472,14 @@ func (m *machine) callKey(f *planFunc, args []ir.Operand, l []*ast.Term) (callKe
 }
 
 // run executes f with the arguments read from l.
-func (m *machine) run(f *planFunc, args []ir.Operand, l []*ast.Term) (*ast.Term, error) {
+func (m *machine) run(f *planFunc, args []opnd, l []*ast.Term) (*ast.Term, error) {
 	if err := m.tick(); err != nil {
 		return nil, err
 	}
 	frame := m.frame(f.nlocals)
 	defer func() { m.sp -= f.nlocals }()
 	for i, p := range f.fn.Params {
-		t := m.operand(args[i], l)
+		t := args[i].get(l)
 		if t == nil {
 			return nil, nil
 		}
@@ -467,6 +497,23 @@ func (m *machine) run(f *planFunc, args []ir.Operand, l []*ast.Term) (*ast.Term,
 	}
 	return built(frame[f.fn.Return]), nil
 }
+
+// opnd is an operand resolved when the plan is made: a constant term, or a
+// local.
+type opnd struct {
+	term  *ast.Term
+	local ir.Local
+}
+
+// raw is the operand's term, an array under construction as it is.
+func (o opnd) raw(l []*ast.Term) *ast.Term {
+	if o.term != nil {
+		return o.term
+	}
+	return l[o.local]
+}
+
+func (o opnd) get(l []*ast.Term) *ast.Term { return built(o.raw(l)) }
 
 func (m *machine) operand(o ir.Operand, l []*ast.Term) *ast.Term {
 	return built(m.operandRaw(o, l))
@@ -505,7 +552,11 @@ type arrayBuilder struct {
 func built(t *ast.Term) *ast.Term {
 	if t != nil {
 		if b, ok := t.Value.(*arrayBuilder); ok {
-			t.Value = ast.NewArray(b.elems...)
+			if len(b.elems) == 0 {
+				t.Value = ast.InternedEmptyArrayValue // immutable: an append copies
+			} else {
+				t.Value = ast.NewArray(b.elems...)
+			}
 		}
 	}
 	return t

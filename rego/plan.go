@@ -77,7 +77,12 @@ func planDecision(ctx context.Context, module *ast.Module, raw, entrypoint strin
 	return newPlan(&pol)
 }
 
-func newPlan(pol *ir.Policy) (*plan, error) {
+func newPlan(pol *ir.Policy) (_ *plan, err error) {
+	defer func() {
+		if r := recover(); r != nil { // a plan shape this executor does not know
+			err = fmt.Errorf("rego: preparing the plan: %v", r)
+		}
+	}()
 	if pol.Plans == nil || len(pol.Plans.Plans) != 1 {
 		return nil, fmt.Errorf("rego: the policy has no single plan")
 	}
@@ -200,7 +205,7 @@ func (p *plan) computeConstants() error {
 	defer p.release(m)
 	l := m.frame(2)
 	l[ir.Input], l[ir.Data] = emptyObject, emptyObject
-	args := []ir.Operand{{Value: ir.Input}, {Value: ir.Data}}
+	args := []opnd{{local: ir.Input}, {local: ir.Data}}
 	for name, f := range p.funcs {
 		if !f.constant {
 			continue
@@ -251,10 +256,61 @@ func (p *plan) resolve(pol *ir.Policy) error {
 	return nil
 }
 
-// call is a call statement with its target resolved.
+// makeObject is a MakeObjectStmt that knows how many keys the statements
+// after it insert (an object literal), so the object is made at its size.
+type makeObject struct {
+	*ir.MakeObjectStmt
+	capacity int
+}
+
+func inserts(stmts []ir.Stmt, obj ir.Local) int {
+	n := 0
+	for _, s := range stmts {
+		if o, ok := s.(*ir.ObjectInsertStmt); ok && o.Object == obj {
+			n++
+		}
+	}
+	return n
+}
+
+// call is a call statement with its target and arguments resolved.
 type call struct {
 	*ir.CallStmt
 	target callTarget
+	args   []opnd
+}
+
+// assign and dotOp are the two most frequent statements with their operands
+// resolved.
+type assign struct {
+	*ir.AssignVarStmt
+	src opnd
+	dst ir.Local
+}
+
+type dotOp struct {
+	*ir.DotStmt
+	src, key opnd
+	dst      ir.Local
+}
+
+// opnd resolves an operand: constants become their terms.
+func (p *plan) opnd(o ir.Operand) opnd {
+	switch v := o.Value.(type) {
+	case *ir.Local:
+		return opnd{local: *v}
+	case ir.Local:
+		return opnd{local: v}
+	case *ir.StringIndex:
+		return opnd{term: p.strings[*v]}
+	case ir.StringIndex:
+		return opnd{term: p.strings[v]}
+	case *ir.Bool:
+		return opnd{term: ast.InternedTerm(bool(*v))}
+	case ir.Bool:
+		return opnd{term: ast.InternedTerm(bool(v))}
+	}
+	panic(fmt.Sprintf("rego: unknown operand %T", o.Value)) // newPlan recovers it into an error
 }
 
 // rewrite replaces the call statements of blocks (nested ones too) with
@@ -268,7 +324,17 @@ func (p *plan) rewrite(blocks []*ir.Block) {
 				if t.fn == nil {
 					t = callTarget{builtin: p.builtins[s.Func], fast: fastOps[s.Func]}
 				}
-				b.Stmts[i] = &call{CallStmt: s, target: t}
+				args := make([]opnd, len(s.Args))
+				for j, a := range s.Args {
+					args[j] = p.opnd(a)
+				}
+				b.Stmts[i] = &call{CallStmt: s, target: t, args: args}
+			case *ir.AssignVarStmt:
+				b.Stmts[i] = &assign{AssignVarStmt: s, src: p.opnd(s.Source), dst: s.Target}
+			case *ir.DotStmt:
+				b.Stmts[i] = &dotOp{DotStmt: s, src: p.opnd(s.Source), key: p.opnd(s.Key), dst: s.Target}
+			case *ir.MakeObjectStmt:
+				b.Stmts[i] = &makeObject{MakeObjectStmt: s, capacity: inserts(b.Stmts[i+1:], s.Target)}
 			case *ir.BlockStmt:
 				p.rewrite(s.Blocks)
 			case *ir.ScanStmt:

@@ -5,13 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
-	"net/url"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -53,22 +49,12 @@ func policyCRs(t *testing.T, dyn dynamic.Interface) map[string]string {
 func TestManagementAPIWritesCustomResources(t *testing.T) {
 	cluster := harness.SharedCluster(t)
 	ctx := context.Background()
-	dyn, err := dynamic.NewForConfig(cluster.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	applyCRDs(t, dyn)
-	strategies := dyn.Resource(strategyGVR)
+	dyn := cluster.ApplyPolicies(t)
+	strategies := dyn.Resource(harness.OpaStrategies)
 
 	dir := t.TempDir()
-	tokens := filepath.Join(dir, "tokens.csv")
-	if err := os.WriteFile(tokens, []byte("admin-e2e,root,imagegate:admins\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	factsFile := filepath.Join(dir, "facts.yaml")
-	if err := os.WriteFile(factsFile, []byte(facts), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	tokens := writeFile(t, dir, "tokens.csv", "admin-e2e,root,imagegate:admins\n")
+	factsFile := writeFile(t, dir, "facts.yaml", facts)
 	apiListen := net.JoinHostPort("127.0.0.1", strconv.Itoa(harness.FreePort(t)))
 	ig := harness.StartImagegate(t, "--policy-source=kube", "--kubeconfig", cluster.Kubeconfig, "--cluster-id", clusterID, "--facts", factsFile,
 		"--api-listen", apiListen, "--api-tokens", tokens, "--api-state", filepath.Join(dir, "iam.json"))
@@ -81,27 +67,10 @@ func TestManagementAPIWritesCustomResources(t *testing.T) {
 		_, err := pods.Create(ctx, pod(fmt.Sprintf("apicr-%d", n), apiImage, nil), metav1.CreateOptions{})
 		return err
 	}
-	httpClient := ig.HTTPClient()
+	api := managementAPI{client: ig.HTTPClient(), addr: apiListen}
 	call := func(action string, kv ...string) (int, map[string]any) {
 		t.Helper()
-		form := url.Values{}
-		for i := 0; i+1 < len(kv); i += 2 {
-			form.Set(kv[i], kv[i+1])
-		}
-		req, _ := http.NewRequest("POST", "https://"+apiListen+"/?Action="+action, strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Authorization", "Bearer admin-e2e")
-		resp, err := httpClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("%s %s -> %d %v %v", action, kv, resp.StatusCode, m["Code"], m["Message"])
-		return resp.StatusCode, m
+		return api.action(t, "admin-e2e", action, kv...)
 	}
 	if err := create(); err != nil {
 		t.Fatalf("before any API change: %v", err)

@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -20,7 +22,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 )
 
 // apiImage is what the management API's strategy targets; facts know
@@ -34,34 +35,15 @@ const apiImage = "127.0.0.1:5000/api-app:1.0"
 // the strategy through the API admits the image again.
 func TestManagementAPIGovernsAdmission(t *testing.T) {
 	dir := t.TempDir()
-	tokens := filepath.Join(dir, "tokens.csv")
-	if err := os.WriteFile(tokens, []byte("admin-e2e,root,imagegate:admins\nalice-e2e,alice,security\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	tokens := writeFile(t, dir, "tokens.csv", "admin-e2e,root,imagegate:admins\nalice-e2e,alice,security\n")
 	apiListen := net.JoinHostPort("127.0.0.1", strconv.Itoa(harness.FreePort(t)))
-	g, policyDir := startAPIGate(t, "--policy-poll-interval", "200ms",
+	g := startGate(t, strategies, facts, "--policy-poll-interval", "200ms",
 		"--api-listen", apiListen, "--api-tokens", tokens, "--api-state", filepath.Join(dir, "iam.json"))
-	client := g.HTTPClient()
+	policyDir := g.policyDir
+	api := managementAPI{client: g.HTTPClient(), addr: apiListen}
 	call := func(token, action string, kv ...string) (int, map[string]any) {
 		t.Helper()
-		form := url.Values{}
-		for i := 0; i+1 < len(kv); i += 2 {
-			form.Set(kv[i], kv[i+1])
-		}
-		req, _ := http.NewRequest("POST", "https://"+apiListen+"/?Action="+action, strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("%s %s -> %d %v", action, kv, resp.StatusCode, m["Code"])
-		return resp.StatusCode, m
+		return api.action(t, token, action, kv...)
 	}
 	ctx := context.Background()
 	pods := g.client.CoreV1().Pods(g.ns)
@@ -129,32 +111,53 @@ func TestManagementAPIGovernsAdmission(t *testing.T) {
 	}
 }
 
-// startAPIGate is startGate with the webhook tests' strategies and facts,
-// also returning the policy directory the management API writes to.
-func startAPIGate(t *testing.T, extraArgs ...string) (*gate, string) {
+// managementAPI calls imagegate's management API (serve --api-listen).
+type managementAPI struct {
+	client *http.Client // trusts imagegate's serving certificate
+	addr   string       // host:port of --api-listen
+}
+
+// action POSTs Action with the form of the key-value pairs kv as the
+// holder of token; it returns the status and the JSON body.
+func (a managementAPI) action(t *testing.T, token, action string, kv ...string) (int, map[string]any) {
 	t.Helper()
-	cluster := harness.SharedCluster(t)
-	dir := t.TempDir()
-	policyDir := filepath.Join(dir, "policies")
-	if err := os.MkdirAll(policyDir, 0o755); err != nil {
-		t.Fatal(err)
+	form := url.Values{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		form.Set(kv[i], kv[i+1])
 	}
-	if err := os.WriteFile(filepath.Join(policyDir, "policies.yaml"), []byte(strategies), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	factsFile := filepath.Join(dir, "facts.yaml")
-	if err := os.WriteFile(factsFile, []byte(facts), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ig := harness.StartImagegate(t, append([]string{"--policies", policyDir, "--cluster-id", clusterID, "--facts", factsFile}, extraArgs...)...)
-	harness.RegisterWebhook(t, cluster.Config, ig.URL, ig.CAPEM)
-	cfg, warnings := harness.ConfigWithWarnings(cluster.Config)
-	client, err := kubernetes.NewForConfig(cfg)
+	st, m := a.do(t, token, http.MethodPost, "/?Action="+action, "application/x-www-form-urlencoded", form.Encode())
+	t.Logf("%s %s -> %d %v %v", action, kv, st, m["Code"], m["Message"])
+	return st, m
+}
+
+// do sends a request as the holder of token and returns the status and the
+// JSON body (nil when empty); a body that is not JSON fails the test.
+func (a managementAPI) do(t *testing.T, token, method, path, contentType, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, "https://"+a.addr+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &gate{Imagegate: ig, cluster: cluster, client: client, warnings: warnings,
-		ns: createNamespace(t, cluster.Client(t), "managementapi")}, policyDir
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := a.client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading the body: %v", method, path, err)
+	}
+	var m map[string]any
+	if len(bytes.TrimSpace(raw)) > 0 {
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatalf("%s %s: %d with a body that is not a JSON object: %v: %s", method, path, resp.StatusCode, err, raw)
+		}
+	}
+	return resp.StatusCode, m
 }
 
 func readPolicyDir(t *testing.T, dir string) map[string]string {
@@ -206,27 +209,17 @@ func TestManagementAPITokenReview(t *testing.T) {
 		return tr.Status.Token
 	}
 	dir := t.TempDir()
-	own := filepath.Join(dir, "own-token")
-	tokens := filepath.Join(dir, "tokens.csv")
-	os.WriteFile(own, []byte(token("imagegate")), 0o600)
-	os.WriteFile(tokens, []byte("admin-e2e,root,imagegate:admins\n"), 0o600)
+	own := writeFile(t, dir, "own-token", token("imagegate"))
+	tokens := writeFile(t, dir, "tokens.csv", "admin-e2e,root,imagegate:admins\n")
 	apiListen := net.JoinHostPort("127.0.0.1", strconv.Itoa(harness.FreePort(t)))
-	g, _ := startAPIGate(t, "--api-listen", apiListen, "--api-tokens", tokens, "--api-state", filepath.Join(dir, "iam.json"),
+	g := startGate(t, strategies, facts, "--api-listen", apiListen, "--api-tokens", tokens, "--api-state", filepath.Join(dir, "iam.json"),
 		"--api-token-review", "--api-token-review-server", cluster.URL, "--api-token-review-ca-file", cluster.CA.CertFile, "--api-token-review-token-file", own)
-	client := g.HTTPClient()
+	api := managementAPI{client: g.HTTPClient(), addr: apiListen}
 	do := func(token, method, path, body string) (int, map[string]any) {
 		t.Helper()
-		req, _ := http.NewRequest(method, "https://"+apiListen+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		json.NewDecoder(resp.Body).Decode(&m)
-		t.Logf("%s %s -> %d %v", method, path, resp.StatusCode, m)
-		return resp.StatusCode, m
+		st, m := api.do(t, token, method, path, "", body)
+		t.Logf("%s %s -> %d %v", method, path, st, m)
+		return st, m
 	}
 	alice := token("alice")
 	if st, body := do(alice, "POST", "/?Action=DescribeAttestors", ""); st != 403 || body["Code"] != "NoPermission" {

@@ -20,7 +20,6 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// crdGVR is declared in kube_test.go.
 var policyReportGVR = schema.GroupVersionResource{Group: "wgpolicyk8s.io", Version: "v1alpha2", Resource: "policyreports"}
 
 // installPolicyReportCRD applies deploy/crds/wgpolicyk8s.io_policyreports.yaml
@@ -40,28 +39,13 @@ func installPolicyReportCRD(t *testing.T, dyn dynamic.Interface) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := dyn.Resource(crdGVR).Create(ctx, &unstructured.Unstructured{Object: obj}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	if _, err := dyn.Resource(harness.CRDs).Create(ctx, &unstructured.Unstructured{Object: obj}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatalf("install the PolicyReport CRD: %v", err)
 	}
-	waitUntil(t, "PolicyReports to be served", 30*time.Second, func() error {
+	harness.Eventually(t, 30*time.Second, "PolicyReports to be served", func() error {
 		_, err := dyn.Resource(policyReportGVR).List(ctx, metav1.ListOptions{Limit: 1})
 		return err
 	})
-}
-
-func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s: %v", what, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 // TestAuditKubernetesSinks: with --audit-kube-events and
@@ -89,7 +73,7 @@ func TestAuditKubernetesSinks(t *testing.T) {
 	}
 
 	t.Run("Event on the blocked pod", func(t *testing.T) {
-		waitUntil(t, "an aggregated Event on pod blocked", 20*time.Second, func() error {
+		harness.Eventually(t, 20*time.Second, "an aggregated Event on pod blocked", func() error {
 			evs, err := g.client.CoreV1().Events(g.ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=blocked"})
 			if err != nil {
 				return err
@@ -111,7 +95,7 @@ func TestAuditKubernetesSinks(t *testing.T) {
 	})
 	t.Run("PolicyReport in the namespace", func(t *testing.T) {
 		var report *unstructured.Unstructured
-		waitUntil(t, "the PolicyReport to hold both pods' results", 20*time.Second, func() error {
+		harness.Eventually(t, 20*time.Second, "the PolicyReport to hold both pods' results", func() error {
 			var err error
 			report, err = dyn.Resource(policyReportGVR).Namespace(g.ns).Get(ctx, "imagegate", metav1.GetOptions{})
 			if err != nil {
@@ -170,8 +154,7 @@ rules:
 	etcd := harness.StartEtcd(t)
 	api := harness.StartAPIServer(t, etcd, "--audit-policy-file="+policy, "--audit-log-path="+logPath, "--audit-log-mode=blocking")
 	polDir := filepath.Join(dir, "policies")
-	os.MkdirAll(polDir, 0o755)
-	os.WriteFile(filepath.Join(polDir, "p.yaml"), []byte(strategies), 0o644)
+	writeFile(t, polDir, "p.yaml", strategies)
 	ig := harness.StartImagegate(t, "--policies", polDir, "--cluster-id", clusterID)
 	harness.RegisterWebhook(t, api.Config, ig.URL, ig.CAPEM)
 	client := api.Client(t)
@@ -183,7 +166,7 @@ rules:
 		t.Fatalf("plain pod: %v", err)
 	}
 	want := map[string]string{"blocked": "denied", "good": "allowed"}
-	waitUntil(t, "the decisions in the API server's audit log", 20*time.Second, func() error {
+	harness.Eventually(t, 20*time.Second, "the decisions in the API server's audit log", func() error {
 		b, err := os.ReadFile(logPath)
 		if err != nil {
 			return err

@@ -50,7 +50,7 @@ func splitYAML(t *testing.T, data []byte) []*unstructured.Unstructured {
 		if len(bytes.TrimSpace(doc)) == 0 || bytes.Equal(bytes.TrimSpace(doc), []byte("---")) {
 			continue
 		}
-		u := decodeYAML(t, string(doc))
+		u := harness.DecodeYAML(t, string(doc))
 		if len(u.Object) == 0 {
 			continue
 		}
@@ -197,12 +197,8 @@ func TestDeployManifests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dyn, err := dynamic.NewForConfig(cluster.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dyn := cluster.ApplyPolicies(t) // the CRDs, so their kinds resolve; the dry run re-applies them
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memCache(cluster.Client(t).Discovery()))
-	applyCRDs(t, dyn) // so their kinds resolve; the dry run re-applies them
 
 	t.Run("kustomize base", func(t *testing.T) {
 		objs := renderKustomize(t, filepath.Join(root, "deploy", "kustomize", "base"))
@@ -272,11 +268,10 @@ func TestDeployRBACIsEnough(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	dyn, err := dynamic.NewForConfig(cluster.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	applyCRDs(t, dyn)
+	// A strategy whose status imagegate must be allowed to write.
+	const name = "rbac-check"
+	dyn := cluster.ApplyPolicies(t, strings.Replace(kubeStrategy, "kube-block}", name+"}", 1))
+	strategies := dyn.Resource(harness.OpaStrategies)
 	client := cluster.Client(t)
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memCache(client.Discovery()))
 	var rbac []*unstructured.Unstructured
@@ -310,20 +305,7 @@ func TestDeployRBACIsEnough(t *testing.T) {
 	if err != nil {
 		t.Fatalf("token for ServiceAccount imagegate/imagegate: %v", err)
 	}
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	cfg := fmt.Sprintf("apiVersion: v1\nkind: Config\nclusters: [{name: e2e, cluster: {server: %q, certificate-authority: %q}}]\n"+
-		"users: [{name: imagegate, user: {token: %q}}]\ncontexts: [{name: e2e, context: {cluster: e2e, user: imagegate}}]\ncurrent-context: e2e\n",
-		cluster.URL, cluster.CA.CertFile, tok.Status.Token)
-	if err := os.WriteFile(kubeconfig, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	strategies := dyn.Resource(strategyGVR)
-	name := "rbac-check"
-	_ = strategies.Delete(ctx, name, metav1.DeleteOptions{})
-	if _, err := strategies.Create(ctx, decodeYAML(t, strings.Replace(kubeStrategy, "kube-block}", name+"}", 1)), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = strategies.Delete(context.Background(), name, metav1.DeleteOptions{}) })
+	kubeconfig := cluster.WriteKubeconfig(t, harness.KubeconfigToken(tok.Status.Token))
 	// StartImagegate returns once /readyz answers 200: the policies were listed.
 	ig := harness.StartImagegate(t, "--kubeconfig", kubeconfig, "--cluster-id", clusterID)
 	waitFor(t, 10*time.Second, "status written by the ServiceAccount", func() (bool, error) {
@@ -354,7 +336,7 @@ func TestDeployRBACIsEnough(t *testing.T) {
 	if err := saDyn.Resource(secrets).Namespace("kube-system").Delete(ctx, "anything", metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}}); !apierrors.IsForbidden(err) {
 		t.Errorf("deleting a Secret in kube-system as imagegate: %v, want forbidden", err)
 	}
-	tlsSecret := decodeYAML(t, "apiVersion: v1\nkind: Secret\nmetadata: {name: imagegate-tls}\ndata: {}\n")
+	tlsSecret := harness.DecodeYAML(t, "apiVersion: v1\nkind: Secret\nmetadata: {name: imagegate-tls}\ndata: {}\n")
 	dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
 	if _, err := saDyn.Resource(secrets).Namespace("imagegate").Create(ctx, tlsSecret, dry); err != nil {
 		t.Errorf("creating the bootstrap Secret as imagegate: %v", err)
@@ -362,7 +344,7 @@ func TestDeployRBACIsEnough(t *testing.T) {
 	if _, err := saDyn.Resource(secrets).Namespace("default").Create(ctx, tlsSecret, dry); !apierrors.IsForbidden(err) {
 		t.Errorf("creating a Secret in default as imagegate: %v, want forbidden", err)
 	}
-	if err := saDyn.Resource(strategyGVR).Delete(ctx, name, metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}}); !apierrors.IsForbidden(err) {
+	if err := saDyn.Resource(harness.OpaStrategies).Delete(ctx, name, metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}}); !apierrors.IsForbidden(err) {
 		t.Errorf("deleting an OpaStrategy as imagegate: %v, want forbidden", err)
 	}
 }

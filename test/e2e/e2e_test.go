@@ -32,6 +32,20 @@ func createNamespace(t *testing.T, client kubernetes.Interface, prefix string) s
 	return ns.Name
 }
 
+// writeFile writes content to dir/name, making dir if need be, and returns
+// the file's path.
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func pod(name, image string, labels map[string]string) *corev1.Pod {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/imagegate/imagegate/test/e2e/harness"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/restmapper"
 )
 
@@ -19,11 +18,7 @@ func TestExamplePoliciesApply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dyn, err := dynamic.NewForConfig(cluster.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	applyCRDs(t, dyn)
+	dyn := cluster.ApplyPolicies(t)
 	files, _ := filepath.Glob(filepath.Join(root, "examples", "policies", "*.yaml"))
 	if len(files) == 0 {
 		t.Fatal("no examples/policies/*.yaml")

@@ -6,12 +6,11 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,14 +18,12 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	admissionv1client "k8s.io/client-go/kubernetes/typed/admissionregistration/v1"
 )
 
 // servedSerial is the serial of the certificate a TLS server presents.
-func servedSerial(t *testing.T, addr string) string {
-	t.Helper()
+func servedSerial(addr string) string {
 	conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) // only reading the certificate
 	if err != nil {
 		return ""
@@ -52,17 +49,7 @@ func newCertEnv(t *testing.T, prefix, vwcName string) *certEnv {
 	t.Helper()
 	cluster := harness.SharedCluster(t)
 	ctx := context.Background()
-	dyn, err := dynamic.NewForConfig(cluster.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	applyCRDs(t, dyn)
-	strategies := dyn.Resource(strategyGVR)
-	_ = strategies.Delete(ctx, "kube-block", metav1.DeleteOptions{})
-	if _, err := strategies.Create(ctx, decodeYAML(t, kubeStrategy), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = strategies.Delete(context.Background(), "kube-block", metav1.DeleteOptions{}) })
+	cluster.ApplyPolicies(t, kubeStrategy)
 	client := cluster.Client(t)
 	e := &certEnv{client: client, vwcs: client.AdmissionregistrationV1().ValidatingWebhookConfigurations(),
 		ns: createNamespace(t, client, prefix), own: createNamespace(t, client, prefix+"-imagegate"), // imagegate's namespace holds the Secret and is exempt
@@ -96,32 +83,23 @@ func newCertEnv(t *testing.T, prefix, vwcName string) *certEnv {
 }
 
 // start runs imagegate serve with the bootstrap into the env's webhook
-// configuration and Secret imagegate-tls, plus args, until the test ends.
+// configuration and Secret imagegate-tls, plus args, until the test ends. It
+// has no certificate of its own: it is ready once it serves the
+// bootstrapped one.
 func (e *certEnv) start(t *testing.T, args ...string) {
 	t.Helper()
 	cluster := harness.SharedCluster(t)
-	cmd := exec.Command(harness.ImagegateBinary(t), append([]string{"serve", "--policy-source=kube", "--kubeconfig", cluster.Kubeconfig,
-		"--cluster-id", clusterID, "--listen", e.addr, "--metrics-listen", "", "--namespace", e.own,
+	harness.RunImagegate(t, append([]string{"--policy-source=kube", "--kubeconfig", cluster.Kubeconfig,
+		"--cluster-id", clusterID, "--namespace", e.own,
 		"--tls-cert-file", filepath.Join(e.dir, "tls.crt"), "--tls-private-key-file", filepath.Join(e.dir, "tls.key"),
-		"--cert-bootstrap-secret", "imagegate-tls", "--cert-bootstrap-webhook", e.vwcName}, args...)...)
-	logFile, err := os.Create(filepath.Join(e.dir, "imagegate.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		logFile.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile.Name())
-			t.Logf("imagegate log:\n%s", b)
-		}
-	})
+		"--cert-bootstrap-secret", "imagegate-tls", "--cert-bootstrap-webhook", e.vwcName}, args...),
+		harness.ServeAt(e.addr), harness.OwnServingCert(),
+		harness.ReadyWhen(func(*harness.Imagegate) error {
+			if servedSerial(e.addr) == "" {
+				return errors.New("no TLS server at " + e.addr)
+			}
+			return nil
+		}))
 }
 
 // TestKubeCertBootstrap: with --cert-bootstrap-secret and no certificate
@@ -133,12 +111,7 @@ func TestKubeCertBootstrap(t *testing.T) {
 	ctx := context.Background()
 	e := newCertEnv(t, "kube-certs", "imagegate-cert-bootstrap")
 	e.start(t, "--cert-bootstrap-hosts", "127.0.0.1", "--cert-bootstrap-validity", "60s", "--cert-bootstrap-renew-before", "45s")
-
-	var first string
-	waitFor(t, 30*time.Second, "imagegate serving TLS", func() (bool, error) {
-		first = servedSerial(t, e.addr)
-		return first != "", nil
-	})
+	first := servedSerial(e.addr)
 	sec, err := e.client.CoreV1().Secrets(e.own).Get(ctx, "imagegate-tls", metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("bootstrap Secret: %v", err)
@@ -159,7 +132,7 @@ func TestKubeCertBootstrap(t *testing.T) {
 	t.Logf("API server called imagegate over the bootstrapped certificate %s after the caBundle patch", took.Round(10*time.Millisecond))
 
 	took = waitFor(t, 45*time.Second, "serving certificate renewed", func() (bool, error) {
-		s := servedSerial(t, e.addr)
+		s := servedSerial(e.addr)
 		return s != "" && s != first, nil
 	})
 	t.Logf("MEASURED: serving certificate replaced %s after the first was served (due 15 s after issue)", took.Round(100*time.Millisecond))

@@ -7,8 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,7 +17,6 @@ import (
 	"github.com/imagegate/imagegate/test/e2e/harness"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/dynamic"
 )
 
 // balancer spreads TCP connections over backends round robin, skipping one
@@ -125,21 +122,8 @@ func allowedBy(t *testing.T, ig *harness.Imagegate, ns, image string) bool {
 func TestKubeReplicas(t *testing.T) {
 	cluster := harness.SharedCluster(t)
 	ctx := context.Background()
-	dyn, err := dynamic.NewForConfig(cluster.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	applyCRDs(t, dyn)
-	strategies := dyn.Resource(strategyGVR)
-	_ = strategies.Delete(ctx, "kube-block", metav1.DeleteOptions{})
-	if _, err := strategies.Create(ctx, decodeYAML(t, kubeStrategy), metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create OpaStrategy: %v", err)
-	}
-	t.Cleanup(func() { _ = strategies.Delete(context.Background(), "kube-block", metav1.DeleteOptions{}) })
-	factsFile := filepath.Join(t.TempDir(), "facts.yaml")
-	if err := os.WriteFile(factsFile, []byte(facts), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	strategies := cluster.ApplyPolicies(t, kubeStrategy).Resource(harness.OpaStrategies)
+	factsFile := writeFile(t, t.TempDir(), "facts.yaml", facts)
 	args := []string{"--policy-source=kube", "--kubeconfig", cluster.Kubeconfig, "--cluster-id", clusterID, "--facts", factsFile, "--shutdown-timeout", "10s"}
 	a := harness.StartImagegate(t, args...)
 	b := harness.StartImagegate(t, args...)

@@ -1,20 +1,13 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/imagegate/imagegate/test/e2e/harness"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/dynamic"
 )
 
 // TestKubeReadiness: with the API server unreachable at start, imagegate
@@ -23,54 +16,14 @@ import (
 // keeps deciding with the last snapshot.
 func TestKubeReadiness(t *testing.T) {
 	cluster := harness.SharedCluster(t)
-	ctx := context.Background()
-	dyn, err := dynamic.NewForConfig(cluster.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	applyCRDs(t, dyn)
-	strategies := dyn.Resource(strategyGVR)
-	_ = strategies.Delete(ctx, "kube-block", metav1.DeleteOptions{})
-	if _, err := strategies.Create(ctx, decodeYAML(t, kubeStrategy), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = strategies.Delete(context.Background(), "kube-block", metav1.DeleteOptions{}) })
+	cluster.ApplyPolicies(t, kubeStrategy)
 
 	// The kubeconfig names a port where nothing listens yet.
 	proxyAddr := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
-	dir := t.TempDir()
-	kubeconfig := filepath.Join(dir, "kubeconfig")
-	cfg := fmt.Sprintf("apiVersion: v1\nkind: Config\nclusters: [{name: e2e, cluster: {server: \"https://%s\", certificate-authority: %q}}]\n"+
-		"users: [{name: admin, user: {client-certificate: %q, client-key: %q}}]\ncontexts: [{name: e2e, context: {cluster: e2e, user: admin}}]\ncurrent-context: e2e\n",
-		proxyAddr, cluster.CA.CertFile, cluster.Admin.CertFile, cluster.Admin.KeyFile)
-	if err := os.WriteFile(kubeconfig, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ca := harness.NewCA(t, "imagegate-ready")
-	serving := ca.ServingCert(t, "imagegate", nil)
-	listen := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
-	cmd := exec.Command(harness.ImagegateBinary(t), "serve", "--policy-source=kube", "--kubeconfig", kubeconfig,
-		"--cluster-id", clusterID, "--listen", listen, "--metrics-listen", "",
-		"--tls-cert-file", serving.CertFile, "--tls-private-key-file", serving.KeyFile)
-	logFile, err := os.Create(filepath.Join(dir, "imagegate.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		logFile.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile.Name())
-			t.Logf("imagegate log:\n%s", b)
-		}
-	})
-	ig := &harness.Imagegate{URL: "https://" + listen, CAPEM: ca.CertPEM}
+	kubeconfig := cluster.WriteKubeconfig(t, harness.KubeconfigServer("https://"+proxyAddr))
+	// Not ready without the API server: wait for /healthz alone.
+	ig := harness.RunImagegate(t, []string{"--policy-source=kube", "--kubeconfig", kubeconfig, "--cluster-id", clusterID},
+		harness.ReadyAt("/healthz"))
 	client := ig.HTTPClient()
 	status := func(path string) int {
 		res, err := client.Get(ig.URL + path)
@@ -80,10 +33,10 @@ func TestKubeReadiness(t *testing.T) {
 		res.Body.Close()
 		return res.StatusCode
 	}
-	waitFor(t, 15*time.Second, "imagegate serving /healthz", func() (bool, error) { return status("/healthz") == http.StatusOK, nil })
 	for i := 0; i < 10; i++ {
-		if got := status("/readyz"); got == http.StatusOK {
-			t.Fatalf("ready while the API server is unreachable")
+		// 503, not a failed request: it runs and says it is not ready.
+		if got := status("/readyz"); got != http.StatusServiceUnavailable {
+			t.Fatalf("/readyz %d while the API server is unreachable, want 503", got)
 		}
 		time.Sleep(300 * time.Millisecond)
 	}

@@ -10,7 +10,6 @@ import (
 	"github.com/imagegate/imagegate/test/e2e/harness"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/dynamic"
 )
 
 // vulnReportCRD is a minimal stand-in for trivy-operator's CRD: the same
@@ -61,24 +60,14 @@ report:
 func TestKubeVulnerabilityReports(t *testing.T) {
 	cluster := harness.SharedCluster(t)
 	ctx := context.Background()
-	dyn, err := dynamic.NewForConfig(cluster.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	applyCRDs(t, dyn)
-	if _, err := dyn.Resource(crdGVR).Create(ctx, decodeYAML(t, vulnReportCRD), metav1.CreateOptions{}); err != nil && !strings.Contains(err.Error(), "already exists") {
+	dyn := cluster.ApplyPolicies(t, vulnStrategy)
+	if _, err := dyn.Resource(harness.CRDs).Create(ctx, harness.DecodeYAML(t, vulnReportCRD), metav1.CreateOptions{}); err != nil && !strings.Contains(err.Error(), "already exists") {
 		t.Fatal(err)
 	}
 	waitFor(t, 30*time.Second, "VulnerabilityReport CRD established", func() (bool, error) {
-		u, err := dyn.Resource(crdGVR).Get(ctx, "vulnerabilityreports.aquasecurity.github.io", metav1.GetOptions{})
+		u, err := dyn.Resource(harness.CRDs).Get(ctx, "vulnerabilityreports.aquasecurity.github.io", metav1.GetOptions{})
 		return err == nil && conditionStatus(u, "Established") == "True", err
 	})
-	strategies := dyn.Resource(strategyGVR)
-	_ = strategies.Delete(ctx, "kube-vuln", metav1.DeleteOptions{})
-	if _, err := strategies.Create(ctx, decodeYAML(t, vulnStrategy), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = strategies.Delete(context.Background(), "kube-vuln", metav1.DeleteOptions{}) })
 
 	store := filepath.Join(t.TempDir(), "scans.db")
 	ig := harness.StartImagegate(t, "--policy-source=kube", "--kubeconfig", cluster.Kubeconfig, "--cluster-id", clusterID,
@@ -90,7 +79,7 @@ func TestKubeVulnerabilityReports(t *testing.T) {
 		t.Fatalf("%s denied before any report exists", image)
 	}
 	reports := dyn.Resource(schema.GroupVersionResource{Group: "aquasecurity.github.io", Version: "v1alpha1", Resource: "vulnerabilityreports"}).Namespace(ns)
-	if _, err := reports.Create(ctx, decodeYAML(t, vulnReport), metav1.CreateOptions{}); err != nil {
+	if _, err := reports.Create(ctx, harness.DecodeYAML(t, vulnReport), metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create VulnerabilityReport: %v", err)
 	}
 	took := waitFor(t, 5*time.Second, image+" denied after its report", func() (bool, error) {

@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,18 +12,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/yaml"
-)
-
-var (
-	crdGVR      = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
-	strategyGVR = schema.GroupVersionResource{Group: "imagegate.dev", Version: "v1alpha1", Resource: "opastrategies"}
-	policyGVR   = schema.GroupVersionResource{Group: "imagegate.dev", Version: "v1alpha1", Resource: "binarysecuritypolicies"}
 )
 
 // kubeStrategy blocks unscanned images named blocked-*; the test later
@@ -48,57 +38,6 @@ const kubeBlockedMsg = `blocked by strategy 9101 "kube-block"`
 // policyWebhookName is the webhook that sends imagegate.dev objects to
 // imagegate's POST /validate-policy.
 const policyWebhookName = "policies.imagegate.dev"
-
-func decodeYAML(t *testing.T, doc string) *unstructured.Unstructured {
-	t.Helper()
-	js, err := yaml.YAMLToJSON([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &unstructured.Unstructured{}
-	if err := u.UnmarshalJSON(js); err != nil {
-		t.Fatal(err)
-	}
-	return u
-}
-
-// applyCRDs creates (or replaces) the committed CRDs of deploy/crds and
-// waits until the API server serves them.
-func applyCRDs(t *testing.T, dyn dynamic.Interface) {
-	t.Helper()
-	root, err := harness.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	files, _ := filepath.Glob(filepath.Join(root, "deploy", "crds", "imagegate.dev_*.yaml"))
-	if len(files) != 3 {
-		t.Fatalf("deploy/crds has %d CRDs, want 3", len(files))
-	}
-	ctx := context.Background()
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		crd := decodeYAML(t, string(data))
-		if old, err := dyn.Resource(crdGVR).Get(ctx, crd.GetName(), metav1.GetOptions{}); err == nil {
-			crd.SetResourceVersion(old.GetResourceVersion())
-			_, err = dyn.Resource(crdGVR).Update(ctx, crd, metav1.UpdateOptions{})
-			if err != nil {
-				t.Fatalf("update CRD %s: %v", crd.GetName(), err)
-			}
-		} else if _, err := dyn.Resource(crdGVR).Create(ctx, crd, metav1.CreateOptions{}); err != nil {
-			t.Fatalf("create CRD %s from %s: %v", crd.GetName(), f, err)
-		}
-		waitFor(t, 30*time.Second, "CRD "+crd.GetName()+" established", func() (bool, error) {
-			got, err := dyn.Resource(crdGVR).Get(ctx, crd.GetName(), metav1.GetOptions{})
-			if err != nil {
-				return false, err
-			}
-			return conditionStatus(got, "Established") == "True", nil
-		})
-	}
-}
 
 func conditionStatus(u *unstructured.Unstructured, typ string) string {
 	c := condition(u, typ)
@@ -163,9 +102,9 @@ func registerPolicyWebhook(t *testing.T, cfg *rest.Config, dyn dynamic.Interface
 	t.Cleanup(func() {
 		_ = client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(context.Background(), vwc.Name, metav1.DeleteOptions{})
 	})
-	probe := decodeYAML(t, strings.Replace(strings.Replace(kubeStrategy, "kube-block}", "probe}", 1), `"blocked-*"`, `"["`, 1))
+	probe := harness.DecodeYAML(t, strings.Replace(strings.Replace(kubeStrategy, "kube-block}", "probe}", 1), `"blocked-*"`, `"["`, 1))
 	took := waitFor(t, 30*time.Second, "policy webhook in force", func() (bool, error) {
-		_, err := dyn.Resource(strategyGVR).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		_, err := dyn.Resource(harness.OpaStrategies).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		return err != nil && strings.Contains(err.Error(), policyWebhookName), err
 	})
 	t.Logf("policy webhook in force after %s", took.Round(10*time.Millisecond))
@@ -180,26 +119,19 @@ func registerPolicyWebhook(t *testing.T, cfg *rest.Config, dyn dynamic.Interface
 func TestKubePolicies(t *testing.T) {
 	cluster := harness.SharedCluster(t)
 	ctx := context.Background()
+	cluster.ApplyPolicies(t, kubeStrategy)
+	// The objects the test changes go through a client that records the
+	// API server's warnings.
 	cfg, warnings := harness.ConfigWithWarnings(cluster.Config)
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	applyCRDs(t, dyn)
-	strategies := dyn.Resource(strategyGVR)
-	policies := dyn.Resource(policyGVR)
-	t.Cleanup(func() {
-		_ = strategies.Delete(context.Background(), "kube-block", metav1.DeleteOptions{})
-		_ = policies.Delete(context.Background(), "kube-unknown-attestor", metav1.DeleteOptions{})
-	})
-	if _, err := strategies.Create(ctx, decodeYAML(t, kubeStrategy), metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create OpaStrategy: %v", err)
-	}
+	strategies := dyn.Resource(harness.OpaStrategies)
+	policies := dyn.Resource(harness.BinarySecurityPolicies)
+	t.Cleanup(func() { _ = policies.Delete(context.Background(), "kube-unknown-attestor", metav1.DeleteOptions{}) })
 
-	factsFile := filepath.Join(t.TempDir(), "facts.yaml")
-	if err := os.WriteFile(factsFile, []byte(facts), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	factsFile := writeFile(t, t.TempDir(), "facts.yaml", facts)
 	ig := harness.StartImagegate(t, "--policy-source=kube", "--kubeconfig", cluster.Kubeconfig, "--cluster-id", clusterID, "--facts", factsFile)
 	harness.RegisterWebhook(t, cluster.Config, ig.URL, ig.CAPEM)
 	registerPolicyWebhook(t, cluster.Config, dyn, ig.URL, ig.CAPEM)
@@ -282,7 +214,7 @@ func TestKubePolicies(t *testing.T) {
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
 				doc := strings.Replace(strings.Replace(kubeStrategy, "kube-block}", "kube-invalid}", 1), tc.from, tc.to, 1)
-				u := decodeYAML(t, doc)
+				u := harness.DecodeYAML(t, doc)
 				_, err := strategies.Create(ctx, u, metav1.CreateOptions{FieldValidation: "Strict"})
 				if err == nil {
 					_ = strategies.Delete(ctx, "kube-invalid", metav1.DeleteOptions{})
@@ -300,7 +232,7 @@ func TestKubePolicies(t *testing.T) {
 
 	t.Run("unknown attestor marked Invalid; last good set stays", func(t *testing.T) {
 		warnings.Take()
-		bsp := decodeYAML(t, `apiVersion: imagegate.dev/v1alpha1
+		bsp := harness.DecodeYAML(t, `apiVersion: imagegate.dev/v1alpha1
 kind: BinarySecurityPolicy
 metadata: {name: kube-unknown-attestor}
 spec:
@@ -357,22 +289,22 @@ spec:
 	})
 
 	t.Run("CRD deleted: last good snapshot kept", func(t *testing.T) {
-		if _, err := strategies.Create(ctx, decodeYAML(t, kubeStrategy), metav1.CreateOptions{}); err != nil {
+		if _, err := strategies.Create(ctx, harness.DecodeYAML(t, kubeStrategy), metav1.CreateOptions{}); err != nil {
 			t.Fatalf("create: %v", err)
 		}
 		waitFor(t, 5*time.Second, "block back in force", func() (bool, error) {
 			err := admitted(blockedImage)
 			return err != nil && strings.Contains(err.Error(), kubeBlockedMsg), err
 		})
-		if err := dyn.Resource(crdGVR).Delete(ctx, "opastrategies.imagegate.dev", metav1.DeleteOptions{}); err != nil {
+		if err := dyn.Resource(harness.CRDs).Delete(ctx, "opastrategies.imagegate.dev", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, 30*time.Second, "CRD gone", func() (bool, error) {
-			_, err := dyn.Resource(crdGVR).Get(ctx, "opastrategies.imagegate.dev", metav1.GetOptions{})
+			_, err := dyn.Resource(harness.CRDs).Get(ctx, "opastrategies.imagegate.dev", metav1.GetOptions{})
 			return apierrors.IsNotFound(err), err
 		})
 		time.Sleep(time.Second) // room for the informers' delete events
 		mustDeny(t, "pod with "+blockedImage+" after the CRD was deleted", admitted(blockedImage), kubeBlockedMsg)
-		applyCRDs(t, dyn) // leave the cluster with the CRDs for later tests
+		harness.ApplyCRDs(t, dyn) // leave the cluster with the CRDs for later tests
 	})
 }

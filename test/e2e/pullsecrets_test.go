@@ -15,7 +15,6 @@ import (
 	"github.com/imagegate/imagegate/test/e2e/harness"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/dynamic"
 )
 
 // TestPullSecrets: a registry with htpasswd auth holds cosign-signed
@@ -60,26 +59,8 @@ func TestPullSecrets(t *testing.T) {
 		harness.CosignSign(t, key, ref)
 	}
 	t.Setenv("DOCKER_CONFIG", empty)
-	pubPEM, err := os.ReadFile(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
 
-	dyn, err := dynamic.NewForConfig(cluster.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	applyCRDs(t, dyn)
-	attestor := decodeYAML(t, `apiVersion: imagegate.dev/v1alpha1
-kind: Attestor
-metadata: {name: e2e-pull-ci}
-spec:
-  publicKeys:
-  - |
-`+indent(string(pubPEM), "    ")+`
-  transparencyLog: ignore
-`)
-	policy := decodeYAML(t, `apiVersion: imagegate.dev/v1alpha1
+	cluster.ApplyPolicies(t, attestorYAML(t, "e2e-pull-ci", pub), `apiVersion: imagegate.dev/v1alpha1
 kind: BinarySecurityPolicy
 metadata: {name: e2e-pull-signed}
 spec:
@@ -91,18 +72,6 @@ spec:
   - clusterId: e2e-cluster
   status: enabled
 `)
-	attestors := dyn.Resource(policyGVR.GroupVersion().WithResource("attestors"))
-	policies := dyn.Resource(policyGVR)
-	_ = attestors.Delete(ctx, "e2e-pull-ci", metav1.DeleteOptions{})
-	_ = policies.Delete(ctx, "e2e-pull-signed", metav1.DeleteOptions{})
-	if _, err := attestors.Create(ctx, attestor, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create Attestor: %v", err)
-	}
-	t.Cleanup(func() { _ = attestors.Delete(context.Background(), "e2e-pull-ci", metav1.DeleteOptions{}) })
-	if _, err := policies.Create(ctx, policy, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create BinarySecurityPolicy: %v", err)
-	}
-	t.Cleanup(func() { _ = policies.Delete(context.Background(), "e2e-pull-signed", metav1.DeleteOptions{}) })
 
 	ig := harness.StartImagegate(t, "--policy-source=kube", "--kubeconfig", cluster.Kubeconfig, "--cluster-id", clusterID)
 	harness.RegisterWebhook(t, cluster.Config, ig.URL, ig.CAPEM)

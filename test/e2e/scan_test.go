@@ -47,19 +47,7 @@ func TestWebhookScanAttestations(t *testing.T) {
 	forged := attest(forger, "forged", `[]`)
 	unattested := host + "/team/scanned@" + harness.PushRandomImage(t, host, "team/scanned", "none")
 
-	pub, err := os.ReadFile(scannerPub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	policies := `apiVersion: imagegate.dev/v1alpha1
-kind: Attestor
-metadata: {name: e2e-scanner}
-spec:
-  publicKeys:
-  - |
-` + indent(string(pub), "    ") + `
-  transparencyLog: ignore
----
+	policies := attestorYAML(t, "e2e-scanner", scannerPub) + `---
 apiVersion: imagegate.dev/v1alpha1
 kind: OpaStrategy
 metadata: {name: e2e-no-high-vulns}

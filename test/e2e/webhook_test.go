@@ -110,6 +110,9 @@ type gate struct {
 	client   kubernetes.Interface // records warnings in warnings
 	warnings *harness.WarningRecorder
 	ns       string // a fresh namespace for the test
+	// policyDir is imagegate's --policies directory (the management API
+	// writes there).
+	policyDir string
 }
 
 // startGate runs imagegate serve with policies (YAML, written to a
@@ -120,19 +123,10 @@ func startGate(t *testing.T, policies, factsYAML string, extraArgs ...string) *g
 	cluster := harness.SharedCluster(t)
 	dir := t.TempDir()
 	policyDir := filepath.Join(dir, "policies")
-	if err := os.MkdirAll(policyDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(policyDir, "policies.yaml"), []byte(policies), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, policyDir, "policies.yaml", policies)
 	args := []string{"--policies", policyDir, "--cluster-id", clusterID}
 	if factsYAML != "" {
-		factsFile := filepath.Join(dir, "facts.yaml")
-		if err := os.WriteFile(factsFile, []byte(factsYAML), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		args = append(args, "--facts", factsFile)
+		args = append(args, "--facts", writeFile(t, dir, "facts.yaml", factsYAML))
 	}
 	ig := harness.StartImagegate(t, append(args, extraArgs...)...)
 	harness.RegisterWebhook(t, cluster.Config, ig.URL, ig.CAPEM)
@@ -141,7 +135,7 @@ func startGate(t *testing.T, policies, factsYAML string, extraArgs ...string) *g
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &gate{Imagegate: ig, cluster: cluster, client: client, warnings: warnings,
+	return &gate{Imagegate: ig, cluster: cluster, client: client, warnings: warnings, policyDir: policyDir,
 		ns: createNamespace(t, cluster.Client(t), strings.ToLower(strings.TrimPrefix(t.Name(), "Test")))}
 }
 
@@ -260,27 +254,26 @@ func TestWebhookPodUpdates(t *testing.T) {
 		mustDeny(t, "update to "+blockedImage, err, blockedMsg)
 	})
 
-	t.Run("blocked ephemeral container", func(t *testing.T) {
+	// addDebugger adds an ephemeral container running image to pod web.
+	addDebugger := func(t *testing.T, image string) error {
+		t.Helper()
 		p, err := pods.Get(ctx, "web", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		p.Spec.EphemeralContainers = append(p.Spec.EphemeralContainers, corev1.EphemeralContainer{
-			EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debugger", Image: blockedImage},
+			EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debugger", Image: image},
 		})
 		_, err = pods.UpdateEphemeralContainers(ctx, "web", p, metav1.UpdateOptions{})
-		mustDeny(t, "ephemeral container "+blockedImage, err, blockedMsg)
+		return err
+	}
+
+	t.Run("blocked ephemeral container", func(t *testing.T) {
+		mustDeny(t, "ephemeral container "+blockedImage, addDebugger(t, blockedImage), blockedMsg)
 	})
 
 	t.Run("clean ephemeral container", func(t *testing.T) {
-		p, err := pods.Get(ctx, "web", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.Spec.EphemeralContainers = append(p.Spec.EphemeralContainers, corev1.EphemeralContainer{
-			EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debugger", Image: goodImage},
-		})
-		if _, err := pods.UpdateEphemeralContainers(ctx, "web", p, metav1.UpdateOptions{}); err != nil {
+		if err := addDebugger(t, goodImage); err != nil {
 			t.Fatalf("ephemeral container %s: %v", goodImage, err)
 		}
 	})
@@ -383,21 +376,8 @@ func TestWebhookSignatures(t *testing.T) {
 	// referrers API: cosign uses the referrers tag).
 	harness.CosignSign(t, key, bundle, "--new-bundle-format")
 	harness.CosignSign(t, otherKey, otherBundle, "--new-bundle-format")
-	pubPEM, err := os.ReadFile(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
 
-	policies := `apiVersion: imagegate.dev/v1alpha1
-kind: Attestor
-metadata: {name: e2e-ci}
-spec:
-  description: the e2e test's cosign key
-  publicKeys:
-  - |
-` + indent(string(pubPEM), "    ") + `
-  transparencyLog: ignore
----
+	policies := attestorYAML(t, "e2e-ci", pub) + `---
 apiVersion: imagegate.dev/v1alpha1
 kind: BinarySecurityPolicy
 metadata: {name: e2e-signed}
@@ -445,6 +425,27 @@ spec:
 		_, err := g.client.AppsV1().Deployments(g.ns).Create(ctx, deployment("unsigned", unsigned, nil), metav1.CreateOptions{})
 		mustDeny(t, "deployment with "+unsigned, err, `attestor "e2e-ci"`)
 	})
+}
+
+// attestorYAML is an Attestor named name whose key is the cosign public key
+// in the file pubFile; it ignores the transparency log, as the harness's
+// cosign signs without one.
+func attestorYAML(t *testing.T, name, pubFile string) string {
+	t.Helper()
+	pub, err := os.ReadFile(pubFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return `apiVersion: imagegate.dev/v1alpha1
+kind: Attestor
+metadata: {name: ` + name + `}
+spec:
+  description: the e2e test's cosign key
+  publicKeys:
+  - |
+` + indent(string(pub), "    ") + `
+  transparencyLog: ignore
+`
 }
 
 func indent(s, prefix string) string {

@@ -77,9 +77,7 @@ func StartAPIServer(t TB, etcd *Etcd, extra ...string) *APIServer {
 	p := startProcess(t, "kube-apiserver", dir, bin, args, nil)
 
 	kubeconfig := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, []byte(fmt.Sprintf(kubeconfigTemplate, url, ca.CertFile, admin.CertFile, admin.KeyFile)), 0o600); err != nil {
-		t.Fatalf("kubeconfig: %v", err)
-	}
+	writeKubeconfig(t, kubeconfig, ca.CertFile, kubeconfigOptions{server: url, certFile: admin.CertFile, keyFile: admin.KeyFile})
 	cfg := &rest.Config{
 		Host: url,
 		TLSClientConfig: rest.TLSClientConfig{
@@ -117,17 +115,3 @@ func (a *APIServer) Client(t TB) *kubernetes.Clientset {
 	}
 	return c
 }
-
-const kubeconfigTemplate = `apiVersion: v1
-kind: Config
-clusters:
-- name: e2e
-  cluster: {server: %q, certificate-authority: %q}
-users:
-- name: e2e-admin
-  user: {client-certificate: %q, client-key: %q}
-contexts:
-- name: e2e
-  context: {cluster: e2e, user: e2e-admin}
-current-context: e2e
-`

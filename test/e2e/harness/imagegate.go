@@ -106,39 +106,104 @@ type Imagegate struct {
 // StartImagegate runs `imagegate serve` on free ports of 127.0.0.1 with a
 // serving certificate for 127.0.0.1 and localhost, plus args (--policies,
 // --cluster-id, --facts ...), waits until GET /readyz answers 200 and stops
-// it with SIGTERM in a cleanup.
+// it with SIGTERM in a cleanup. It is RunImagegate without options.
 func StartImagegate(t TB, args ...string) *Imagegate {
 	t.Helper()
+	return RunImagegate(t, args)
+}
+
+// ImagegateOption changes how RunImagegate starts and awaits imagegate.
+type ImagegateOption func(*imagegateOptions)
+
+type imagegateOptions struct {
+	listen      string // host:port of --listen
+	servingCert bool   // add --tls-cert-file and --tls-private-key-file
+	readyPath   string // GET answers 200 when ready, unless ready is set
+	ready       func(*Imagegate) error
+}
+
+// ServeAt makes imagegate listen on addr (host:port) instead of a free port
+// of 127.0.0.1, for a test that must name the address before the start
+// (e.g. in a webhook configuration imagegate patches at start).
+func ServeAt(addr string) ImagegateOption {
+	return func(o *imagegateOptions) { o.listen = addr }
+}
+
+// OwnServingCert leaves the serving certificate flags to args (a
+// certificate the test made, or the certificate bootstrap): the harness
+// makes none, and Imagegate.CAPEM is nil. As the harness cannot verify
+// such a certificate, give ReadyWhen too.
+func OwnServingCert() ImagegateOption {
+	return func(o *imagegateOptions) { o.servingCert = false }
+}
+
+// ReadyAt makes RunImagegate wait until GET path answers 200 instead of
+// /readyz: /healthz for an imagegate that is meant not to be ready yet.
+func ReadyAt(path string) ImagegateOption {
+	return func(o *imagegateOptions) { o.readyPath, o.ready = path, nil }
+}
+
+// ReadyWhen makes RunImagegate wait until ready returns nil instead of
+// until GET /readyz answers 200.
+func ReadyWhen(ready func(*Imagegate) error) ImagegateOption {
+	return func(o *imagegateOptions) { o.ready = ready }
+}
+
+// RunImagegate runs `imagegate serve` with args, by default on free ports
+// of 127.0.0.1 (--listen, --metrics-listen) with a serving certificate the
+// harness makes for 127.0.0.1 and localhost; it waits up to 30 s until
+// GET /readyz answers 200 (or what ReadyAt or ReadyWhen say), failing the
+// test at once if imagegate exits first. Its output goes to a log file whose
+// last lines the test logs when it fails; a cleanup stops it with SIGTERM.
+func RunImagegate(t TB, args []string, opts ...ImagegateOption) *Imagegate {
+	t.Helper()
+	o := imagegateOptions{servingCert: true, readyPath: "/readyz"}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if !o.servingCert && o.ready == nil {
+		t.Fatalf("RunImagegate: OwnServingCert needs ReadyWhen (the harness cannot verify a certificate it did not make)")
+	}
 	bin := ImagegateBinary(t)
 	dir := t.TempDir()
-	ca := NewCA(t, "imagegate")
-	serving := ca.ServingCert(t, "imagegate", nil, "imagegate.imagegate.svc")
-	listen, metrics := hostPort(FreePort(t)), hostPort(FreePort(t))
-	all := append([]string{"serve",
-		"--listen", listen,
-		"--metrics-listen", metrics,
-		"--tls-cert-file", serving.CertFile,
-		"--tls-private-key-file", serving.KeyFile,
-	}, args...)
+	if o.listen == "" {
+		o.listen = hostPort(FreePort(t))
+	}
+	metrics := hostPort(FreePort(t))
+	all := []string{"serve", "--listen", o.listen, "--metrics-listen", metrics}
+	var caPEM []byte
+	if o.servingCert {
+		ca := NewCA(t, "imagegate")
+		serving := ca.ServingCert(t, "imagegate", nil, "imagegate.imagegate.svc")
+		all = append(all, "--tls-cert-file", serving.CertFile, "--tls-private-key-file", serving.KeyFile)
+		caPEM = ca.CertPEM
+	}
+	all = append(all, args...)
 	// imagegate only ever talks to registries on 127.0.0.1 here.
 	p := startProcess(t, "imagegate", dir, bin, all, offlineEnv)
-	ig := &Imagegate{Process: p, URL: "https://" + listen, MetricsURL: "http://" + metrics, CAPEM: ca.CertPEM}
-	c := ig.HTTPClient()
-	p.waitFor(t, 30*time.Second, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ig.URL+"/readyz", nil)
-		resp, err := c.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return errors.New("GET /readyz: " + resp.Status)
-		}
-		return nil
-	})
+	ig := &Imagegate{Process: p, URL: "https://" + o.listen, MetricsURL: "http://" + metrics, CAPEM: caPEM}
+	if o.ready == nil {
+		c := ig.HTTPClient() // one client: a new one per poll would leave its connections open
+		o.ready = func(ig *Imagegate) error { return get200(c, ig.URL+o.readyPath) }
+	}
+	p.waitFor(t, 30*time.Second, func() error { return o.ready(ig) })
 	return ig
+}
+
+// get200 returns nil when GET url answers 200 within 2 s.
+func get200(c *http.Client, url string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return errors.New("GET " + url + ": " + resp.Status)
+	}
+	return nil
 }
 
 // HTTPClient returns a client that trusts the serving certificate.
