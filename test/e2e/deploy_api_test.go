@@ -111,7 +111,7 @@ func TestDeployChartAPI(t *testing.T) {
 	}
 	client := cluster.Client(t)
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memCache(client.Discovery()))
-	applyCRDs(t, dyn)
+	harness.ApplyCRDs(t, dyn)
 
 	t.Run("default values render no API", func(t *testing.T) {
 		objs := helmTemplate(t, ns, "clusterId="+clusterID)
@@ -170,7 +170,7 @@ func TestDeployChartAPI(t *testing.T) {
 	})
 
 	t.Run("the API server accepts every object", func(t *testing.T) {
-		all := append([]*unstructured.Unstructured{decodeYAML(t, "apiVersion: v1\nkind: Namespace\nmetadata: {name: "+ns+"}\n")}, objs...)
+		all := append([]*unstructured.Unstructured{harness.DecodeYAML(t, "apiVersion: v1\nkind: Namespace\nmetadata: {name: "+ns+"}\n")}, objs...)
 		dryRunApply(t, dyn, mapper, all)
 		t.Logf("%d objects validated by the API server", len(all))
 	})
@@ -211,7 +211,7 @@ func TestDeployChartAPI(t *testing.T) {
 				}
 				// The harness has no cert-manager CRDs (as TestDeployManifests,
 				// its objects are only rendered).
-				apply := []*unstructured.Unstructured{decodeYAML(t, "apiVersion: v1\nkind: Namespace\nmetadata: {name: "+ns+"}\n")}
+				apply := []*unstructured.Unstructured{harness.DecodeYAML(t, "apiVersion: v1\nkind: Namespace\nmetadata: {name: "+ns+"}\n")}
 				for _, o := range objs {
 					if o.GroupVersionKind().Group != "cert-manager.io" {
 						apply = append(apply, o)
@@ -237,7 +237,7 @@ func TestDeployChartAPI(t *testing.T) {
 	})
 
 	t.Run("imagegate with the API Deployment's args and RBAC", func(t *testing.T) {
-		applyForReal(t, dyn, mapper, decodeYAML(t, "apiVersion: v1\nkind: Namespace\nmetadata: {name: "+ns+"}\n"))
+		applyForReal(t, dyn, mapper, harness.DecodeYAML(t, "apiVersion: v1\nkind: Namespace\nmetadata: {name: "+ns+"}\n"))
 		for _, o := range objs {
 			switch {
 			case o.GetKind() == "ServiceAccount" && o.GetName() == "imagegate-api",
@@ -296,12 +296,9 @@ func runAPIFromArgs(t *testing.T, cluster *harness.Cluster, dyn dynamic.Interfac
 	dir := t.TempDir()
 	apiToken := serviceAccountToken(t, cluster, ns, "imagegate-api")
 	tokenFile := filepath.Join(dir, "sa-token")
-	kubeconfig := filepath.Join(dir, "kubeconfig")
-	cfg := fmt.Sprintf("apiVersion: v1\nkind: Config\nclusters: [{name: e2e, cluster: {server: %q, certificate-authority: %q}}]\n"+
-		"users: [{name: imagegate-api, user: {tokenFile: %q}}]\ncontexts: [{name: e2e, context: {cluster: e2e, user: imagegate-api}}]\ncurrent-context: e2e\n",
-		cluster.URL, cluster.CA.CertFile, tokenFile)
+	kubeconfig := cluster.WriteKubeconfig(t, harness.KubeconfigToken(apiToken))
 	tokens := filepath.Join(dir, "tokens.csv")
-	for f, data := range map[string]string{tokenFile: apiToken, kubeconfig: cfg, tokens: "chart-admin-e2e,root,imagegate:admins\n"} {
+	for f, data := range map[string]string{tokenFile: apiToken, tokens: "chart-admin-e2e,root,imagegate:admins\n"} {
 		if err := os.WriteFile(f, []byte(data), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -356,7 +353,7 @@ func runAPIFromArgs(t *testing.T, cluster *harness.Cluster, dyn dynamic.Interfac
 		return do(token, "POST", "/?Action="+action, strings.NewReader(form.Encode()), "application/x-www-form-urlencoded")
 	}
 
-	strategies := dyn.Resource(strategyGVR)
+	strategies := dyn.Resource(harness.OpaStrategies)
 	var id int64
 	t.Run("tokens file administrator writes the custom resources", func(t *testing.T) {
 		st, body := call("chart-admin-e2e", "CreateOpaStrategyNew", "StrategyName", "chartapi-block", "RuleAction", "2", "ClusterId", clusterID,

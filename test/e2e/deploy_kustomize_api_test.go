@@ -28,7 +28,7 @@ func TestDeployKustomizeAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memCache(cluster.Client(t).Discovery()))
-	applyCRDs(t, dyn)
+	harness.ApplyCRDs(t, dyn)
 	const ns = "imagegate"
 
 	objs := renderKustomize(t, filepath.Join(root, "deploy", "kustomize", "overlays", "api"))
