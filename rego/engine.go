@@ -121,24 +121,26 @@ func (e *Engine) Eval(ctx context.Context, in Input) (*Decision, error) {
 		return d, nil
 	}
 	input := e.withIndex(request)
-	res, err := e.plan.eval(ctx, ast.NewTerm(input))
+	var d *Decision
+	err := e.plan.eval(ctx, ast.NewTerm(input), func(res *ast.Term) error {
+		t := planResult(res)
+		if t == nil {
+			return errors.New("the decision was undefined")
+		}
+		if e.crossCheck != nil {
+			if err := e.crossCheck(ctx, input, t); err != nil {
+				return err
+			}
+		}
+		var err error
+		d, err = toDecision(t, in)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("rego: evaluating decision: %w", err)
 	}
-	t := planResult(res)
-	if t == nil {
-		return nil, errors.New("rego: the decision was undefined")
-	}
-	if e.crossCheck != nil {
-		if err := e.crossCheck(ctx, input, t); err != nil {
-			return nil, err
-		}
-	}
-	d, err := toDecision(t, in)
-	if err == nil {
-		e.cache.put(hash, request, d)
-	}
-	return d, err
+	e.cache.put(hash, request, d)
+	return d, nil
 }
 
 func buildIndex(ctx context.Context, snap *policy.Snapshot, o options) (*ast.Term, error) {

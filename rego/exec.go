@@ -43,8 +43,42 @@ type machine struct {
 	// plan's pool: most functions run once per image or per hit.
 	stack []*ast.Term
 	sp    int
-	hw    int // the highest sp of this evaluation: what release clears
-	calls map[callKey]*ast.Term
+	// Slabs for the terms and array builders statements make, reused by the
+	// next evaluation (scratch only).
+	scratch  bool
+	terms    []ast.Term
+	nt       int
+	builders []arrayBuilder
+	nb       int
+	hw       int // the highest sp of this evaluation: what release clears
+	calls    map[callKey]*ast.Term
+}
+
+// term wraps v in a term: from the slab when the evaluation is scratch.
+func (m *machine) term(v ast.Value) *ast.Term {
+	if !m.scratch {
+		return ast.NewTerm(v)
+	}
+	if m.nt == len(m.terms) {
+		// Terms already handed out keep the old slab.
+		m.terms, m.nt = make([]ast.Term, max(2*len(m.terms), 64)), 0
+	}
+	t := &m.terms[m.nt]
+	m.nt++
+	t.Value = v
+	return t
+}
+
+func (m *machine) builder() *arrayBuilder {
+	if !m.scratch {
+		return &arrayBuilder{}
+	}
+	if m.nb == len(m.builders) {
+		m.builders, m.nb = make([]arrayBuilder, max(2*len(m.builders), 32)), 0
+	}
+	b := &m.builders[m.nb]
+	m.nb++
+	return b
 }
 
 // frame returns n cleared locals on the stack.
@@ -60,17 +94,21 @@ func (m *machine) frame(n int) []*ast.Term {
 	return f
 }
 
-func (p *plan) eval(ctx context.Context, input *ast.Term) (result *ast.Term, err error) {
+// eval runs the plan on input and calls use with the result, which is valid
+// only during that call: the evaluation's terms are cut from slabs the next
+// evaluation reuses. use must copy out what it keeps (Decision holds only Go
+// values).
+func (p *plan) eval(ctx context.Context, input *ast.Term, use func(*ast.Term) error) (err error) {
 	defer func() {
 		// A webhook never panics: an executor bug fails this request closed.
 		if r := recover(); r != nil {
-			result, err = nil, fmt.Errorf("rego: executing the plan: %v", r)
+			err = fmt.Errorf("rego: executing the plan: %v", r)
 		}
 	}()
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return err
 	}
-	m := p.machine(ctx)
+	m := p.machine(ctx, true)
 	defer p.release(m)
 	l := m.frame(p.nlocals)
 	l[ir.Input] = input
@@ -78,19 +116,22 @@ func (p *plan) eval(ctx context.Context, input *ast.Term) (result *ast.Term, err
 	var res *ast.Term
 	for _, b := range p.blocks {
 		if _, err := m.block(b, l, &res); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return res, nil
+	return use(res)
 }
 
-func (p *plan) machine(ctx context.Context) *machine {
+// machine takes a machine from the pool. With scratch, the terms and arrays
+// its statements make come from its slabs (see eval); without, from the heap
+// (the constants, which outlive any evaluation).
+func (p *plan) machine(ctx context.Context, scratch bool) *machine {
 	m, _ := p.pool.Get().(*machine)
 	if m == nil {
 		m = &machine{p: p, memo: make([]*ast.Term, p.nmemo), done: make([]bool, p.nmemo)}
 		m.iter = func(t *ast.Term) error { m.out = t; return nil }
 	}
-	m.ctx, m.bctx = ctx, topdown.BuiltinContext{Context: ctx}
+	m.ctx, m.bctx, m.scratch = ctx, topdown.BuiltinContext{Context: ctx}, scratch
 	return m
 }
 
@@ -107,6 +148,9 @@ func (p *plan) release(m *machine) {
 	} else {
 		clear(m.calls)
 	}
+	clear(m.terms[:m.nt])
+	clear(m.builders[:m.nb])
+	m.nt, m.nb = 0, 0
 	m.sp, m.hw, m.steps, m.out, m.ctx, m.bctx = 0, 0, 0, nil, nil, topdown.BuiltinContext{}
 	p.pool.Put(m)
 }
@@ -236,17 +280,17 @@ func (m *machine) stmt(stmt ir.Stmt, l []*ast.Term, res **ast.Term) (ok bool, k 
 	case *ir.MakeNumberRefStmt:
 		l[s.Target] = m.p.numbers[s.Index]
 	case *ir.MakeArrayStmt:
-		b := &arrayBuilder{}
+		b := m.builder()
 		if s.Capacity > 0 {
 			b.elems = make([]*ast.Term, 0, s.Capacity)
 		}
-		l[s.Target] = ast.NewTerm(b)
+		l[s.Target] = m.term(b)
 	case *makeObject:
-		l[s.Target] = ast.NewTerm(ast.NewObjectWithCapacity(s.capacity))
+		l[s.Target] = m.term(ast.NewObjectWithCapacity(s.capacity))
 	case *ir.MakeObjectStmt:
 		l[s.Target] = ast.NewTerm(ast.NewObject())
 	case *ir.MakeSetStmt:
-		l[s.Target] = ast.NewTerm(ast.NewSet())
+		l[s.Target] = m.term(ast.NewSet())
 	case *ir.ArrayAppendStmt:
 		v, arr := m.operand(s.Value, l), l[s.Array]
 		if v == nil || arr == nil {

@@ -201,7 +201,7 @@ func (p *plan) findConstants() {
 // computeConstants evaluates the constant rules now, so that no request's
 // context (or cancellation) is ever part of them.
 func (p *plan) computeConstants() error {
-	m := p.machine(context.Background())
+	m := p.machine(context.Background(), false)
 	defer p.release(m)
 	l := m.frame(2)
 	l[ir.Input], l[ir.Data] = emptyObject, emptyObject

@@ -46,7 +46,7 @@ func BenchmarkDecision(b *testing.B) {
 			term := ast.NewTerm(input)
 			b.ReportAllocs()
 			for range b.N {
-				if _, err := e.plan.eval(ctx, term); err != nil {
+				if err := e.plan.eval(ctx, term, func(*ast.Term) error { return nil }); err != nil {
 					b.Fatal(err)
 				}
 			}

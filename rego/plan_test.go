@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -215,5 +217,49 @@ func TestPlanConstants(t *testing.T) {
 		if f.constant != want || (want && f.value == nil) {
 			t.Errorf("%s: constant %v (value %v), want %v", name, f.constant, f.value, want)
 		}
+	}
+}
+
+// Evaluations share pooled machines whose slabs the next evaluation reuses:
+// concurrent requests must each get exactly the decision they get alone.
+func TestPlanConcurrent(t *testing.T) {
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(7, 8))
+	snap, err := policy.NewSnapshot(randomPolicies(r)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(ctx, snap, WithClusterID("c1"), WithDecisionCache(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inputs := make([]Input, 40)
+	want := make([]*Decision, len(inputs))
+	for i := range inputs {
+		inputs[i] = randomInput(r)
+		if want[i], err = e.Eval(ctx, inputs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 4)
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := range 50 {
+				i := (g*7 + round) % len(inputs)
+				d, err := e.Eval(ctx, inputs[i])
+				if err != nil || !reflect.DeepEqual(d, want[i]) {
+					errs <- fmt.Sprintf("goroutine %d, input %d: %v\ngot  %+v\nwant %+v", g, i, err, d, want[i])
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for msg := range errs {
+		t.Error(msg)
 	}
 }
