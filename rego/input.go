@@ -165,7 +165,7 @@ func (e *Engine) criteria(f *facts.Image, now time.Time) (ids, keys, texts *ast.
 		flag(keyMalicious)
 	}
 	if s == nil || len(e.lookups.findings) == 0 {
-		return set.term(), ast.ObjectTerm(items...), emptyArray
+		return set.term(), flagsOnly(items), emptyArray
 	}
 	var text []*ast.Term
 	// An image has few distinct keys: a slice searched linearly beats a map.
@@ -201,6 +201,26 @@ func (e *Engine) criteria(f *facts.Image, now time.Time) (ids, keys, texts *ast.
 		items = append(items, ast.Item(h.entry.key, ast.ArrayTerm(h.pos...)))
 	}
 	return set.term(), ast.ObjectTerm(items...), ast.ArrayTerm(text...)
+}
+
+// The criteria objects of images without findings any strategy selects:
+// shared, since they can only be these four.
+var (
+	flagsU  = ast.ObjectTerm(ast.Item(keyUnscanned, emptyArray))
+	flagsM  = ast.ObjectTerm(ast.Item(keyMalicious, emptyArray))
+	flagsUM = ast.ObjectTerm(ast.Item(keyUnscanned, emptyArray), ast.Item(keyMalicious, emptyArray))
+)
+
+func flagsOnly(items [][2]*ast.Term) *ast.Term {
+	switch {
+	case len(items) == 0:
+		return emptyObject
+	case len(items) == 2:
+		return flagsUM
+	case items[0][0] == keyUnscanned:
+		return flagsU
+	}
+	return flagsM
 }
 
 func hasCategory(fs []facts.Finding, category string) bool {
