@@ -1,3 +1,5 @@
+// The statements of a plan (plan.go), executed by a machine (machine.go).
+
 package rego
 
 import (
