@@ -24,7 +24,9 @@
 #   exemptIds    strategies whose whiteList matches the tag (an image written
 #                by digest alone has no tag).
 # criteria maps the image's criterion keys to the positions of the findings
-# behind them, and texts holds those findings' display text by position.
+# behind them, and texts holds those findings' display text by position;
+# detail holds what only messages read (errors and unverifiable attestors,
+# the scan note), and invalid is there only for an invalid image reference.
 package imagegate.decision
 
 # The index comes with every request as input.index: the same term each
@@ -138,7 +140,7 @@ hit_findings(img, hits) := sort({n |
 
 # A note says why scan evidence was set aside (e.g. an attestation signed by
 # the wrong attestor).
-flag_text(img, "u") := "unscanned" if img.scanNote == "" else := sprintf("unscanned (%s)", [img.scanNote])
+flag_text(img, "u") := "unscanned" if img.detail.scanNote == "" else := sprintf("unscanned (%s)", [img.detail.scanNote])
 
 flag_text(_, "m") := "malicious image"
 
@@ -157,7 +159,7 @@ signed := {"missing": [], "unsigned": [], "excused": []}
 
 # With --on-verification-error=allow, an attestor that could not be checked
 # (registry unreachable, timeout) does not deny; it warns.
-excused(img) := img.unverifiable if idx.failOpen else := set()
+excused(img) := img.detail.unverifiable if idx.failOpen else := set()
 
 excused_lines(img) := [] if {
 	not idx.failOpen
@@ -165,4 +167,4 @@ excused_lines(img) := [] if {
 	some a in sort((input.required - img.attestors) & excused(img))
 ]
 
-reason(img, a) := object.get(img.errors, a, "no verified signature")
+reason(img, a) := object.get(img.detail.errors, a, "no verified signature")

@@ -29,6 +29,7 @@ var (
 	kErrors       = ast.StringTerm("errors")
 	kUnverifiable = ast.StringTerm("unverifiable")
 	kScanNote     = ast.StringTerm("scanNote")
+	kDetail       = ast.StringTerm("detail")
 	emptyString   = ast.StringTerm("")
 	emptyArray    = ast.ArrayTerm()
 	emptyObject   = ast.ObjectTerm()
@@ -117,20 +118,40 @@ func (e *Engine) imageValue(img *workload.Image, f *facts.Image, now time.Time) 
 	if f.ScanNote != "" {
 		scanNote = ast.StringTerm(f.ScanNote)
 	}
-	return ast.NewObject(
+	// Eight keys: an ast.Object of up to eight keys costs half of one with
+	// eleven. What only the signature gate's and the scan's messages read
+	// goes into detail, shared when empty (the usual case); invalid is there
+	// only for an invalid reference (decision.rego's first clause is then
+	// undefined for the others, as with "").
+	detail := noDetail
+	if errs != emptyObject || len(f.Unverifiable) > 0 || scanNote != emptyString {
+		detail = ast.ObjectTerm(
+			ast.Item(kErrors, errs),
+			ast.Item(kUnverifiable, stringSetTerm(f.Unverifiable)),
+			ast.Item(kScanNote, scanNote),
+		)
+	}
+	items := [][2]*ast.Term{
 		ast.Item(kRef, ast.StringTerm(img.Ref)),
-		ast.Item(kInvalid, invalid),
 		ast.Item(kCriteriaIDs, criteriaIDs),
 		ast.Item(kNameIDs, names.termOr(e.lookups.nameAny)),
 		ast.Item(kExemptIDs, exempt.term()),
 		ast.Item(kCriteria, criteria),
 		ast.Item(kTexts, texts),
 		ast.Item(kAttestors, e.attestors.set(f.Attestors)),
-		ast.Item(kErrors, errs),
-		ast.Item(kUnverifiable, stringSetTerm(f.Unverifiable)),
-		ast.Item(kScanNote, scanNote),
-	)
+		ast.Item(kDetail, detail),
+	}
+	if invalid != emptyString {
+		items = append(items, ast.Item(kInvalid, invalid))
+	}
+	return ast.NewObject(items...)
 }
+
+var noDetail = ast.ObjectTerm(
+	ast.Item(kErrors, emptyObject),
+	ast.Item(kUnverifiable, emptySet),
+	ast.Item(kScanNote, emptyString),
+)
 
 // criteria returns the strategies the image's criterion keys select, the
 // keys themselves (each mapped to the positions of the findings behind it in
