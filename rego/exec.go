@@ -64,22 +64,6 @@ func (m *machine) stmt(stmt ir.Stmt, l []*ast.Term, res **ast.Term) (ok bool, k 
 			return false, fellThrough, nil
 		}
 		l[s.dst] = t
-	case *ir.DotStmt:
-		src, key := m.operand(s.Source, l), m.operand(s.Key, l)
-		if src == nil || key == nil {
-			return false, fellThrough, nil
-		}
-		t := dot(src, key)
-		if t == nil {
-			return false, fellThrough, nil
-		}
-		l[s.Target] = t
-	case *ir.AssignVarStmt:
-		t := m.operand(s.Source, l)
-		if t == nil {
-			return false, fellThrough, nil
-		}
-		l[s.Target] = t
 	case *ir.AssignVarOnceStmt:
 		t := m.operand(s.Source, l)
 		if t == nil {
@@ -155,8 +139,6 @@ func (m *machine) stmt(stmt ir.Stmt, l []*ast.Term, res **ast.Term) (ok bool, k 
 		l[s.Target] = m.term(b)
 	case *makeObject:
 		l[s.Target] = m.term(ast.NewObjectWithCapacity(s.capacity))
-	case *ir.MakeObjectStmt:
-		l[s.Target] = ast.NewTerm(ast.NewObject())
 	case *ir.MakeSetStmt:
 		l[s.Target] = m.term(ast.NewSet())
 	case *ir.ArrayAppendStmt:
@@ -194,7 +176,7 @@ func (m *machine) stmt(stmt ir.Stmt, l []*ast.Term, res **ast.Term) (ok bool, k 
 	case *ir.ReturnLocalStmt:
 		return false, returned, nil
 	case *ir.NopStmt:
-	default:
+	default: // including call, assignment, lookup and object statements rewrite missed
 		return false, fellThrough, fmt.Errorf("rego: the plan uses %T, which imagegate does not execute", stmt)
 	}
 	return true, fellThrough, nil

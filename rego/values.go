@@ -24,27 +24,10 @@ func (o opnd) raw(l []*ast.Term) *ast.Term {
 
 func (o opnd) get(l []*ast.Term) *ast.Term { return built(o.raw(l)) }
 
+// operand reads an operand of a statement rewrite left as it is (the rare
+// ones), through the same resolution.
 func (m *machine) operand(o ir.Operand, l []*ast.Term) *ast.Term {
-	return built(m.operandRaw(o, l))
-}
-
-// operandRaw is the operand's term, an array under construction as it is.
-func (m *machine) operandRaw(o ir.Operand, l []*ast.Term) *ast.Term {
-	switch v := o.Value.(type) {
-	case *ir.Local: // as JSON decoding makes them
-		return l[*v]
-	case *ir.StringIndex:
-		return m.p.strings[*v]
-	case *ir.Bool:
-		return ast.InternedTerm(bool(*v))
-	case ir.Local:
-		return l[v]
-	case ir.StringIndex:
-		return m.p.strings[v]
-	case ir.Bool:
-		return ast.InternedTerm(bool(v))
-	}
-	return nil
+	return m.p.opnd(o).get(l)
 }
 
 // arrayBuilder is an array the plan is still appending to (a comprehension).
