@@ -77,6 +77,7 @@ type Handler struct {
 	sessions sessions
 	opts     options
 	mux      *http.ServeMux
+	ops      map[string]rpcFunc // built once: a method value allocates
 	// writeMu serializes policy object writes, so two calls cannot both
 	// take the same new StrategyId or both create the same name.
 	writeMu sync.Mutex
@@ -101,6 +102,7 @@ func NewHandler(store Store, auth Authenticator, statePath string, opts ...Optio
 		return nil, err
 	}
 	h := &Handler{store: store, state: st, auth: auth, opts: o, mux: http.NewServeMux()}
+	h.ops = h.rpcOps()
 	h.mux.HandleFunc("POST /{$}", h.wrap(false, h.rpc))
 	h.routeREST()
 	h.mux.HandleFunc("/", h.wrap(false, func(c *call) (any, int, error) {

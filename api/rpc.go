@@ -71,7 +71,7 @@ func (h *Handler) rpc(c *call) (any, int, error) {
 	if name == "" {
 		return nil, 0, errParam("Action", "Action is required (POST /?Action=NAME)")
 	}
-	fn, ok := h.rpcOps()[name]
+	fn, ok := h.ops[name]
 	if !ok {
 		return nil, 0, &apiError{status: http.StatusNotFound, code: "InvalidAction.NotFound", msg: fmt.Sprintf("Specified api %q is not found", name)}
 	}
