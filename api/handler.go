@@ -243,14 +243,8 @@ func (h *Handler) emit(ev Event) {
 // authorize decides the call's action on resource with the request's
 // condition keys plus extra ones; a refusal is NoPermission.
 func (c *call) authorize(op, resource string, extra map[string][]string) error {
-	ctx := map[string][]string{
-		iam.KeyCurrentTime:     {c.now.UTC().Format(time.RFC3339)},
-		iam.KeySecureTransport: {fmt.Sprint(c.r.TLS != nil)},
-		iam.KeyPrincipal:       {c.principal.ID},
-	}
-	if host := remoteIP(c.r); host != "" {
-		ctx[iam.KeySourceIP] = []string{host}
-	}
+	ctx := requestContext(c.r, c.now)
+	ctx[iam.KeyPrincipal] = []string{c.principal.ID}
 	for k, v := range extra {
 		if len(v) > 0 {
 			ctx[k] = v
