@@ -132,6 +132,8 @@ func (c *call) page(pageParam string) (page, size int, err error) {
 	return int(p), int(s), nil
 }
 
+// pageOf is one page of items, never nil, so an empty page answers [] rather
+// than null.
 func pageOf[T any](items []T, page, size int) []T {
 	start := (page - 1) * size
 	if start >= len(items) {
