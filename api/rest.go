@@ -84,8 +84,8 @@ func (h *Handler) createAgency(c *call) (any, int, error) {
 	if req.MaxSessionDuration == 0 {
 		req.MaxSessionDuration = 3600
 	}
-	if req.MaxSessionDuration < 3600 || req.MaxSessionDuration > 43200 {
-		return nil, 0, errParam("max_session_duration", "max_session_duration %d: 3600 to 43200 seconds", req.MaxSessionDuration)
+	if longest := int(MaxSessionDuration / time.Second); req.MaxSessionDuration < 3600 || req.MaxSessionDuration > longest {
+		return nil, 0, errParam("max_session_duration", "max_session_duration %d: 3600 to %d seconds", req.MaxSessionDuration, longest)
 	}
 	if _, err := h.state.validator.Parse("trust_policy", req.TrustPolicy, iam.Trust); err != nil {
 		return nil, 0, docErr(err)

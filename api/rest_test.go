@@ -139,6 +139,8 @@ func TestAgencies(t *testing.T) {
 		{"no permission", "bob-token", "PUT", "/v5/agencies/" + agency + "/trust-policy", map[string]any{"trust_policy": trust("bob")}, 403, "NoPermission"},
 		{"duplicate name", admin, "POST", "/v5/agencies", map[string]any{"agency_name": "ci-deployer", "trust_policy": trust("x")}, 409, "EntityAlreadyExists.Agency"},
 		{"bad name", admin, "POST", "/v5/agencies", map[string]any{"agency_name": "ci deployer", "trust_policy": trust("x")}, 400, "InvalidParameter.agency_name"},
+		{"max_session_duration over 12 hours", admin, "POST", "/v5/agencies", map[string]any{"agency_name": "long", "trust_policy": trust("x"), "max_session_duration": 43201}, 400, "InvalidParameter.max_session_duration"},
+		{"max_session_duration under an hour", admin, "POST", "/v5/agencies", map[string]any{"agency_name": "short", "trust_policy": trust("x"), "max_session_duration": 3599}, 400, "InvalidParameter.max_session_duration"},
 	}
 	e.expectRESTRefusals(t, refused)
 	t.Run("the assumed token expires", func(t *testing.T) {
