@@ -230,7 +230,7 @@ func (h *Handler) authenticate(r *http.Request, now time.Time) (iam.Principal, e
 		if !live {
 			return iam.Principal{}, errors.New("the assumed agency no longer exists")
 		}
-		if d := trust.Trusts(s.caller, iam.TrustAction, trustContext(r, now)); !d.Allowed {
+		if d := trust.Trusts(s.caller, iam.TrustAction, requestContext(r, now)); !d.Allowed {
 			return iam.Principal{}, fmt.Errorf("the agency's trust policy no longer lets %s act as it (%s)", s.caller.ID, d.Reason)
 		}
 		return s.as, nil

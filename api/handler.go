@@ -77,6 +77,7 @@ type Handler struct {
 	sessions sessions
 	opts     options
 	mux      *http.ServeMux
+	ops      map[string]rpcFunc // built once: a method value allocates
 	// writeMu serializes policy object writes, so two calls cannot both
 	// take the same new StrategyId or both create the same name.
 	writeMu sync.Mutex
@@ -101,6 +102,7 @@ func NewHandler(store Store, auth Authenticator, statePath string, opts ...Optio
 		return nil, err
 	}
 	h := &Handler{store: store, state: st, auth: auth, opts: o, mux: http.NewServeMux()}
+	h.ops = h.rpcOps()
 	h.mux.HandleFunc("POST /{$}", h.wrap(false, h.rpc))
 	h.routeREST()
 	h.mux.HandleFunc("/", h.wrap(false, func(c *call) (any, int, error) {
@@ -241,14 +243,8 @@ func (h *Handler) emit(ev Event) {
 // authorize decides the call's action on resource with the request's
 // condition keys plus extra ones; a refusal is NoPermission.
 func (c *call) authorize(op, resource string, extra map[string][]string) error {
-	ctx := map[string][]string{
-		iam.KeyCurrentTime:     {c.now.UTC().Format(time.RFC3339)},
-		iam.KeySecureTransport: {fmt.Sprint(c.r.TLS != nil)},
-		iam.KeyPrincipal:       {c.principal.ID},
-	}
-	if host := remoteIP(c.r); host != "" {
-		ctx[iam.KeySourceIP] = []string{host}
-	}
+	ctx := requestContext(c.r, c.now)
+	ctx[iam.KeyPrincipal] = []string{c.principal.ID}
 	for k, v := range extra {
 		if len(v) > 0 {
 			ctx[k] = v

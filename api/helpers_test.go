@@ -196,4 +196,26 @@ func jsonString(v any) string {
 	return string(b)
 }
 
-func readFileBytes(path string) ([]byte, error) { return os.ReadFile(path) }
+// restRefusal is a REST call that must be refused with status and code.
+type restRefusal struct {
+	name, token, method, path string
+	body                      any
+	status                    int
+	code                      string
+}
+
+// expectRESTRefusals runs each refusal as a subtest and checks that it left
+// the IAM state file as it was.
+func (e *env) expectRESTRefusals(t *testing.T, cases []restRefusal) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run("refused: "+c.name, func(t *testing.T) {
+			before := readFile(t, e.state)
+			st, body := e.rest(c.token, c.method, c.path, c.body)
+			expectREST(t, st, body, c.status, c.code)
+			if before != readFile(t, e.state) {
+				t.Error("a refused change touched the IAM state")
+			}
+		})
+	}
+}

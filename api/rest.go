@@ -84,8 +84,8 @@ func (h *Handler) createAgency(c *call) (any, int, error) {
 	if req.MaxSessionDuration == 0 {
 		req.MaxSessionDuration = 3600
 	}
-	if req.MaxSessionDuration < 3600 || req.MaxSessionDuration > 43200 {
-		return nil, 0, errParam("max_session_duration", "max_session_duration %d: 3600 to 43200 seconds", req.MaxSessionDuration)
+	if longest := int(MaxSessionDuration / time.Second); req.MaxSessionDuration < 3600 || req.MaxSessionDuration > longest {
+		return nil, 0, errParam("max_session_duration", "max_session_duration %d: 3600 to %d seconds", req.MaxSessionDuration, longest)
 	}
 	if _, err := h.state.validator.Parse("trust_policy", req.TrustPolicy, iam.Trust); err != nil {
 		return nil, 0, docErr(err)
@@ -201,8 +201,9 @@ func (h *Handler) putTrustPolicy(c *call) (any, int, error) {
 	return nil, http.StatusOK, nil
 }
 
-// trustContext is what a trust policy's conditions see.
-func trustContext(r *http.Request, now time.Time) map[string][]string {
+// requestContext is what conditions see of the request itself (trust
+// policies see only this; authorize adds the principal and the operation's keys).
+func requestContext(r *http.Request, now time.Time) map[string][]string {
 	ctx := map[string][]string{iam.KeyCurrentTime: {now.UTC().Format(time.RFC3339)}, iam.KeySecureTransport: {fmt.Sprint(r.TLS != nil)}}
 	if host := remoteIP(r); host != "" {
 		ctx[iam.KeySourceIP] = []string{host}
@@ -245,7 +246,7 @@ func (h *Handler) assumeAgency(c *call) (any, int, error) {
 		return nil, 0, errParam("duration_seconds", "duration_seconds %d: %d to %d (the agency's max_session_duration)",
 			req.DurationSeconds, int(MinSessionDuration/time.Second), a.MaxSessionDuration)
 	}
-	d := cur.trusts[id].Trusts(c.principal, iam.TrustAction, trustContext(c.r, c.now))
+	d := cur.trusts[id].Trusts(c.principal, iam.TrustAction, requestContext(c.r, c.now))
 	c.ev.Allowed, c.ev.Decision = d.Allowed, "trust policy: "+d.String()
 	if !d.Allowed {
 		denied.detail = map[string]any{"AuthAction": iam.TrustAction, "AuthResource": agencyResource(id), "Reason": d.Reason}

@@ -71,7 +71,7 @@ func (h *Handler) rpc(c *call) (any, int, error) {
 	if name == "" {
 		return nil, 0, errParam("Action", "Action is required (POST /?Action=NAME)")
 	}
-	fn, ok := h.rpcOps()[name]
+	fn, ok := h.ops[name]
 	if !ok {
 		return nil, 0, &apiError{status: http.StatusNotFound, code: "InvalidAction.NotFound", msg: fmt.Sprintf("Specified api %q is not found", name)}
 	}
@@ -132,6 +132,8 @@ func (c *call) page(pageParam string) (page, size int, err error) {
 	return int(p), int(s), nil
 }
 
+// pageOf is one page of items, never nil, so an empty page answers [] rather
+// than null.
 func pageOf[T any](items []T, page, size int) []T {
 	start := (page - 1) * size
 	if start >= len(items) {

@@ -292,6 +292,6 @@ func (h *Handler) listControl(c *call) (map[string]any, error) {
 		v["Targets"] = append([]string{}, cp.Targets...)
 		list = append(list, v)
 	}
-	return map[string]any{"ControlPolicies": map[string]any{"ControlPolicy": nonNil(pageOf(list, page, size))},
+	return map[string]any{"ControlPolicies": map[string]any{"ControlPolicy": pageOf(list, page, size)},
 		"TotalCount": len(list), "PageNumber": page, "PageSize": size}, nil
 }

@@ -153,19 +153,12 @@ func (h *Handler) describeBSPs(c *call) (map[string]any, error) {
 		}
 		list = append(list, pascal(spec))
 	}
-	return map[string]any{"PolicyList": nonNil(pageOf(list, page, size)), "PageInfo": pageInfo(page, size, len(list))}, nil
+	return map[string]any{"PolicyList": pageOf(list, page, size), "PageInfo": pageInfo(page, size, len(list))}, nil
 }
 
 func pageInfo(page, size, total int) map[string]any {
 	count := max(0, min(size, total-(page-1)*size))
 	return map[string]any{"CurrentPage": page, "PageSize": size, "TotalCount": total, "Count": count}
-}
-
-func nonNil(v []any) []any {
-	if v == nil {
-		return []any{}
-	}
-	return v
 }
 
 var attestorFields = []field{
@@ -264,5 +257,5 @@ func (h *Handler) describeAttestors(c *call) (map[string]any, error) {
 		m["Name"] = a.Metadata.Name
 		list = append(list, m)
 	}
-	return map[string]any{"Attestors": nonNil(pageOf(list, page, size)), "PageInfo": pageInfo(page, size, len(list))}, nil
+	return map[string]any{"Attestors": pageOf(list, page, size), "PageInfo": pageInfo(page, size, len(list))}, nil
 }

@@ -221,7 +221,7 @@ func (h *Handler) listOpa(c *call) (map[string]any, error) {
 		}
 		list = append(list, opaData(s))
 	}
-	out := plain(nonNil(pageOf(list, page, size)))
+	out := plain(pageOf(list, page, size))
 	out["PageInfo"] = pageInfo(page, size, len(list))
 	return out, nil
 }

@@ -46,6 +46,10 @@ func (s *statement) applies(action, resource string, ctx map[string][]string) bo
 	if anyMatch(s.resources, resource) == s.notResource {
 		return false
 	}
+	return s.condsHold(ctx)
+}
+
+func (s *statement) condsHold(ctx map[string][]string) bool {
 	for i := range s.conds {
 		if !s.conds[i].holds(ctx, s.allow) {
 			return false
@@ -274,14 +278,7 @@ func (p *Policy) Trusts(caller Principal, action string, ctx map[string][]string
 			if anyMatch(st.actions, action) == st.notAction {
 				continue
 			}
-			ok := true
-			for i := range st.conds {
-				if !st.conds[i].holds(ctx, st.allow) {
-					ok = false
-					break
-				}
-			}
-			if ok {
+			if st.condsHold(ctx) {
 				if !allow {
 					return Decision{Reason: ReasonExplicitDeny, Statement: st.index, Sid: st.sid}
 				}

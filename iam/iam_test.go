@@ -1,6 +1,7 @@
 package iam
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"strings"
@@ -47,9 +48,16 @@ func TestAuthorize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Strict: a misspelt key (allowd: true) would otherwise read as false
+	// and the case would check the opposite of what it says.
 	var cases caseFile
-	if err := yaml.Unmarshal(data, &cases); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cases); err != nil {
 		t.Fatal(err)
+	}
+	if len(cases) == 0 {
+		t.Fatal("testdata/authorize.yaml has no cases")
 	}
 	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	for _, c := range cases {
