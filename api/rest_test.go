@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -213,4 +214,41 @@ func TestAuditEvents(t *testing.T) {
 	if bob.SourceIP != "127.0.0.1" || bob.Statement != -1 || bob.PolicyID != "" || len(admin.Groups) == 0 || admin.Groups[0] != "imagegate:admins" {
 		t.Errorf("source, statement, groups: bob %+v admin %+v", bob, admin)
 	}
+}
+
+// TestUpdatesAuthorizedBeforeAndAfter: a caller allowed to write only in
+// dev clusters cannot move a production strategy or signature policy into
+// dev (an update is authorized against the object as it is and as it will
+// be), and can still change dev objects.
+func TestUpdatesAuthorizedBeforeAndAfter(t *testing.T) {
+	e := newEnv(t)
+	const admin = "admin-token"
+	doc := `{"Version":"1.1","Statement":[{"Effect":"Allow","Action":["imagegate:*"],"Resource":["*"],"Condition":{"StringStartWith":{"imagegate:ClusterId":["dev-"]}}}]}`
+	st, body := e.rest(admin, "POST", "/v3.0/OS-ROLE/roles", role("DevWriter", doc))
+	expectREST(t, st, body, 201, "")
+	st, body = e.rest(admin, "PUT", "/v3.0/OS-ROLE/groups/security/roles/"+body["role"].(map[string]any)["id"].(string), nil)
+	expectREST(t, st, body, 204, "")
+
+	strategy := func(token, cluster string) string {
+		t.Helper()
+		st, body := e.rpc(token, "CreateOpaStrategyNew", "StrategyName", "s-"+cluster, "RuleAction", "2", "ClusterId", cluster)
+		expect(t, st, body, 200, "")
+		return fmt.Sprint(body["Data"].(map[string]any)["StrategyId"])
+	}
+	prod, dev := strategy(admin, "prod-1"), strategy("alice-token", "dev-1")
+	st, body = e.rpc("alice-token", "UpdateOpaStrategyNew", "StrategyId", prod, "ClusterId", "dev-1")
+	expect(t, st, body, 403, "NoPermission")
+	st, body = e.rpc("alice-token", "UpdateOpaStrategyNew", "StrategyId", dev, "RuleAction", "1")
+	expect(t, st, body, 200, "")
+
+	st, body = e.rpc(admin, "CreateAttestor", "Name", "ci", "PublicKeys", jsonString([]string{e.pubKey}))
+	expect(t, st, body, 200, "")
+	for _, cluster := range []string{"prod-1", "dev-1"} {
+		st, body = e.rpc(admin, "CreateBinarySecurityPolicy", "Name", cluster+"-sig", "Policy", `{"RequiredAttestors":["ci"]}`, "Clusters", `[{"ClusterId":"`+cluster+`"}]`)
+		expect(t, st, body, 200, "")
+	}
+	st, body = e.rpc("alice-token", "ModifyBinarySecurityPolicy", "Name", "prod-1-sig", "Policy", `{"RequiredAttestors":["ci"]}`, "Clusters", `[{"ClusterId":"dev-1"}]`)
+	expect(t, st, body, 403, "NoPermission")
+	st, body = e.rpc("alice-token", "ModifyBinarySecurityPolicy", "Name", "dev-1-sig", "Policy", `{"RequiredAttestors":["ci"]}`, "Clusters", `[{"ClusterId":"dev-2"}]`)
+	expect(t, st, body, 200, "")
 }

@@ -68,6 +68,13 @@ func (h *Handler) writeBSP(c *call, op string, create bool) (map[string]any, err
 	}
 	obj := &policy.BinarySecurityPolicy{TypeMeta: policy.TypeMeta{APIVersion: policy.APIVersion, Kind: policy.KindBinarySecurityPolicy},
 		Metadata: policy.ObjectMeta{Name: name}}
+	if existing != nil && !create {
+		// Allowed on the policy as it is, not only as it will be (see
+		// updateOpa).
+		if err := c.authorize(op, bspResource(name), bspContext(existing)); err != nil {
+			return nil, err
+		}
+	}
 	if existing != nil {
 		obj.Metadata = existing.Metadata
 		obj.Spec = existing.Spec

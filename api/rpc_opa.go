@@ -132,6 +132,12 @@ func (h *Handler) updateOpa(c *call) (map[string]any, error) {
 		}
 		return nil, errNotFound("OpaStrategy", strconv.FormatInt(id, 10))
 	}
+	// The caller must be allowed on the strategy as it is, not only as it
+	// will be: otherwise a change could move a production strategy into a
+	// cluster the caller may write.
+	if err := c.authorize("UpdateOpaStrategyNew", res, opaContext(existing)); err != nil {
+		return nil, err
+	}
 	obj := &policy.OpaStrategy{TypeMeta: existing.TypeMeta, Metadata: existing.Metadata, Spec: existing.Spec}
 	if err := c.setFields(&obj.Spec, opaFields); err != nil {
 		return nil, err
