@@ -15,7 +15,21 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-func items(t *testing.T, docs ...string) []*item {
+// fromYAML is one object as the API server would return it.
+func fromYAML(t testing.TB, doc string) *unstructured.Unstructured {
+	t.Helper()
+	js, err := yaml.YAMLToJSON([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(js); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func items(t testing.TB, docs ...string) []*item {
 	t.Helper()
 	byKind := map[string]Resource{}
 	for _, r := range Resources() {
@@ -23,14 +37,7 @@ func items(t *testing.T, docs ...string) []*item {
 	}
 	var out []*item
 	for _, d := range docs {
-		js, err := yaml.YAMLToJSON([]byte(d))
-		if err != nil {
-			t.Fatal(err)
-		}
-		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(js); err != nil {
-			t.Fatal(err)
-		}
+		u := fromYAML(t, d)
 		out = append(out, decodeItem(byKind[u.GetKind()], u))
 	}
 	return out
