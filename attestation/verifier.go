@@ -150,27 +150,7 @@ func (v *Verifier) CheckWith(ctx context.Context, creds Credentials, img workloa
 	}
 	res.Stale = status == cacheStale
 	if len(scanAttestors) > 0 {
-		var pas []*policyAttestor
-		var key strings.Builder
-		for _, a := range scanAttestors {
-			if k, ver, err := v.verifierFor(a); err == nil {
-				pas = append(pas, &policyAttestor{name: a.Metadata.Name, ver: ver})
-				key.WriteString(k)
-				key.WriteByte(0)
-			}
-		}
-		// Like attestor verdicts, the outcome is remembered with the
-		// signatures: a warm admission does not verify or decode again.
-		sigs.mu.Lock()
-		va, ok := sigs.vuln[key.String()]
-		sigs.mu.Unlock()
-		if !ok {
-			va = v.vulnAttestation(digest, sigs, pas)
-			sigs.mu.Lock()
-			sigs.vuln[key.String()] = va
-			sigs.mu.Unlock()
-		}
-		res.Vuln = &va
+		res.Vuln = v.vuln(digest, sigs, scanAttestors)
 	}
 	res.Attestors = make([]AttestorResult, len(attestors))
 	if len(attestors) == 0 {
@@ -192,6 +172,36 @@ func (v *Verifier) CheckWith(ctx context.Context, creds Credentials, img workloa
 	}
 	wg.Wait()
 	return res
+}
+
+// vuln is the vulnerability attestation outcome for these scan attestors.
+// Like attestor verdicts, it is remembered with the signatures: a warm
+// admission builds the key and nothing else.
+func (v *Verifier) vuln(digest string, sigs *signatures, scanAttestors []*policy.Attestor) *VulnAttestation {
+	var b strings.Builder
+	for _, a := range scanAttestors {
+		if k, _, err := v.verifierFor(a); err == nil {
+			b.WriteString(k)
+			b.WriteByte(0)
+		}
+	}
+	key := b.String()
+	sigs.mu.Lock()
+	va, ok := sigs.vuln[key]
+	sigs.mu.Unlock()
+	if !ok {
+		var pas []*policyAttestor
+		for _, a := range scanAttestors {
+			if _, ver, err := v.verifierFor(a); err == nil {
+				pas = append(pas, &policyAttestor{name: a.Metadata.Name, ver: ver})
+			}
+		}
+		va = v.vulnAttestation(digest, sigs, pas)
+		sigs.mu.Lock()
+		sigs.vuln[key] = va
+		sigs.mu.Unlock()
+	}
+	return &va
 }
 
 func parse(ref string, insecure []string) (name.Reference, error) {
