@@ -52,6 +52,17 @@ type VulnPredicate struct {
 	} `json:"metadata"`
 }
 
+// about reports whether one of the statement's subjects is digest.
+func (st *statement) about(digest string) bool {
+	algo, hexPart, _ := strings.Cut(digest, ":")
+	for _, s := range st.Subject {
+		if s.Digest[algo] == hexPart {
+			return true
+		}
+	}
+	return false
+}
+
 // pae is DSSE's pre-authentication encoding, what the signature covers.
 func pae(payloadType string, payload []byte) []byte {
 	return []byte("DSSEv1 " + strconv.Itoa(len(payloadType)) + " " + payloadType + " " + strconv.Itoa(len(payload)) + " " + string(payload))
@@ -103,14 +114,7 @@ func (v *verifier) verifyVuln(digest string, raw []byte) (*VulnPredicate, error)
 	if st.PredicateType != VulnPredicateType {
 		return nil, fmt.Errorf("predicate type %q is not %s", st.PredicateType, VulnPredicateType)
 	}
-	algo, hexPart, _ := strings.Cut(digest, ":")
-	about := false
-	for _, s := range st.Subject {
-		if s.Digest[algo] == hexPart {
-			about = true
-		}
-	}
-	if !about {
+	if !st.about(digest) {
 		return nil, fmt.Errorf("attestation is about another image digest")
 	}
 	var p VulnPredicate

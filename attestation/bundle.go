@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -226,11 +225,8 @@ func checkStatement(s *signature, digest string) (otherDigest string, err error)
 	if st.PredicateType != signPredicateType && st.PredicateType != "" {
 		return "", fmt.Errorf("Sigstore bundle predicate %q is not an image signature", st.PredicateType)
 	}
-	algo, hexPart, _ := strings.Cut(digest, ":")
-	for _, sub := range st.Subject {
-		if sub.Digest[algo] == hexPart {
-			return "", nil
-		}
+	if st.about(digest) {
+		return "", nil
 	}
 	for _, sub := range st.Subject {
 		for a, h := range sub.Digest {

@@ -82,35 +82,43 @@ func (s *Source) Facts(ctx context.Context, req facts.Request) ([]*facts.Image, 
 		return out, nil // no policy requires a signature here: no registry call
 	}
 	creds := s.credentials(req)
+	if len(req.Images) == 1 { // most pods: no goroutine to wait for
+		s.check(ctx, creds, req, 0, out[0])
+		return out, nil
+	}
 	var wg sync.WaitGroup
 	for i := range req.Images {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			r := s.verifier.CheckWith(ctx, creds, req.Images[i], req.Attestors, req.ScanAttestors)
-			f := out[i]
-			if r.Digest != "" {
-				f.Digest = r.Digest
-			}
-			s.vulnScan(f, r)
-			for _, a := range r.Attestors {
-				switch a.Outcome {
-				case Verified:
-					f.Attestors = append(f.Attestors, a.Attestor)
-				case Unverifiable:
-					f.Unverifiable = append(f.Unverifiable, a.Attestor)
-					fallthrough
-				default:
-					if f.AttestorErrors == nil {
-						f.AttestorErrors = map[string]string{}
-					}
-					f.AttestorErrors[a.Attestor] = a.Reason
-				}
-			}
+			s.check(ctx, creds, req, i, out[i])
 		}(i)
 	}
 	wg.Wait()
 	return out, nil
+}
+
+// check verifies the request's image i into f.
+func (s *Source) check(ctx context.Context, creds Credentials, req facts.Request, i int, f *facts.Image) {
+	r := s.verifier.CheckWith(ctx, creds, req.Images[i], req.Attestors, req.ScanAttestors)
+	if r.Digest != "" {
+		f.Digest = r.Digest
+	}
+	s.vulnScan(f, r)
+	for _, a := range r.Attestors {
+		switch a.Outcome {
+		case Verified:
+			f.Attestors = append(f.Attestors, a.Attestor)
+		case Unverifiable:
+			f.Unverifiable = append(f.Unverifiable, a.Attestor)
+			fallthrough
+		default:
+			if f.AttestorErrors == nil {
+				f.AttestorErrors = map[string]string{}
+			}
+			f.AttestorErrors[a.Attestor] = a.Reason
+		}
+	}
 }
 
 // vulnScan takes a verified vulnerability attestation as the image's scan

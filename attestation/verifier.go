@@ -150,48 +150,66 @@ func (v *Verifier) CheckWith(ctx context.Context, creds Credentials, img workloa
 	}
 	res.Stale = status == cacheStale
 	if len(scanAttestors) > 0 {
-		var pas []*policyAttestor
-		var key strings.Builder
-		for _, a := range scanAttestors {
-			if k, ver, err := v.verifierFor(a); err == nil {
-				pas = append(pas, &policyAttestor{name: a.Metadata.Name, ver: ver})
-				key.WriteString(k)
-				key.WriteByte(0)
-			}
-		}
-		// Like attestor verdicts, the outcome is remembered with the
-		// signatures: a warm admission does not verify or decode again.
-		sigs.mu.Lock()
-		va, ok := sigs.vuln[key.String()]
-		sigs.mu.Unlock()
-		if !ok {
-			va = v.vulnAttestation(digest, sigs, pas)
-			sigs.mu.Lock()
-			sigs.vuln[key.String()] = va
-			sigs.mu.Unlock()
-		}
-		res.Vuln = &va
+		res.Vuln = v.vuln(digest, sigs, scanAttestors)
 	}
 	res.Attestors = make([]AttestorResult, len(attestors))
-	if len(attestors) == 0 {
-		return res
+	// A remembered verdict is a map lookup: only the attestors without one
+	// (a cold or new definition) are worth a goroutine each.
+	var todo []int
+	for i, a := range attestors {
+		if r, ok := v.cachedCheck(a, sigs); ok {
+			res.Attestors[i] = r
+		} else {
+			todo = append(todo, i)
+		}
 	}
-	if len(attestors) == 1 {
-		res.Attestors[0] = v.check(attestors[0], digest, sigs, 0)
+	if len(todo) == 1 {
+		i := todo[0]
+		res.Attestors[i] = v.check(attestors[i], digest, sigs, i)
 		return res
 	}
 	// Signature checks are CPU work (an ECDSA verification is tens of
 	// microseconds): attestors are checked in parallel.
 	var wg sync.WaitGroup
-	for i, a := range attestors {
+	for _, i := range todo {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res.Attestors[i] = v.check(a, digest, sigs, i)
+			res.Attestors[i] = v.check(attestors[i], digest, sigs, i)
 		}()
 	}
 	wg.Wait()
 	return res
+}
+
+// vuln is the vulnerability attestation outcome for these scan attestors.
+// Like attestor verdicts, it is remembered with the signatures: a warm
+// admission builds the key and nothing else.
+func (v *Verifier) vuln(digest string, sigs *signatures, scanAttestors []*policy.Attestor) *VulnAttestation {
+	var b strings.Builder
+	for _, a := range scanAttestors {
+		if k, _, err := v.verifierFor(a); err == nil {
+			b.WriteString(k)
+			b.WriteByte(0)
+		}
+	}
+	key := b.String()
+	sigs.mu.Lock()
+	va, ok := sigs.vuln[key]
+	sigs.mu.Unlock()
+	if !ok {
+		var pas []*policyAttestor
+		for _, a := range scanAttestors {
+			if _, ver, err := v.verifierFor(a); err == nil {
+				pas = append(pas, &policyAttestor{name: a.Metadata.Name, ver: ver})
+			}
+		}
+		va = v.vulnAttestation(digest, sigs, pas)
+		sigs.mu.Lock()
+		sigs.vuln[key] = va
+		sigs.mu.Unlock()
+	}
+	return &va
 }
 
 func parse(ref string, insecure []string) (name.Reference, error) {
@@ -418,21 +436,35 @@ func isNotFound(err error) bool {
 // check is one attestor's verdict, computed once per (digest, attestor
 // definition) and remembered with the signatures.
 func (v *Verifier) check(a *policy.Attestor, digest string, s *signatures, start int) AttestorResult {
-	r := AttestorResult{Attestor: a.Metadata.Name}
-	key, ver, err := v.verifierFor(a)
-	if err != nil {
-		r.Outcome, r.Reason = NotVerified, err.Error()
+	if r, ok := v.cachedCheck(a, s); ok {
 		return r
+	}
+	key, ver, _ := v.verifierFor(a) // cachedCheck answered any error
+	verdict := ver.verify(digest, s.list, s.owners, start)
+	s.mu.Lock()
+	s.verdict[key] = verdict
+	s.mu.Unlock()
+	return attestorResult(a, verdict)
+}
+
+// cachedCheck is the attestor's verdict when it needs no verification: one
+// remembered with the signatures, or the attestor's own definition error.
+func (v *Verifier) cachedCheck(a *policy.Attestor, s *signatures) (AttestorResult, bool) {
+	key, _, err := v.verifierFor(a)
+	if err != nil {
+		return AttestorResult{Attestor: a.Metadata.Name, Outcome: NotVerified, Reason: err.Error()}, true
 	}
 	s.mu.Lock()
 	verdict, ok := s.verdict[key]
 	s.mu.Unlock()
 	if !ok {
-		verdict = ver.verify(digest, s.list, s.owners, start)
-		s.mu.Lock()
-		s.verdict[key] = verdict
-		s.mu.Unlock()
+		return AttestorResult{}, false
 	}
+	return attestorResult(a, verdict), true
+}
+
+func attestorResult(a *policy.Attestor, verdict error) AttestorResult {
+	r := AttestorResult{Attestor: a.Metadata.Name}
 	if verdict != nil {
 		r.Outcome, r.Reason = outcomeOf(verdict)
 	}

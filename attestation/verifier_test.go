@@ -99,18 +99,22 @@ func TestVerifyOutcomes(t *testing.T) {
 			}
 		})
 	}
-	t.Run("two attestors, one missing", func(t *testing.T) {
-		r := verify(t, v, signed, ciAtt, qaAtt)
-		if o, _ := outcome(r, "ci"); o != attestation.Verified {
-			t.Errorf("ci: %v", o)
-		}
-		if o, why := outcome(r, "qa"); o != attestation.NotVerified || !strings.Contains(why, "signed by another key") {
-			t.Errorf("qa: %v %q", o, why)
-		}
-		if r.Digest != signedDigest {
-			t.Errorf("digest %q, want %q", r.Digest, signedDigest)
-		}
-	})
+	// ci's verdict is remembered from the cases above, qa's is not; the
+	// second round has both remembered.
+	for _, round := range []string{"one verdict remembered", "both remembered"} {
+		t.Run("two attestors, one missing, "+round, func(t *testing.T) {
+			r := verify(t, v, signed, ciAtt, qaAtt)
+			if o, _ := outcome(r, "ci"); o != attestation.Verified {
+				t.Errorf("ci: %v", o)
+			}
+			if o, why := outcome(r, "qa"); o != attestation.NotVerified || !strings.Contains(why, "signed by another key") {
+				t.Errorf("qa: %v %q", o, why)
+			}
+			if r.Digest != signedDigest {
+				t.Errorf("digest %q, want %q", r.Digest, signedDigest)
+			}
+		})
+	}
 }
 
 // Registry requests per image do not grow with the number of attestors.

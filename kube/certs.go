@@ -26,10 +26,7 @@ import (
 	"k8s.io/client-go/dynamic"
 )
 
-var (
-	secretGVR  = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
-	webhookGVR = schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "validatingwebhookconfigurations"}
-)
+var webhookGVR = schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "validatingwebhookconfigurations"}
 
 // CertBootstrap gives imagegate a serving certificate without cert-manager:
 // a self-signed CA and a serving certificate kept in one Secret (shared by
@@ -71,7 +68,7 @@ func (b *CertBootstrap) Ensure(ctx context.Context) error {
 	if b.now == nil {
 		b.now = time.Now
 	}
-	secrets := b.Client.Resource(secretGVR).Namespace(b.Namespace)
+	secrets := b.Client.Resource(secretsGVR).Namespace(b.Namespace)
 	for attempt := 0; attempt < 5; attempt++ {
 		sec, err := secrets.Get(ctx, b.Secret, metav1.GetOptions{})
 		create := apierrors.IsNotFound(err)

@@ -18,6 +18,10 @@ const (
 	ConditionInvalid  = "Invalid"
 )
 
+// maxConditionMessage bounds a condition message written to status (the
+// comparison with what is there truncates alike).
+const maxConditionMessage = 32768
+
 // condition is the wire form of metav1.Condition.
 type condition struct {
 	Type, Status, Reason, Message string
@@ -57,12 +61,12 @@ func (it *item) conditions(setErr error) []condition {
 func (w *state) writeStatus(ctx context.Context, items []*item, setErr error) {
 	for _, it := range items {
 		want := it.conditions(setErr)
-		if sameConditions(it.u, want) {
+		old := currentConditions(it.u)
+		if sameConditions(old, it.u.GetGeneration(), want) {
 			continue
 		}
 		u := it.u.DeepCopy()
 		now := metav1.NewTime(time.Now()).UTC().Format(time.RFC3339)
-		old := currentConditions(it.u)
 		var out []any
 		for _, c := range want {
 			ts := now
@@ -72,7 +76,7 @@ func (w *state) writeStatus(ctx context.Context, items []*item, setErr error) {
 				}
 			}
 			out = append(out, map[string]any{
-				"type": c.Type, "status": c.Status, "reason": c.Reason, "message": truncate(c.Message, 32768),
+				"type": c.Type, "status": c.Status, "reason": c.Reason, "message": truncate(c.Message, maxConditionMessage),
 				"lastTransitionTime": ts, "observedGeneration": u.GetGeneration(),
 			})
 		}
@@ -102,17 +106,18 @@ func currentConditions(u *unstructured.Unstructured) map[string]map[string]any {
 	return out
 }
 
-func sameConditions(u *unstructured.Unstructured, want []condition) bool {
-	old := currentConditions(u)
+// sameConditions reports whether old (currentConditions) already says
+// want for this generation, as writeStatus would write it.
+func sameConditions(old map[string]map[string]any, generation int64, want []condition) bool {
 	if len(old) != len(want) {
 		return false
 	}
 	for _, c := range want {
 		o, ok := old[c.Type]
-		if !ok || o["status"] != c.Status || o["reason"] != c.Reason || o["message"] != truncate(c.Message, 32768) {
+		if !ok || o["status"] != c.Status || o["reason"] != c.Reason || o["message"] != truncate(c.Message, maxConditionMessage) {
 			return false
 		}
-		if g, _ := o["observedGeneration"].(int64); g != u.GetGeneration() {
+		if g, _ := o["observedGeneration"].(int64); g != generation {
 			return false
 		}
 	}

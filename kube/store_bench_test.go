@@ -14,7 +14,7 @@ import (
 func BenchmarkStoreSnapshot(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("strategies=%d", n), func(b *testing.B) {
-			s := NewStore(storeClient(&testing.T{}, benchStrategies(n)...))
+			s := NewStore(storeClient(b, benchStrategies(n)...))
 			if _, err := s.Snapshot(); err != nil {
 				b.Fatal(err)
 			}
@@ -35,7 +35,7 @@ func BenchmarkStoreSnapshot(b *testing.B) {
 func BenchmarkStoreApply(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("strategies=%d", n), func(b *testing.B) {
-			s := NewStore(storeClient(&testing.T{}, benchStrategies(n)...))
+			s := NewStore(storeClient(b, benchStrategies(n)...))
 			b.ReportAllocs()
 			b.ResetTimer()
 			i := 0

@@ -14,7 +14,6 @@ import (
 	"github.com/imagegate/imagegate/api"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/yaml"
 )
 
 // TestHandlerOverStore runs the management API handler over the store (the
@@ -70,10 +69,7 @@ func TestHandlerOverStore(t *testing.T) {
 		{"create", nil, "CreateOpaStrategyNew", []string{"StrategyName", "n", "RuleAction", "2", "ClusterId", "c1"}, 200, "200"},
 		{"invalid rule action refused", nil, "UpdateOpaStrategyNew", []string{"StrategyId", "6", "RuleAction", "9"}, 400, "InvalidParameter.RuleAction"},
 		{"a broken object fails reads", func() {
-			js, _ := yaml.YAMLToJSON([]byte(brokenStrategy))
-			u := &unstructured.Unstructured{}
-			_ = u.UnmarshalJSON(js)
-			if _, err := client.Resource(strategyGVR()).Create(context.Background(), u, metav1.CreateOptions{}); err != nil {
+			if _, err := client.Resource(strategyGVR()).Create(context.Background(), fromYAML(t, brokenStrategy), metav1.CreateOptions{}); err != nil {
 				t.Fatal(err)
 			}
 		}, "ListOpaClusterStrategyNew", nil, 500, "ServerError"},

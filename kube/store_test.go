@@ -16,10 +16,9 @@ import (
 	fieldpath "k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/dynamic/fake"
 	k8stesting "k8s.io/client-go/testing"
-	"sigs.k8s.io/yaml"
 )
 
-func storeClient(t *testing.T, docs ...string) *fake.FakeDynamicClient {
+func storeClient(t testing.TB, docs ...string) *fake.FakeDynamicClient {
 	t.Helper()
 	lists := map[schema.GroupVersionResource]string{}
 	for _, r := range Resources() {
@@ -27,15 +26,7 @@ func storeClient(t *testing.T, docs ...string) *fake.FakeDynamicClient {
 	}
 	var objs []runtime.Object
 	for _, d := range docs {
-		js, err := yaml.YAMLToJSON([]byte(d))
-		if err != nil {
-			t.Fatal(err)
-		}
-		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(js); err != nil {
-			t.Fatal(err)
-		}
-		objs = append(objs, u)
+		objs = append(objs, fromYAML(t, d))
 	}
 	return fake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), lists, objs...)
 }

@@ -23,7 +23,6 @@ func BenchmarkRebuildOneChanged(b *testing.B) {
 func benchRebuild(b *testing.B, cached bool) {
 	for _, n := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("strategies=%d", n), func(b *testing.B) {
-			t := &testing.T{}
 			docs := make([]string, n)
 			for i := range docs {
 				docs[i] = fmt.Sprintf(`apiVersion: imagegate.dev/v1alpha1
@@ -39,7 +38,7 @@ spec:
 status: {conditions: [{type: Accepted, status: "True", reason: Loaded, message: in force, lastTransitionTime: "2026-11-23T00:00:00Z"}]}
 `, i, i, i+1, i, i)
 			}
-			base := items(t, docs...)
+			base := items(b, docs...)
 			st := &state{decoded: map[types.UID]decodedItem{}}
 			for _, it := range base {
 				st.decode(it.res, it.u)

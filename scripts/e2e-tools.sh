@@ -96,41 +96,36 @@ else
   log "kube-apiserver $kube_version: cached"
 fi
 
-# --- cosign v2 CLI ----------------------------------------------------------
-cosign_dir=$cache/cosign-$cosign_version
-cosign_bin=$cosign_dir/cosign
-if [[ ! -x $cosign_bin ]]; then
-  tmp=$(mktemp -d "$cache/.cosign-XXXXXX")
-  trap 'rm -rf "$tmp"' EXIT
-  # go install pkg@version ignores any go.mod around it: run it from the cache.
+# go_install NAME VERSION PACKAGE BIN installs PACKAGE@VERSION as BIN unless
+# BIN is there. It builds into a temporary directory, so an interrupted build
+# leaves no half-written BIN to be taken for cached; go install pkg@version
+# ignores any go.mod around it, so it runs from the cache.
+go_install() {
+  local name=$1 version=$2 pkg=$3 bin=$4
+  if [[ -x $bin ]]; then
+    log "$name $version: cached"
+    return
+  fi
+  local tmp
+  tmp=$(mktemp -d "$cache/.$name-XXXXXX")
   (
+    trap 'rm -rf "$tmp"' EXIT
     cd "$cache"
-    timed "go install cosign $cosign_version" \
-      env GOBIN="$tmp" "$go" install "${build_flags[@]}" "github.com/sigstore/cosign/v2/cmd/cosign@$cosign_version"
+    timed "go install $name $version" \
+      env GOBIN="$tmp" "$go" install "${build_flags[@]}" "$pkg@$version"
+    mkdir -p "$(dirname "$bin")"
+    mv -f "$tmp/$(basename "$pkg")" "$bin"
   )
-  mkdir -p "$cosign_dir"
-  mv -f "$tmp/cosign" "$cosign_bin"
-else
-  log "cosign $cosign_version: cached"
-fi
+}
+
+# --- cosign v2 CLI ----------------------------------------------------------
+cosign_bin=$cache/cosign-$cosign_version/cosign
+go_install cosign "$cosign_version" github.com/sigstore/cosign/v2/cmd/cosign "$cosign_bin"
 
 # --- helm v3 CLI (renders deploy/helm in TestDeployManifests) -----------------
 helm_version=${HELM_VERSION:-v3.19.0}
-helm_dir=$cache/helm-$helm_version
-helm_bin=$helm_dir/helm
-if [[ ! -x $helm_bin ]]; then
-  htmp=$(mktemp -d "$cache/.helm-XXXXXX")
-  trap 'rm -rf "${tmp:-}" "$htmp"' EXIT
-  (
-    cd "$cache"
-    timed "go install helm $helm_version" \
-      env GOBIN="$htmp" "$go" install "${build_flags[@]}" "helm.sh/helm/v3/cmd/helm@$helm_version"
-  )
-  mkdir -p "$helm_dir"
-  mv -f "$htmp/helm" "$helm_bin"
-else
-  log "helm $helm_version: cached"
-fi
+helm_bin=$cache/helm-$helm_version/helm
+go_install helm "$helm_version" helm.sh/helm/v3/cmd/helm "$helm_bin"
 
 # --- env file ---------------------------------------------------------------
 env_file=$cache/env.sh
