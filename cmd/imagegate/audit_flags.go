@@ -68,11 +68,9 @@ func (f *auditFlags) validate() error {
 
 // start builds the sinks and the recorder, mounts GET /api/v1/events on
 // extra, and returns the webhook option (none without sinks) and a stop
-// function that flushes queued events.
+// function that flushes queued events. The flags are validated already
+// (parseServeFlags), before serve touches the cluster.
 func (f *auditFlags) start(ctx context.Context, clusterID string, log *slog.Logger, reg prometheus.Registerer, extra map[string]http.Handler) ([]webhook.Option, func(), error) {
-	if err := f.validate(); err != nil {
-		return nil, nil, err
-	}
 	var sinks []audit.Sink
 	switch f.log {
 	case "":

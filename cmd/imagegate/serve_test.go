@@ -102,4 +102,9 @@ func TestServeFlagErrors(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut, `--on-verification-error "maybe"`) {
 		t.Errorf("exit %d: %s", code, errOut)
 	}
+	// Flag mistakes are found before serve reads its certificate or touches a cluster.
+	_, errOut, code = runCLI(t, "", "serve", "--policies", "p", "--cluster-id", "c", "--tls-cert-file", "nope.crt", "--tls-private-key-file", "nope.key", "--audit-retention", "0s")
+	if code != 2 || !strings.Contains(errOut, "--audit-retention 0s") || strings.Contains(errOut, "nope.crt") {
+		t.Errorf("exit %d: %s", code, errOut)
+	}
 }
