@@ -15,8 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 // auditFlags are serve's audit flags (docs/audit.md).
@@ -124,17 +122,10 @@ func (f *auditFlags) start(ctx context.Context, clusterID string, log *slog.Logg
 
 // kubeSinks connects to the cluster the audit events go to.
 func (f *auditFlags) kubeSinks() ([]audit.Sink, error) {
-	var cfg *rest.Config
-	var err error
-	if f.kubeconfig != "" {
-		cfg, err = clientcmd.BuildConfigFromFlags("", f.kubeconfig)
-	} else {
-		cfg, err = rest.InClusterConfig()
-	}
+	cfg, err := restConfig("--audit-kubeconfig", f.kubeconfig, "imagegate-audit")
 	if err != nil {
-		return nil, fmt.Errorf("--audit-kubeconfig: %w", err)
+		return nil, err
 	}
-	cfg.UserAgent = "imagegate-audit"
 	var sinks []audit.Sink
 	if f.kubeEvents {
 		c, err := kubernetes.NewForConfig(cfg)

@@ -212,6 +212,7 @@ func TestServeAuditFlagErrors(t *testing.T) {
 		{[]string{"--audit-retention", "0s", "--audit-store", "x.db"}, "--audit-retention 0s: expected a positive duration"},
 		{[]string{"--audit-log-max-size", "-1", "--audit-log", "-"}, "--audit-log-max-size -1: expected 0 or more bytes"},
 		{[]string{"--audit-log", "/nonexistent-dir/audit.log"}, "--audit-log: audit log: open /nonexistent-dir/audit.log"},
+		{[]string{"--audit-kube-events", "--audit-kubeconfig", "/nonexistent/kubeconfig"}, "--audit-kubeconfig: stat /nonexistent/kubeconfig"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.says, func(t *testing.T) {
