@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,18 +35,7 @@ func TestServeManagementAPI(t *testing.T) {
 	client := serveClient()
 	waitReady(t, client, listen)
 	call := apiCaller(t, client, apiListen)
-	allowed := func() bool {
-		body := `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"kind":"Pod"},"namespace":"default","operation":"CREATE",` +
-			`"object":{"kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"bad-app:1"}]}}}}`
-		resp, err := client.Post("https://"+listen+"/validate?timeout=5s", "application/json", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out struct{ Response struct{ Allowed bool } }
-		json.NewDecoder(resp.Body).Decode(&out)
-		return out.Response.Allowed
-	}
+	allowed := func() bool { return podAllowed(t, client, listen, "bad-app:1") }
 	if !allowed() {
 		t.Fatal("bad-app refused before any strategy exists")
 	}

@@ -83,16 +83,7 @@ func TestServeScansEndpoint(t *testing.T) {
 			t.Errorf("%s: %d %s", c.name, code, body)
 		}
 	}
-	review := `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"kind":"Pod"},"namespace":"default","operation":"CREATE",` +
-		`"object":{"kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"registry.example.com/shop/cart:2.1"}]}}}}`
-	resp, err := client.Post(base+"/validate", "application/json", strings.NewReader(review))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out struct{ Response struct{ Allowed bool } }
-	json.NewDecoder(resp.Body).Decode(&out)
-	if out.Response.Allowed {
+	if podAllowed(t, client, listen, "registry.example.com/shop/cart:2.1") {
 		t.Error("the uploaded report did not govern the next admission")
 	}
 }

@@ -112,3 +112,21 @@ func apiCaller(t *testing.T, client *http.Client, apiListen string) func(token, 
 		return resp.StatusCode, m
 	}
 }
+
+// podAllowed sends serve on listen the admission of a pod running image
+// and returns whether it was allowed.
+func podAllowed(t *testing.T, client *http.Client, listen, image string) bool {
+	t.Helper()
+	body := `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"kind":"Pod"},"namespace":"default","operation":"CREATE",` +
+		`"object":{"kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"` + image + `"}]}}}}`
+	resp, err := client.Post("https://"+listen+"/validate?timeout=5s", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct{ Response struct{ Allowed bool } }
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out.Response.Allowed
+}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -48,22 +47,8 @@ func TestServePolicyReload(t *testing.T) {
 	}
 	defer cmd.Process.Kill()
 	client := serveClient()
-	base := "https://" + listen
 	waitReady(t, client, listen)
-	allowed := func() bool {
-		body := `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"kind":"Pod"},"namespace":"default","operation":"CREATE",` +
-			`"object":{"kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"bad-app:1"}]}}}}`
-		resp, err := client.Post(base+"/validate?timeout=5s", "application/json", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out struct{ Response struct{ Allowed bool } }
-		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-			t.Fatal(err)
-		}
-		return out.Response.Allowed
-	}
+	allowed := func() bool { return podAllowed(t, client, listen, "bad-app:1") }
 	if allowed() {
 		t.Fatal("bad-app admitted under a block strategy")
 	}
