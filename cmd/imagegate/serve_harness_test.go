@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -129,4 +130,22 @@ func podAllowed(t *testing.T, client *http.Client, listen, image string) bool {
 		t.Fatal(err)
 	}
 	return out.Response.Allowed
+}
+
+// unreachableKubeconfig writes into dir a valid kubeconfig for an API
+// server that is not there (127.0.0.1:1) and returns its path: enough for
+// serve to build its clients, which contact nothing until they start.
+func unreachableKubeconfig(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(path, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
