@@ -1,16 +1,12 @@
 package main
 
 import (
-	"crypto/tls"
 	"encoding/json"
-	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/imagegate/imagegate/audit"
 )
@@ -23,11 +19,7 @@ func TestServeAPIAudit(t *testing.T) {
 	dir := t.TempDir()
 	policies := filepath.Join(dir, "policies")
 	os.Mkdir(policies, 0o755)
-	cert, key := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	if out, err := exec.Command("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-		"-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1").CombinedOutput(); err != nil {
-		t.Skipf("openssl: %v %s", err, out)
-	}
+	cert, key := selfSignedCert(t, dir)
 	tokens := filepath.Join(dir, "tokens.csv")
 	os.WriteFile(tokens, []byte("admin-secret,root,imagegate:admins\nalice-secret,alice,security\n"), 0o600)
 	store, logFile := filepath.Join(dir, "audit.db"), filepath.Join(dir, "audit.log")
@@ -40,33 +32,9 @@ func TestServeAPIAudit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	waitFor(t, "ready", func() bool {
-		resp, err := client.Get("https://" + listen + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-	call := func(token, action string, kv ...string) (int, map[string]any) {
-		t.Helper()
-		form := url.Values{"Action": {action}}
-		for i := 0; i+1 < len(kv); i += 2 {
-			form.Set(kv[i], kv[i+1])
-		}
-		req, _ := http.NewRequest("POST", "https://"+apiListen+"/", strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		json.NewDecoder(resp.Body).Decode(&m)
-		return resp.StatusCode, m
-	}
+	client := serveClient()
+	waitReady(t, client, listen)
+	call := apiCaller(t, client, apiListen)
 	// A control policy bounding everyone, administrators too: no allow rules.
 	st, body := call("admin-secret", "CreateControlPolicy", "PolicyName", "NoAllowRules", "Description", "No-allow-rules", "EffectScope", "All",
 		"PolicyDocument", `{"Version":"1","Statement":[{"Effect":"Deny","Action":"imagegate:CreateOpaStrategyNew","Resource":"*","Condition":{"NumericEquals":{"imagegate:RuleAction":3}}}]}`)

@@ -16,17 +16,9 @@ import (
 func TestAPIStoreFollowsPolicySource(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "one.yaml")
-	kubeconfig := filepath.Join(dir, "kubeconfig")
-	for path, data := range map[string]string{file: "", kubeconfig: `apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
-users: [{name: u, user: {token: t}}]
-contexts: [{name: c, context: {cluster: c, user: u}}]
-current-context: c
-`} {
-		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
-			t.Fatal(err)
-		}
+	kubeconfig := unreachableKubeconfig(t, dir)
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
 	}
 	tests := []struct {
 		name     string

@@ -1,17 +1,12 @@
 package main
 
 import (
-	"bufio"
-	"crypto/tls"
-	"encoding/json"
-	"net/http"
-	"net/url"
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -24,74 +19,23 @@ func TestServeManagementAPI(t *testing.T) {
 	dir := t.TempDir()
 	policies := filepath.Join(dir, "policies")
 	os.Mkdir(policies, 0o755)
-	cert, key := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	if out, err := exec.Command("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-		"-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1").CombinedOutput(); err != nil {
-		t.Skipf("openssl: %v %s", err, out)
-	}
+	cert, key := selfSignedCert(t, dir)
 	tokens := filepath.Join(dir, "tokens.csv")
 	os.WriteFile(tokens, []byte("admin-secret,root,imagegate:admins\nalice-secret,alice,security\n"), 0o600)
 	listen, apiListen := freePort(t), freePort(t)
 	cmd := exec.Command(binary, "serve", "--policies", policies, "--cluster-id", "c1", "--tls-cert-file", cert, "--tls-private-key-file", key,
 		"--listen", listen, "--metrics-listen", "", "--policy-poll-interval", "100ms",
 		"--api-listen", apiListen, "--api-tokens", tokens, "--api-state", filepath.Join(dir, "iam.json"))
-	stderr, _ := cmd.StderrPipe()
+	var logs bytes.Buffer // complete once stopServe returns
+	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	logs := make(chan string, 1000)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			logs <- sc.Text()
-		}
-		close(logs)
-	}()
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	waitFor(t, "ready", func() bool {
-		resp, err := client.Get("https://" + listen + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-	call := func(token, action string, kv ...string) (int, map[string]any) {
-		t.Helper()
-		form := url.Values{"Action": {action}}
-		for i := 0; i+1 < len(kv); i += 2 {
-			form.Set(kv[i], kv[i+1])
-		}
-		req, _ := http.NewRequest("POST", "https://"+apiListen+"/", strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		json.NewDecoder(resp.Body).Decode(&m)
-		if m["RequestId"] == nil {
-			t.Errorf("%s: no RequestId: %v", action, m)
-		}
-		return resp.StatusCode, m
-	}
-	allowed := func() bool {
-		body := `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"kind":"Pod"},"namespace":"default","operation":"CREATE",` +
-			`"object":{"kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"bad-app:1"}]}}}}`
-		resp, err := client.Post("https://"+listen+"/validate?timeout=5s", "application/json", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out struct{ Response struct{ Allowed bool } }
-		json.NewDecoder(resp.Body).Decode(&out)
-		return out.Response.Allowed
-	}
+	client := serveClient()
+	waitReady(t, client, listen)
+	call := apiCaller(t, client, apiListen)
+	allowed := func() bool { return podAllowed(t, client, listen, "bad-app:1") }
 	if !allowed() {
 		t.Fatal("bad-app refused before any strategy exists")
 	}
@@ -125,22 +69,8 @@ func TestServeManagementAPI(t *testing.T) {
 	}
 	waitFor(t, "the alert strategy to admit", allowed)
 
-	cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("exit after SIGTERM: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no exit within 10s of SIGTERM")
-	}
-	var all []string
-	for l := range logs {
-		all = append(all, l)
-	}
-	joined := strings.Join(all, "\n")
+	stopServe(t, cmd)
+	joined := logs.String()
 	if !strings.Contains(joined, `"msg":"api call"`) || !strings.Contains(joined, `"principal":"alice"`) || !strings.Contains(joined, `"code":"NoPermission"`) {
 		t.Errorf("no audit lines for API calls:\n%s", joined)
 	}

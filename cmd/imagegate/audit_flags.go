@@ -15,8 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 // auditFlags are serve's audit flags (docs/audit.md).
@@ -68,11 +66,9 @@ func (f *auditFlags) validate() error {
 
 // start builds the sinks and the recorder, mounts GET /api/v1/events on
 // extra, and returns the webhook option (none without sinks) and a stop
-// function that flushes queued events.
+// function that flushes queued events. The flags are validated already
+// (parseServeFlags), before serve touches the cluster.
 func (f *auditFlags) start(ctx context.Context, clusterID string, log *slog.Logger, reg prometheus.Registerer, extra map[string]http.Handler) ([]webhook.Option, func(), error) {
-	if err := f.validate(); err != nil {
-		return nil, nil, err
-	}
 	var sinks []audit.Sink
 	switch f.log {
 	case "":
@@ -126,17 +122,10 @@ func (f *auditFlags) start(ctx context.Context, clusterID string, log *slog.Logg
 
 // kubeSinks connects to the cluster the audit events go to.
 func (f *auditFlags) kubeSinks() ([]audit.Sink, error) {
-	var cfg *rest.Config
-	var err error
-	if f.kubeconfig != "" {
-		cfg, err = clientcmd.BuildConfigFromFlags("", f.kubeconfig)
-	} else {
-		cfg, err = rest.InClusterConfig()
-	}
+	cfg, err := restConfig("--audit-kubeconfig", f.kubeconfig, "imagegate-audit")
 	if err != nil {
-		return nil, fmt.Errorf("--audit-kubeconfig: %w", err)
+		return nil, err
 	}
-	cfg.UserAgent = "imagegate-audit"
 	var sinks []audit.Sink
 	if f.kubeEvents {
 		c, err := kubernetes.NewForConfig(cfg)

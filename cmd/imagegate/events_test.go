@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"crypto/tls"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/imagegate/imagegate/audit"
 )
@@ -35,11 +33,7 @@ kind: OpaStrategy
 metadata: {name: alert-noisy}
 spec: {strategyId: 2, clusterId: c1, ruleAction: 1, imageName: ["noisy"]}
 `), 0o644)
-	cert, key := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	if out, err := exec.Command("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-		"-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1").CombinedOutput(); err != nil {
-		t.Skipf("openssl: %v %s", err, out)
-	}
+	cert, key := selfSignedCert(t, dir)
 	listen, metrics := freePort(t), freePort(t)
 	cmd := exec.Command(binary, "serve", "--policies", policies, "--cluster-id", "c1", "--tls-cert-file", cert, "--tls-private-key-file", key,
 		"--listen", listen, "--metrics-listen", metrics, "--audit-log", logFile, "--audit-store", store, "--audit-token-file", tokenFile)
@@ -47,16 +41,9 @@ spec: {strategyId: 2, clusterId: c1, ruleAction: 1, imageName: ["noisy"]}
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	client := serveClient()
 	base := "https://" + listen
-	waitFor(t, "ready", func() bool {
-		resp, err := client.Get(base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	waitReady(t, client, listen)
 	admit := func(uid, ns, image string) {
 		body := `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"` + uid + `","kind":{"kind":"Pod"},"name":"p-` + uid +
 			`","namespace":"` + ns + `","operation":"CREATE","userInfo":{"username":"bob","groups":["ops"]},` +
@@ -187,11 +174,9 @@ spec: {strategyId: 2, clusterId: c1, ruleAction: 1, imageName: ["noisy"]}
 
 func TestEventsFlagErrors(t *testing.T) {
 	store := filepath.Join(t.TempDir(), "audit.db")
-	s, err := audit.OpenStore(store)
-	if err != nil {
+	if _, err := audit.OpenStore(store); err != nil { // an empty store
 		t.Fatal(err)
 	}
-	_ = s
 	tests := []struct {
 		args []string
 		says string
@@ -227,15 +212,12 @@ func TestServeAuditFlagErrors(t *testing.T) {
 		{[]string{"--audit-retention", "0s", "--audit-store", "x.db"}, "--audit-retention 0s: expected a positive duration"},
 		{[]string{"--audit-log-max-size", "-1", "--audit-log", "-"}, "--audit-log-max-size -1: expected 0 or more bytes"},
 		{[]string{"--audit-log", "/nonexistent-dir/audit.log"}, "--audit-log: audit log: open /nonexistent-dir/audit.log"},
+		{[]string{"--audit-kube-events", "--audit-kubeconfig", "/nonexistent/kubeconfig"}, "--audit-kubeconfig: stat /nonexistent/kubeconfig"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.says, func(t *testing.T) {
 			dir := t.TempDir()
-			cert, key := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-			if out, err := exec.Command("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-				"-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1").CombinedOutput(); err != nil {
-				t.Skipf("openssl: %v %s", err, out)
-			}
+			cert, key := selfSignedCert(t, dir)
 			args := append([]string{"serve", "--policies", "examples/policies", "--cluster-id", "c1", "--tls-cert-file", cert, "--tls-private-key-file", key,
 				"--listen", "127.0.0.1:0", "--metrics-listen", ""}, tt.args...)
 			_, errOut, code := runCLI(t, "", args...)

@@ -108,17 +108,10 @@ func (k *kubeFlags) connect(live bool) (dynamic.Interface, error) {
 	if !k.needsCluster(live) {
 		return nil, nil
 	}
-	var cfg *rest.Config
-	var err error
-	if k.kubeconfig != "" {
-		cfg, err = clientcmd.BuildConfigFromFlags("", k.kubeconfig)
-	} else {
-		cfg, err = rest.InClusterConfig()
-	}
+	cfg, err := restConfig("--kubeconfig", k.kubeconfig, "imagegate")
 	if err != nil {
-		return nil, fmt.Errorf("--kubeconfig: %w", err)
+		return nil, err
 	}
-	cfg.UserAgent = "imagegate"
 	// client-go's default (5/s) would make the first status writes of a
 	// large policy set take minutes.
 	cfg.QPS, cfg.Burst = 50, 100
@@ -127,6 +120,23 @@ func (k *kubeFlags) connect(live bool) (dynamic.Interface, error) {
 		return nil, fmt.Errorf("--kubeconfig: %w", err)
 	}
 	return client, nil
+}
+
+// restConfig is the client configuration of the kubeconfig file at path,
+// or the in-cluster one when path is empty; errors name flag.
+func restConfig(flag, path, userAgent string) (*rest.Config, error) {
+	var cfg *rest.Config
+	var err error
+	if path != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", path)
+	} else {
+		cfg, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	cfg.UserAgent = userAgent
+	return cfg, nil
 }
 
 // startReports imports VulnerabilityReports into the scan store at path when

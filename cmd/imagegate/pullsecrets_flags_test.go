@@ -4,22 +4,15 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"testing"
 )
 
 // TestPullSecretOptions: pod credentials are used exactly when imagegate
 // talks to a cluster, verifies live and --kube-pull-secrets is on.
 func TestPullSecretOptions(t *testing.T) {
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	// A syntactically valid kubeconfig; nothing is contacted before the
-	// informers start, and the test's context ends them at once.
-	cfg := "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n" +
-		"users: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n"
-	if err := os.WriteFile(kubeconfig, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	// Nothing is contacted before the informers start, and the test's
+	// context ends them at once.
+	kubeconfig := unreachableKubeconfig(t, t.TempDir())
 	base := []string{"--cluster-id", "c", "--tls-cert-file", "c.pem", "--tls-private-key-file", "k.pem"}
 	tests := []struct {
 		name string

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/tls"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestScanImportThenCheck(t *testing.T) {
@@ -43,11 +41,7 @@ func TestServeScansEndpoint(t *testing.T) {
 	policies := filepath.Join(dir, "policies")
 	os.Mkdir(policies, 0o755)
 	os.WriteFile(filepath.Join(policies, "p.yaml"), []byte("apiVersion: imagegate.dev/v1alpha1\nkind: OpaStrategy\nmetadata: {name: crit}\nspec: {strategyId: 9, clusterId: c1, ruleAction: 2, alarmDetail: {vul: {riskLevel: [high]}}}\n"), 0o644)
-	cert, key := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	if out, err := exec.Command("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-		"-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1").CombinedOutput(); err != nil {
-		t.Skipf("openssl: %v %s", err, out)
-	}
+	cert, key := selfSignedCert(t, dir)
 	listen := freePort(t)
 	cmd := exec.Command(binary, "serve", "--policies", policies, "--cluster-id", "c1", "--tls-cert-file", cert, "--tls-private-key-file", key,
 		"--listen", listen, "--metrics-listen", "", "--scan-store", store, "--scan-token-file", tokenFile, "--scan-max-bytes", "100000")
@@ -55,16 +49,9 @@ func TestServeScansEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	client := serveClient()
 	base := "https://" + listen
-	waitFor(t, "ready", func() bool {
-		resp, err := client.Get(base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	waitReady(t, client, listen)
 	report, _ := os.ReadFile("../../scan/testdata/trivy-full.json")
 	post := func(token, body string) (int, string) {
 		req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/scans", strings.NewReader(body))
@@ -96,16 +83,7 @@ func TestServeScansEndpoint(t *testing.T) {
 			t.Errorf("%s: %d %s", c.name, code, body)
 		}
 	}
-	review := `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"kind":"Pod"},"namespace":"default","operation":"CREATE",` +
-		`"object":{"kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"registry.example.com/shop/cart:2.1"}]}}}}`
-	resp, err := client.Post(base+"/validate", "application/json", strings.NewReader(review))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out struct{ Response struct{ Allowed bool } }
-	json.NewDecoder(resp.Body).Decode(&out)
-	if out.Response.Allowed {
+	if podAllowed(t, client, listen, "registry.example.com/shop/cart:2.1") {
 		t.Error("the uploaded report did not govern the next admission")
 	}
 }

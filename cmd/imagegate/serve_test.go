@@ -1,31 +1,16 @@
 package main
 
 import (
-	"bufio"
-	"crypto/tls"
-	"encoding/json"
+	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 const blockStrategy = `apiVersion: imagegate.dev/v1alpha1
 kind: OpaStrategy
@@ -51,51 +36,19 @@ func TestServePolicyReload(t *testing.T) {
 		}
 	}
 	write(fmt.Sprintf(blockStrategy, 2))
-	cert, key := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	if out, err := exec.Command("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-		"-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1").CombinedOutput(); err != nil {
-		t.Skipf("openssl: %v %s", err, out)
-	}
+	cert, key := selfSignedCert(t, dir)
 	listen, metrics := freePort(t), freePort(t)
 	cmd := exec.Command(binary, "serve", "--policies", policies, "--cluster-id", "c1", "--tls-cert-file", cert, "--tls-private-key-file", key,
 		"--listen", listen, "--metrics-listen", metrics, "--policy-poll-interval", "100ms")
-	stderr, _ := cmd.StderrPipe()
+	var logs bytes.Buffer // complete once stopServe returns
+	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	logs := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			logs <- sc.Text()
-		}
-		close(logs)
-	}()
 	defer cmd.Process.Kill()
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	base := "https://" + listen
-	waitFor(t, "ready", func() bool {
-		resp, err := client.Get(base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-	allowed := func() bool {
-		body := `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"kind":"Pod"},"namespace":"default","operation":"CREATE",` +
-			`"object":{"kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"bad-app:1"}]}}}}`
-		resp, err := client.Post(base+"/validate?timeout=5s", "application/json", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out struct{ Response struct{ Allowed bool } }
-		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-			t.Fatal(err)
-		}
-		return out.Response.Allowed
-	}
+	client := serveClient()
+	waitReady(t, client, listen)
+	allowed := func() bool { return podAllowed(t, client, listen, "bad-app:1") }
 	if allowed() {
 		t.Fatal("bad-app admitted under a block strategy")
 	}
@@ -114,35 +67,10 @@ func TestServePolicyReload(t *testing.T) {
 	if !allowed() {
 		t.Error("the last good snapshot was not kept")
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("exit after SIGTERM: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no exit within 10s of SIGTERM")
-	}
-	var all []string
-	for l := range logs {
-		all = append(all, l)
-	}
-	joined := strings.Join(all, "\n")
+	stopServe(t, cmd)
+	joined := logs.String()
 	if !strings.Contains(joined, `"msg":"policy snapshot rejected; the last good one stays in force"`) || !strings.Contains(joined, "spec.ruleAction: 7 is not one of") {
 		t.Errorf("logs lack the rejection with its reason:\n%s", joined)
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -157,6 +85,11 @@ func TestServeFlagErrors(t *testing.T) {
 	}
 	_, errOut, code = runCLI(t, "", "serve", "--policies", "p", "--cluster-id", "c", "--tls-cert-file", "a", "--tls-private-key-file", "b", "--on-verification-error", "maybe")
 	if code != 2 || !strings.Contains(errOut, `--on-verification-error "maybe"`) {
+		t.Errorf("exit %d: %s", code, errOut)
+	}
+	// Flag mistakes are found before serve reads its certificate or touches a cluster.
+	_, errOut, code = runCLI(t, "", "serve", "--policies", "p", "--cluster-id", "c", "--tls-cert-file", "nope.crt", "--tls-private-key-file", "nope.key", "--audit-retention", "0s")
+	if code != 2 || !strings.Contains(errOut, "--audit-retention 0s") || strings.Contains(errOut, "nope.crt") {
 		t.Errorf("exit %d: %s", code, errOut)
 	}
 }
