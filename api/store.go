@@ -3,10 +3,8 @@ package api
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 
@@ -102,7 +100,7 @@ type located struct {
 }
 
 func (s *DirStore) load() ([]located, map[string]int, error) {
-	files, err := listPolicyFiles(s.Dir)
+	files, err := policy.ListFiles(s.Dir)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -129,7 +127,7 @@ func (s *DirStore) load() ([]located, map[string]int, error) {
 func (s *DirStore) Snapshot() (*policy.Snapshot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sig, err := dirSignature(s.Dir)
+	sig, err := policy.Fingerprint(s.Dir)
 	if err != nil {
 		return nil, err
 	}
@@ -142,22 +140,6 @@ func (s *DirStore) Snapshot() (*policy.Snapshot, error) {
 	}
 	s.cached, s.cachedSig = snap, sig
 	return snap, nil
-}
-
-func dirSignature(dir string) (string, error) {
-	files, err := listPolicyFiles(dir)
-	if err != nil {
-		return "", err
-	}
-	var b strings.Builder
-	for _, f := range files {
-		info, err := os.Stat(f)
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(&b, "%s\x00%d\x00%d\n", f, info.Size(), info.ModTime().UnixNano())
-	}
-	return b.String(), nil
 }
 
 // Apply validates the directory's objects with the change applied and then
@@ -253,30 +235,4 @@ func writeAtomic(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
-}
-
-// listPolicyFiles lists what policy.LoadDir loads: .yaml, .yml and .json
-// files, recursively, skipping hidden files and directories.
-func listPolicyFiles(root string) ([]string, error) {
-	var files []string
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if path != root && strings.HasPrefix(d.Name(), ".") {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		switch strings.ToLower(filepath.Ext(d.Name())) {
-		case ".yaml", ".yml", ".json":
-			if !d.IsDir() {
-				files = append(files, path)
-			}
-		}
-		return nil
-	})
-	sort.Strings(files)
-	return files, err
 }

@@ -69,7 +69,7 @@ func NewSnapshot(objs ...Object) (*Snapshot, error) {
 // LoadDir loads every .yaml, .yml and .json file under dir (recursively;
 // hidden files and directories are skipped), or a single file when dir is one.
 func LoadDir(dir string) (*Snapshot, error) {
-	files, err := listFiles(dir)
+	files, err := ListFiles(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +91,10 @@ func LoadDir(dir string) (*Snapshot, error) {
 	return build(all)
 }
 
-func listFiles(root string) ([]string, error) {
+// ListFiles lists what LoadDir loads: the .yaml, .yml and .json files under
+// root (root itself when it is a file), skipping hidden files and
+// directories, sorted.
+func ListFiles(root string) ([]string, error) {
 	info, err := os.Stat(root)
 	if err != nil {
 		return nil, fmt.Errorf("policies: %w", err)

@@ -15,7 +15,7 @@ import (
 func Watch(ctx context.Context, dir string, interval time.Duration, onLoad func(*Snapshot, error)) {
 	last := ""
 	check := func() {
-		fp, err := fingerprint(dir)
+		fp, err := Fingerprint(dir)
 		if err != nil {
 			if last != "error:"+err.Error() {
 				last = "error:" + err.Error()
@@ -42,10 +42,10 @@ func Watch(ctx context.Context, dir string, interval time.Duration, onLoad func(
 	}
 }
 
-// fingerprint summarises the names, sizes and modification times of the
-// policy files under dir.
-func fingerprint(dir string) (string, error) {
-	files, err := listFiles(dir)
+// Fingerprint summarises the names, sizes and modification times of the
+// policy files under dir: it changes when what LoadDir would load may have.
+func Fingerprint(dir string) (string, error) {
+	files, err := ListFiles(dir)
 	if err != nil {
 		return "", err
 	}
