@@ -48,14 +48,16 @@ func WithAuditor(fn func(Event)) Option { return func(o *options) { o.audit = fn
 // WithMaxBodyBytes bounds request bodies.
 func WithMaxBodyBytes(n int64) Option { return func(o *options) { o.maxBody = n } }
 
-// Event is the audit record of one call.
+// Event is the audit record of one call. Its fields are those of
+// audit.APICall, in its order, so that imagegate serve hands an Event to
+// the audit recorder by conversion and the compiler notices if the two
+// drift apart.
 type Event struct {
 	Time      time.Time `json:"time"`
 	RequestID string    `json:"requestId"`
 	Principal string    `json:"principal"`
 	Groups    []string  `json:"groups,omitempty"`
 	Agency    string    `json:"agency,omitempty"`
-	SourceIP  string    `json:"sourceIp,omitempty"`
 	Action    string    `json:"action"`
 	Resource  string    `json:"resource,omitempty"`
 	Allowed   bool      `json:"allowed"`
@@ -65,6 +67,7 @@ type Event struct {
 	PolicyID  string `json:"policyId,omitempty"`
 	Statement int    `json:"statement"`
 	Sid       string `json:"sid,omitempty"`
+	SourceIP  string `json:"sourceIp,omitempty"`
 	Status    int    `json:"status"`
 	Code      string `json:"code,omitempty"`
 }

@@ -14,10 +14,6 @@ func (f *auditFlags) apiAuditor() func(api.Event) {
 	}
 	rec := f.recorder
 	return func(ev api.Event) {
-		rec.RecordAPICall(audit.APICall{
-			Time: ev.Time, RequestID: ev.RequestID, Principal: ev.Principal, Groups: ev.Groups, Agency: ev.Agency,
-			Action: ev.Action, Resource: ev.Resource, Allowed: ev.Allowed, Decision: ev.Decision,
-			PolicyID: ev.PolicyID, Statement: ev.Statement, Sid: ev.Sid, SourceIP: ev.SourceIP, Status: ev.Status, Code: ev.Code,
-		})
+		rec.RecordAPICall(audit.APICall(ev))
 	}
 }
