@@ -239,18 +239,19 @@ func (h *Handler) assumeAgency(c *call) (any, int, error) {
 		denied.detail = map[string]any{"Reason": "an assumed agency cannot assume another"}
 		return nil, 0, denied
 	}
+	// Trust first: only a trusted caller learns the agency's limits.
+	d := cur.trusts[id].Trusts(c.principal, iam.TrustAction, requestContext(c.r, c.now))
+	c.ev.Allowed, c.ev.Decision = d.Allowed, "trust policy: "+d.String()
+	if !d.Allowed {
+		denied.detail = map[string]any{"AuthAction": iam.TrustAction, "AuthResource": agencyResource(id), "Reason": d.Reason}
+		return nil, 0, denied
+	}
 	if req.DurationSeconds == 0 {
 		req.DurationSeconds = int(DefaultSessionDuration / time.Second)
 	}
 	if req.DurationSeconds < int(MinSessionDuration/time.Second) || req.DurationSeconds > a.MaxSessionDuration {
 		return nil, 0, errParam("duration_seconds", "duration_seconds %d: %d to %d (the agency's max_session_duration)",
 			req.DurationSeconds, int(MinSessionDuration/time.Second), a.MaxSessionDuration)
-	}
-	d := cur.trusts[id].Trusts(c.principal, iam.TrustAction, requestContext(c.r, c.now))
-	c.ev.Allowed, c.ev.Decision = d.Allowed, "trust policy: "+d.String()
-	if !d.Allowed {
-		denied.detail = map[string]any{"AuthAction": iam.TrustAction, "AuthResource": agencyResource(id), "Reason": d.Reason}
-		return nil, 0, denied
 	}
 	expires := c.now.Add(time.Duration(req.DurationSeconds) * time.Second)
 	tok := h.sessions.issue(c.principal, iam.Principal{ID: c.principal.ID, Agency: id, ExpiresAt: expires}, c.now)

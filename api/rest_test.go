@@ -130,6 +130,8 @@ func TestAgencies(t *testing.T) {
 	refused := []restRefusal{
 		{"a principal the trust policy does not name", "bob-token", "POST", "/v5/agencies/" + agency + "/assume", nil, 403, "NoPermission"},
 		{"unknown agency", "ci-token", "POST", "/v5/agencies/nope/assume", nil, 403, "NoPermission"},
+		// An untrusted caller learns nothing of the agency's limits.
+		{"untrusted, duration too long", "bob-token", "POST", "/v5/agencies/" + agency + "/assume", map[string]any{"duration_seconds": 7200}, 403, "NoPermission"},
 		{"duration too long", "ci-token", "POST", "/v5/agencies/" + agency + "/assume", map[string]any{"duration_seconds": 7200}, 400, "InvalidParameter.duration_seconds"},
 		{"malformed trust policy", admin, "PUT", "/v5/agencies/" + agency + "/trust-policy", map[string]any{"trust_policy": `{"Version":"5.0"`}, 400, "InvalidParameter.trust_policy.Malformed"},
 		{"trust policy without principal", admin, "PUT", "/v5/agencies/" + agency + "/trust-policy", map[string]any{"trust_policy": `{"Version":"5.0","Statement":[{"Action":["sts:agencies:assume"],"Effect":"Allow"}]}`}, 400, "InvalidParameter.trust_policy.Malformed"},
