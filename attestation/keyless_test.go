@@ -97,7 +97,7 @@ func TestKeyless(t *testing.T) {
 	}
 	att := &policy.Attestor{Metadata: policy.ObjectMeta{Name: "ci"}, Spec: policy.AttestorSpec{
 		TransparencyLog: "required",
-		Keyless:         &policy.Keyless{Issuer: issuer, SubjectRegExp: `^.*@example\.com$`, FulcioRoots: ca.pem, RekorPublicKey: at.PubPEM(t, rekor)},
+		Keyless:         &policy.Keyless{Issuer: issuer, SubjectRegExp: `^.*@example\.com$`, FulcioRoots: ca.pem, RekorPublicKey: at.PubPEM(t, rekor)}, CTLog: "ignore",
 	}}
 	cases := []struct {
 		name, ref string
@@ -175,7 +175,7 @@ func TestKeylessBundle(t *testing.T) {
 	}
 	att := &policy.Attestor{Metadata: policy.ObjectMeta{Name: "ci"}, Spec: policy.AttestorSpec{
 		TransparencyLog: "required",
-		Keyless:         &policy.Keyless{Issuer: issuer, Subject: "ci@example.com", FulcioRoots: ca.pem, RekorPublicKey: at.PubPEM(t, rekor)},
+		Keyless:         &policy.Keyless{Issuer: issuer, Subject: "ci@example.com", FulcioRoots: ca.pem, RekorPublicKey: at.PubPEM(t, rekor)}, CTLog: "ignore",
 	}}
 	cases := []struct {
 		name, ref string

@@ -28,8 +28,20 @@ func fields() map[string]field {
 			"A valid cosign signature by any one of them satisfies this attestor. publicKeys or keyless is required."},
 		"AttestorSpec.Keyless": {desc: "Keyless (Fulcio certificate) identity whose signatures satisfy this attestor, " +
 			"as an alternative or addition to publicKeys."},
-		"AttestorSpec.TransparencyLog": {desc: "Rekor transparency log use: required (a Rekor bundle must verify offline " +
-			"against keyless.rekorPublicKey), optional (checked when present and a key is known) or ignore.",
+		"AttestorSpec.TransparencyLog": {desc: "Rekor transparency log use: required (every signature must carry a log entry " +
+			"that verifies offline against the trusted Rekor logs), optional (verified when the signature carries one and a " +
+			"Rekor key is trusted) or ignore.",
+			enum: []any{"required", "optional", "ignore"}, def: "optional"},
+		"AttestorSpec.TrustedRoot": {desc: "A Sigstore trusted root (trusted_root.json) inline: Fulcio certificate authorities, " +
+			"Rekor logs, CT logs and timestamp authorities with their validity windows. One of trustedRoot, trustedRootFile, " +
+			"publicSigstore or keyless.fulcioRoots/rekorPublicKey."},
+		"AttestorSpec.TrustedRootFile": {desc: "Absolute path of a trusted_root.json (for example a mounted ConfigMap)."},
+		"AttestorSpec.PublicSigstore": {desc: "Trust the public Sigstore instance (fulcio.sigstore.dev, rekor.sigstore.dev) " +
+			"through its TUF repository, with the embedded root and an on-disk cache."},
+		"AttestorSpec.CTLog": {desc: "Certificate Transparency: required (a keyless signing certificate must carry an SCT " +
+			"that verifies against a trusted CT log) or ignore.", enum: []any{"required", "ignore"}, def: "required"},
+		"AttestorSpec.SignedTimestamps": {desc: "RFC 3161 signed timestamps: required (every signature must carry one from " +
+			"a trusted timestamp authority), optional (used as the signing time when present and a TSA is trusted) or ignore.",
 			enum: []any{"required", "optional", "ignore"}, def: "optional"},
 		"Keyless.Issuer":         {desc: "OIDC issuer the Fulcio certificate must name exactly. Set issuer or issuerRegExp."},
 		"Keyless.IssuerRegExp":   {desc: "Regular expression (RE2) the certificate's OIDC issuer must match."},

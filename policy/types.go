@@ -46,6 +46,46 @@ type AttestorSpec struct {
 	Keyless    *Keyless `json:"keyless,omitempty"`
 	// TransparencyLog is required, optional (the default) or ignore.
 	TransparencyLog string `json:"transparencyLog,omitempty"`
+	// TrustedRoot is a Sigstore trusted root (trusted_root.json) given
+	// inline: Fulcio CAs, Rekor logs, CT logs and timestamp authorities,
+	// each with its validity window.
+	TrustedRoot string `json:"trustedRoot,omitempty"`
+	// TrustedRootFile is the path of a trusted_root.json (for example a
+	// mounted ConfigMap), read when the attestor is first used.
+	TrustedRootFile string `json:"trustedRootFile,omitempty"`
+	// PublicSigstore trusts the public Sigstore instance (sigstore.dev)
+	// through its TUF repository.
+	PublicSigstore bool `json:"publicSigstore,omitempty"`
+	// CTLog is required (the default for keyless signatures) or ignore: a
+	// signing certificate must carry a verified Certificate Transparency
+	// timestamp (SCT).
+	CTLog string `json:"ctlog,omitempty"`
+	// SignedTimestamps is required, optional (the default) or ignore: RFC 3161
+	// timestamps from a trusted timestamp authority as the signing time.
+	SignedTimestamps string `json:"signedTimestamps,omitempty"`
+}
+
+// Trust-material modes of an attestor.
+const (
+	ModeRequired = "required"
+	ModeOptional = "optional"
+	ModeIgnore   = "ignore"
+)
+
+// TLogMode is the attestor's transparencyLog mode with its default.
+func (s *AttestorSpec) TLogMode() string { return orDefault(s.TransparencyLog, ModeOptional) }
+
+// CTLogMode is the attestor's ctlog mode with its default.
+func (s *AttestorSpec) CTLogMode() string { return orDefault(s.CTLog, ModeRequired) }
+
+// TimestampMode is the attestor's signedTimestamps mode with its default.
+func (s *AttestorSpec) TimestampMode() string { return orDefault(s.SignedTimestamps, ModeOptional) }
+
+func orDefault(v, d string) string {
+	if v == "" {
+		return d
+	}
+	return v
 }
 
 // Keyless is a Fulcio certificate identity.

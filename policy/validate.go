@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/sigstore/sigstore-go/pkg/root"
 )
 
 // Limits from the seeds.
@@ -86,11 +89,73 @@ func (a *Attestor) validate(p *problems) {
 	if s.TransparencyLog != "" {
 		p.enum("spec.transparencyLog", s.TransparencyLog, tlogModes)
 	}
-	if s.TransparencyLog == "required" && (s.Keyless == nil || s.Keyless.RekorPublicKey == "") {
-		p.add("spec.transparencyLog", "required needs keyless.rekorPublicKey to verify Rekor bundles offline")
+	if s.CTLog != "" {
+		p.enum("spec.ctlog", s.CTLog, []string{ModeRequired, ModeIgnore})
+	}
+	if s.SignedTimestamps != "" {
+		p.enum("spec.signedTimestamps", s.SignedTimestamps, tlogModes)
 	}
 	if k := s.Keyless; k != nil {
 		validateKeyless(k, p)
+	}
+	validateTrust(&s, p)
+}
+
+// validateTrust checks that at most one source of Sigstore trust material is
+// named, and that the modes that need material have it.
+func validateTrust(s *AttestorSpec, p *problems) {
+	var sources []string
+	legacy := s.Keyless != nil && (s.Keyless.FulcioRoots != "" || s.Keyless.RekorPublicKey != "")
+	for _, src := range []struct {
+		set  bool
+		name string
+	}{{s.TrustedRoot != "", "trustedRoot"}, {s.TrustedRootFile != "", "trustedRootFile"},
+		{s.PublicSigstore, "publicSigstore"}, {legacy, "keyless.fulcioRoots/keyless.rekorPublicKey"}} {
+		if src.set {
+			sources = append(sources, src.name)
+		}
+	}
+	if len(sources) > 1 {
+		p.add("spec", "set one source of trust material, not %s", strings.Join(sources, " and "))
+		return
+	}
+	var tr *root.TrustedRoot
+	if s.TrustedRoot != "" {
+		var err error
+		if tr, err = root.NewTrustedRootFromJSON([]byte(s.TrustedRoot)); err != nil {
+			p.add("spec.trustedRoot", "not a Sigstore trusted root (trusted_root.json): %v", err)
+			return
+		}
+	}
+	if s.TrustedRootFile != "" && !filepath.IsAbs(s.TrustedRootFile) {
+		p.add("spec.trustedRootFile", "%q must be an absolute path", s.TrustedRootFile)
+	}
+	if s.Keyless != nil && len(sources) == 0 {
+		p.add("spec.keyless", "needs trust material for certificates: trustedRoot, trustedRootFile, publicSigstore or keyless.fulcioRoots")
+	}
+	if s.Keyless != nil && legacy && s.Keyless.FulcioRoots == "" {
+		p.add("spec.keyless.fulcioRoots", "is required with keyless.rekorPublicKey (or use trustedRoot)")
+	}
+	// What an inline or legacy source holds is known now; a file or the
+	// public instance is checked when it is read.
+	hasRekor, hasCT, hasTSA := true, true, true
+	switch {
+	case tr != nil:
+		hasRekor, hasCT, hasTSA = len(tr.RekorLogs()) > 0, len(tr.CTLogs()) > 0, len(tr.TimestampingAuthorities()) > 0
+		if s.Keyless != nil && len(tr.FulcioCertificateAuthorities()) == 0 {
+			p.add("spec.trustedRoot", "keyless needs at least one certificate authority")
+		}
+	case legacy || len(sources) == 0:
+		hasRekor, hasCT, hasTSA = s.Keyless != nil && s.Keyless.RekorPublicKey != "", false, false
+	}
+	if s.TLogMode() == ModeRequired && !hasRekor {
+		p.add("spec.transparencyLog", "required needs a Rekor log key (trustedRoot, or keyless.rekorPublicKey)")
+	}
+	if s.Keyless != nil && s.CTLogMode() == ModeRequired && !hasCT {
+		p.add("spec.ctlog", "required (the default for keyless) needs a CT log key in a trusted root; set ctlog: ignore to accept certificates without a verified SCT")
+	}
+	if s.TimestampMode() == ModeRequired && !hasTSA {
+		p.add("spec.signedTimestamps", "required needs a timestamp authority in a trusted root")
 	}
 }
 
