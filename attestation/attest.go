@@ -1,14 +1,15 @@
 package attestation
 
 import (
-	"encoding/base64"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/imagegate/imagegate/facts"
 	"github.com/imagegate/imagegate/scan"
@@ -17,18 +18,8 @@ import (
 // VulnPredicateType is cosign's vulnerability attestation predicate.
 const VulnPredicateType = "https://cosign.sigstore.dev/attestation/vuln/v1"
 
-// envelope is a DSSE envelope, as cosign stores attestations in the
-// sha256-<digest>.att image.
-type envelope struct {
-	PayloadType string `json:"payloadType"`
-	Payload     string `json:"payload"`
-	Signatures  []struct {
-		KeyID string `json:"keyid"`
-		Sig   string `json:"sig"`
-	} `json:"signatures"`
-}
-
-// statement is an in-toto statement.
+// statement is an in-toto statement, read from an envelope the libraries
+// verified.
 type statement struct {
 	Type    string `json:"_type"`
 	Subject []struct {
@@ -52,76 +43,60 @@ type VulnPredicate struct {
 	} `json:"metadata"`
 }
 
-// about reports whether one of the statement's subjects is digest.
-func (st *statement) about(digest string) bool {
-	algo, hexPart, _ := strings.Cut(digest, ":")
-	for _, s := range st.Subject {
-		if s.Digest[algo] == hexPart {
-			return true
-		}
-	}
-	return false
-}
-
-// pae is DSSE's pre-authentication encoding, what the signature covers.
-func pae(payloadType string, payload []byte) []byte {
-	return []byte("DSSEv1 " + strconv.Itoa(len(payloadType)) + " " + payloadType + " " + strconv.Itoa(len(payload)) + " " + string(payload))
-}
-
-// verifyVuln checks one attestation envelope against an attestor and, when
-// it is a vuln/v1 statement about digest signed by the attestor, returns its
-// predicate.
-func (v *verifier) verifyVuln(digest string, raw []byte) (*VulnPredicate, error) {
-	var env envelope
-	if err := json.Unmarshal(raw, &env); err != nil {
-		return nil, fmt.Errorf("attestation is not a DSSE envelope: %v", err)
-	}
-	payload, err := base64.StdEncoding.DecodeString(env.Payload)
-	if err != nil {
-		return nil, errors.New("attestation payload is not base64")
-	}
-	// The attestor's signature and transparency-log rules are those of
-	// image signatures: one check for both. The envelope carries no
-	// certificate or Rekor entry, so keyless attestors and
-	// transparencyLog: required refuse it.
-	signed := pae(env.PayloadType, payload)
-	var tlogErr error
-	ok := false
-	for _, es := range env.Signatures {
-		sig, err := base64.StdEncoding.DecodeString(es.Sig)
-		if err != nil {
-			continue
-		}
-		s := signature{payload: payload, signed: signed, sig: sig, dsse: true, payloadType: env.PayloadType}
-		if v.signedBy(&s, nil) != nil {
-			continue
-		}
-		if tlogErr = v.checkTlog(&s); tlogErr == nil {
-			ok = true
-			break
-		}
-	}
-	switch {
-	case !ok && tlogErr != nil:
-		return nil, tlogErr
-	case !ok:
-		return nil, fmt.Errorf("not signed by attestor %q", v.name)
-	}
+// vulnPredicate reads a verified statement's vuln/v1 predicate.
+func vulnPredicate(raw []byte) (*VulnPredicate, error) {
 	var st statement
-	if err := json.Unmarshal(payload, &st); err != nil {
+	if err := json.Unmarshal(raw, &st); err != nil {
 		return nil, fmt.Errorf("attestation payload is not an in-toto statement: %v", err)
 	}
 	if st.PredicateType != VulnPredicateType {
 		return nil, fmt.Errorf("predicate type %q is not %s", st.PredicateType, VulnPredicateType)
-	}
-	if !st.about(digest) {
-		return nil, fmt.Errorf("attestation is about another image digest")
 	}
 	var p VulnPredicate
 	if err := json.Unmarshal(st.Predicate, &p); err != nil {
 		return nil, fmt.Errorf("vuln predicate: %v", err)
 	}
 	return &p, nil
+}
+
+// verifyVuln looks among the image's attestations (.att layers and
+// attestation bundles) for a vuln/v1 statement about the digest that the
+// attestor signed; the libraries check signature, certificate, log entry,
+// timestamp and subject digest.
+func (v *verifier) verifyVuln(digest string, s *signatures) (*VulnPredicate, error) {
+	h, err := v1.NewHash(digest)
+	if err != nil {
+		return nil, err
+	}
+	ctx := context.Background()
+	var reasons []string
+	for i := range s.attestations {
+		raw, err := v.verifyAttestation(ctx, &s.attestations[i], h)
+		if err == nil {
+			var p *VulnPredicate
+			if p, err = vulnPredicate(raw); err == nil {
+				return p, nil
+			}
+		}
+		reasons = append(reasons, err.Error())
+	}
+	for _, b := range s.attBundles {
+		if b.predicate != VulnPredicateType {
+			continue
+		}
+		st, err := v.verifyBundleStatement(ctx, b.b, h)
+		if err == nil {
+			var p *VulnPredicate
+			if p, err = vulnPredicate(st); err == nil {
+				return p, nil
+			}
+		}
+		reasons = append(reasons, err.Error())
+	}
+	if len(reasons) == 0 {
+		return nil, errors.New("no vulnerability attestation")
+	}
+	return nil, fmt.Errorf("not signed by attestor %q: %s", v.name, dedupe(reasons))
 }
 
 // VulnAttestation is the outcome of looking for a vulnerability attestation
@@ -185,21 +160,22 @@ func (vf *vulnFindings) parse(va *VulnAttestation) {
 }
 
 func (v *Verifier) vulnAttestation(digest string, s *signatures, scanAttestors []*policyAttestor) VulnAttestation {
-	if len(s.attestations) == 0 {
-		return VulnAttestation{Reason: "no attestations found"}
-	}
-	var reasons []string
-	for _, pa := range scanAttestors {
-		for _, raw := range s.attestations {
-			p, err := pa.ver.verifyVuln(digest, raw)
-			if err == nil {
-				return VulnAttestation{Predicate: p, Attestor: pa.name, findings: &vulnFindings{}}
-			}
-			reasons = append(reasons, err.Error())
+	if len(s.attestations) == 0 && len(s.attBundles) == 0 {
+		if s.attErr != nil {
+			return VulnAttestation{Reason: "attestations unusable: " + s.attErr.Error()}
 		}
+		return VulnAttestation{Reason: "no attestations found"}
 	}
 	if len(scanAttestors) == 0 {
 		return VulnAttestation{Reason: "no --scan-attestors configured"}
+	}
+	var reasons []string
+	for _, pa := range scanAttestors {
+		p, err := pa.ver.verifyVuln(digest, s)
+		if err == nil {
+			return VulnAttestation{Predicate: p, Attestor: pa.name, findings: &vulnFindings{}}
+		}
+		reasons = append(reasons, err.Error())
 	}
 	return VulnAttestation{Reason: "vulnerability attestation ignored: " + dedupe(reasons)}
 }

@@ -23,6 +23,10 @@ type ttlCache[V any] struct {
 	max          int
 	staleIfError time.Duration
 	now          func() time.Time
+	// maxBytes bounds the sum of sizeOf over the entries, when set.
+	maxBytes int64
+	sizeOf   func(V) int64
+	bytes    int64
 
 	mu      sync.Mutex
 	ll      *list.List
@@ -34,6 +38,7 @@ type entry[V any] struct {
 	key     string
 	val     V
 	expires time.Time
+	size    int64
 }
 
 type flight[V any] struct {
@@ -101,16 +106,27 @@ func (c *ttlCache[V]) get(ctx context.Context, key, scope string, ttl func(V) ti
 }
 
 func (c *ttlCache[V]) put(key string, val V, expires time.Time) {
-	if el, ok := c.entries[key]; ok {
-		el.Value = &entry[V]{key: key, val: val, expires: expires}
-		c.ll.MoveToFront(el)
-		return
+	var size int64
+	if c.sizeOf != nil {
+		size = c.sizeOf(val)
+		if c.maxBytes > 0 && size > c.maxBytes {
+			return // larger than the whole cache: served, not kept
+		}
 	}
-	c.entries[key] = c.ll.PushFront(&entry[V]{key: key, val: val, expires: expires})
-	for c.ll.Len() > c.max {
+	if el, ok := c.entries[key]; ok {
+		c.bytes -= el.Value.(*entry[V]).size
+		el.Value = &entry[V]{key: key, val: val, expires: expires, size: size}
+		c.ll.MoveToFront(el)
+	} else {
+		c.entries[key] = c.ll.PushFront(&entry[V]{key: key, val: val, expires: expires, size: size})
+	}
+	c.bytes += size
+	for c.ll.Len() > c.max || (c.maxBytes > 0 && c.bytes > c.maxBytes) {
 		old := c.ll.Back()
 		c.ll.Remove(old)
-		delete(c.entries, old.Value.(*entry[V]).key)
+		e := old.Value.(*entry[V])
+		delete(c.entries, e.key)
+		c.bytes -= e.size
 	}
 }
 

@@ -28,6 +28,11 @@ type options struct {
 	registerer   prometheus.Registerer
 	now          func() time.Time
 	attestations bool
+
+	maxLayers        int
+	maxReferrerBytes int64
+	cacheBytes       int64
+	tufCacheDir      string
 }
 
 // Defaults, in one place.
@@ -40,6 +45,13 @@ const (
 	DefaultPerRegistry  = 16
 	DefaultRetries      = 2
 	DefaultMaxBytes     = 4 << 20
+	// DefaultMaxLayers bounds the layers read from an image's .sig or .att
+	// image: cosign adds one per signature.
+	DefaultMaxLayers = 64
+	// DefaultMaxReferrerBytes bounds what is read of an image's referrers.
+	DefaultMaxReferrerBytes = 8 << 20
+	// DefaultCacheBytes bounds the signature material the cache holds.
+	DefaultCacheBytes = 64 << 20
 )
 
 func defaults() options {
@@ -48,6 +60,7 @@ func defaults() options {
 		ttl: DefaultTTL, negativeTTL: DefaultNegativeTTL, digestTTL: DefaultDigestTTL, staleIfError: DefaultStaleIfError,
 		cacheSize: DefaultCacheSize, perRegistry: DefaultPerRegistry, retries: DefaultRetries,
 		backoff: 200 * time.Millisecond, maxBytes: DefaultMaxBytes, now: time.Now,
+		maxLayers: DefaultMaxLayers, maxReferrerBytes: DefaultMaxReferrerBytes, cacheBytes: DefaultCacheBytes,
 	}
 }
 
@@ -100,6 +113,21 @@ func WithRegisterer(r prometheus.Registerer) Option { return func(o *options) { 
 // sha256-<digest>.att image) with its signatures, in the same cached fetch.
 func WithAttestations(on bool) Option { return func(o *options) { o.attestations = on } }
 
+// WithMaxSignatureLayers bounds the layers read from an image's .sig or .att
+// image; an image with more does not verify.
+func WithMaxSignatureLayers(n int) Option { return func(o *options) { o.maxLayers = n } }
+
+// WithMaxReferrerBytes bounds the bytes read of one image's referrers
+// (Sigstore bundles).
+func WithMaxReferrerBytes(n int64) Option { return func(o *options) { o.maxReferrerBytes = n } }
+
+// WithCacheBytes bounds the signature material held by the cache.
+func WithCacheBytes(n int64) Option { return func(o *options) { o.cacheBytes = n } }
+
+// WithTUFCacheDir sets where the public Sigstore instance's TUF metadata and
+// trusted root are cached (default: $HOME/.sigstore/root).
+func WithTUFCacheDir(dir string) Option { return func(o *options) { o.tufCacheDir = dir } }
+
 // WithClock sets the clock for cache ages.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
@@ -115,6 +143,8 @@ func (o *options) validate() error {
 		return errors.New("attestation: stale-if-error, retries and backoff must not be negative")
 	case o.cacheSize <= 0 || o.perRegistry <= 0 || o.maxBytes <= 0:
 		return errors.New("attestation: cache size, registry concurrency and response bound must be positive")
+	case o.maxLayers <= 0 || o.maxReferrerBytes <= 0 || o.cacheBytes <= 0:
+		return errors.New("attestation: signature layer, referrer and cache byte bounds must be positive")
 	}
 	return nil
 }

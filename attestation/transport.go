@@ -33,7 +33,7 @@ type guard struct {
 func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
 	host := req.URL.Host
 	if req.URL.Scheme == "http" && !g.plainHTTPAllowed(req.URL.Hostname(), host) {
-		return nil, fmt.Errorf("refusing plain HTTP to registry %s (only loopback and --insecure-registries)", host)
+		return nil, fmt.Errorf("%w %s (only loopback and --insecure-registries)", errPlainHTTP, host)
 	}
 	slot := g.slot(host)
 	select {
@@ -120,6 +120,9 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	}
 }
+
+// errPlainHTTP refuses an http:// registry that is not allowed plain HTTP.
+var errPlainHTTP = errors.New("refusing plain HTTP to registry")
 
 // errTooLarge is returned when a registry answers with more than the bound.
 var errTooLarge = errors.New("registry response too large")

@@ -3,20 +3,21 @@ package attestation
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/imagegate/imagegate/policy"
@@ -33,17 +34,24 @@ type Verifier struct {
 	sigs    *ttlCache[*signatures]
 	checks  sync.Map // *policy.Attestor -> *compiledAttestor
 	metrics *verifierMetrics
+	public  *publicSigstore
 }
 
-// signatures are an image digest's signatures, with each attestor's verdict
-// on them remembered by attestor definition.
+// signatures are an image digest's signatures and attestations as the
+// registry served them, with each attestor's verdict on them remembered by
+// attestor definition.
 type signatures struct {
-	list         []signature
-	owners       []atomic.Pointer[string] // per signature: the key it verified with
-	attestations [][]byte                 // DSSE envelopes from the .att image, when fetched
-	mu           sync.Mutex
-	verdict      map[string]error
-	vuln         map[string]VulnAttestation // by the scan attestors' definitions
+	legacy       []legacySig // the .sig image's layers
+	bundles      []sigBundle // signature bundles (referrers); when any, legacy is not used
+	attestations []legacySig // the .att image's layers, when fetched
+	attBundles   []sigBundle // attestation bundles (referrers of another predicate)
+	legacyErr    error       // why the .sig image could not be used, if it could not
+	attErr       error       // likewise for the .att image
+	size         int64       // approximate bytes held, for the cache's byte bound
+
+	mu      sync.Mutex
+	verdict map[string]error
+	vuln    map[string]VulnAttestation // by the scan attestors' definitions
 }
 
 // New returns a Verifier.
@@ -55,7 +63,7 @@ func New(opts ...Option) (*Verifier, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	v := &Verifier{opts: o, metrics: newVerifierMetrics(o.registerer)}
+	v := &Verifier{opts: o, metrics: newVerifierMetrics(o.registerer), public: &publicSigstore{cacheDir: o.tufCacheDir, now: o.now}}
 	insecure := map[string]bool{}
 	for _, h := range o.insecure {
 		insecure[h] = true
@@ -71,6 +79,7 @@ func New(opts ...Option) (*Verifier, error) {
 	}
 	v.digests = newTTLCache[string](o.cacheSize, o.staleIfError, o.now)
 	v.sigs = newTTLCache[*signatures](o.cacheSize, o.staleIfError, o.now)
+	v.sigs.maxBytes, v.sigs.sizeOf = o.cacheBytes, func(s *signatures) int64 { return s.size }
 	return v, nil
 }
 
@@ -165,7 +174,7 @@ func (v *Verifier) CheckWith(ctx context.Context, creds Credentials, img workloa
 	}
 	if len(todo) == 1 {
 		i := todo[0]
-		res.Attestors[i] = v.check(attestors[i], digest, sigs, i)
+		res.Attestors[i] = v.check(attestors[i], digest, sigs)
 		return res
 	}
 	// Signature checks are CPU work (an ECDSA verification is tens of
@@ -175,7 +184,7 @@ func (v *Verifier) CheckWith(ctx context.Context, creds Credentials, img workloa
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res.Attestors[i] = v.check(attestors[i], digest, sigs, i)
+			res.Attestors[i] = v.check(attestors[i], digest, sigs)
 		}()
 	}
 	wg.Wait()
@@ -250,7 +259,7 @@ func (v *Verifier) digest(ctx context.Context, pl pullerFunc, scope string, img 
 // concurrent request) the image's cosign signatures.
 func (v *Verifier) signatures(ctx context.Context, pl pullerFunc, scope string, repo name.Repository, digest string) (*signatures, string, error) {
 	ttl := func(s *signatures) time.Duration {
-		if len(s.list) == 0 {
+		if len(s.legacy) == 0 && len(s.bundles) == 0 && s.legacyErr == nil {
 			return v.opts.negativeTTL
 		}
 		return v.opts.ttl
@@ -260,139 +269,100 @@ func (v *Verifier) signatures(ctx context.Context, pl pullerFunc, scope string, 
 		if err != nil {
 			return nil, &UnverifiableError{Reason: "registry credentials: " + err.Error(), Err: err}
 		}
+		if _, err := v1.NewHash(digest); err != nil {
+			return nil, &VerificationError{Reason: fmt.Sprintf("malformed digest %q", digest)}
+		}
 		// Bundles (OCI referrers) are looked up alongside the .sig tag, so
 		// supporting both formats costs no extra round trip of latency.
 		// So are the .att attestations, when scan attestors are in use.
-		var bundles []signature
-		var envelopes, atts [][]byte
+		s := &signatures{verdict: map[string]error{}, vuln: map[string]VulnAttestation{}}
 		var berr, aerr error
 		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			bundles, envelopes, berr = v.fetchBundles(ctx, p, repo, digest)
-		}()
+		wg.Go(func() { s.bundles, s.attBundles, berr = v.fetchBundles(ctx, p, repo, digest) })
 		if v.opts.attestations {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				atts, aerr = v.fetchAttestations(ctx, p, repo, digest)
-			}()
+			wg.Go(func() { s.attestations, aerr = v.fetchLayers(ctx, p, repo, digest, ".att") })
 		}
-		list, err := v.fetch(ctx, p, repo, digest)
+		var lerr error
+		s.legacy, lerr = v.fetchLayers(ctx, p, repo, digest, ".sig")
 		wg.Wait()
-		for _, e := range []error{err, berr, aerr} {
-			if e != nil {
-				return nil, e
+		for _, err := range []error{lerr, berr, aerr} {
+			if _, ok := err.(*UnverifiableError); ok {
+				return nil, err
 			}
 		}
-		// As cosign verify does, an image with signature bundles is judged
-		// by them alone: legacy .sig signatures beside them are ignored.
-		if len(bundles) > 0 {
-			list = bundles
-		}
-		s := &signatures{list: list, owners: make([]atomic.Pointer[string], len(list)), verdict: map[string]error{}, vuln: map[string]VulnAttestation{}}
-		if v.opts.attestations {
-			s.attestations = append(atts, envelopes...)
-		}
+		// What the registry served but cannot be used is remembered like
+		// any material, so a hostile registry is not asked again per
+		// admission.
+		s.legacyErr, s.attErr = lerr, aerr
+		s.size = s.bytes()
 		return s, nil
 	})
 	v.metrics.cache.WithLabelValues("signatures", status).Inc()
 	return s, status, err
 }
 
-func (v *Verifier) fetch(ctx context.Context, p *remote.Puller, repo name.Repository, digest string) ([]signature, error) {
-	algo, hexPart, ok := strings.Cut(digest, ":")
-	if !ok {
-		return nil, &UnverifiableError{Reason: fmt.Sprintf("malformed digest %q", digest)}
+func (s *signatures) bytes() int64 {
+	n := int64(256)
+	for i := range s.legacy {
+		n += s.legacy[i].size()
 	}
-	tag := repo.Tag(algo + "-" + hexPart + ".sig")
-	desc, err := p.Get(ctx, tag)
+	for i := range s.attestations {
+		n += s.attestations[i].size()
+	}
+	// A parsed bundle holds about twice its JSON.
+	for _, b := range s.bundles {
+		n += 2 * b.raw
+	}
+	for _, b := range s.attBundles {
+		n += 2 * b.raw
+	}
+	return n
+}
+
+// fetchLayers reads the layers of cosign's sha256-<hex>.sig (or .att) image:
+// their annotations and payloads. Signers of one image sign the same
+// payload, so layers share blobs: each distinct blob is fetched once.
+func (v *Verifier) fetchLayers(ctx context.Context, p *remote.Puller, repo name.Repository, digest, suffix string) ([]legacySig, error) {
+	algo, hexPart, _ := strings.Cut(digest, ":")
+	what := "signatures"
+	if suffix == ".att" {
+		what = "attestations"
+	}
+	desc, err := p.Get(ctx, repo.Tag(algo+"-"+hexPart+suffix))
 	if err != nil {
 		if isNotFound(err) {
-			return nil, nil // no signatures: a verdict, cached briefly
+			return nil, nil // none: a verdict, cached briefly
 		}
-		return nil, registryError("fetching signatures", err)
+		return nil, registryError("fetching "+what, err)
 	}
 	img, err := desc.Image()
 	if err != nil {
-		return nil, registryError("reading signatures", err)
+		return nil, registryError("reading "+what, err)
 	}
 	m, err := img.Manifest()
 	if err != nil {
-		return nil, registryError("reading signatures", err)
+		return nil, registryError("reading "+what, err)
 	}
-	out := make([]signature, 0, len(m.Layers))
-	// Signers of one image sign the same payload, so layers share blobs:
-	// fetch each distinct blob once.
+	if len(m.Layers) > v.opts.maxLayers {
+		return nil, &VerificationError{Reason: fmt.Sprintf("the %s image has %d layers, more than the %d imagegate reads", what, len(m.Layers), v.opts.maxLayers)}
+	}
+	out := make([]legacySig, 0, len(m.Layers))
 	payloads := map[string][]byte{}
 	for _, l := range m.Layers {
-		s := signature{
-			cert:  optional(l.Annotations[annotationCertificate]),
-			chain: optional(l.Annotations[annotationChain]),
-		}
-		if b := l.Annotations[annotationBundle]; b != "" {
-			s.bundle = []byte(b)
-		}
-		sig, err := base64.StdEncoding.DecodeString(l.Annotations[annotationSignature])
-		if err != nil || len(sig) == 0 {
-			s.malformed = "signature layer " + l.Digest.String() + " has no base64 signature annotation"
-			out = append(out, s)
-			continue
-		}
-		s.sig = sig
-		p, ok := payloads[l.Digest.String()]
+		pl, ok := payloads[l.Digest.String()]
 		if !ok {
 			layer, err := img.LayerByDigest(l.Digest)
 			if err == nil {
-				p, err = readLayer(layer)
+				pl, err = readLayer(layer)
 			}
 			if err != nil {
-				return nil, registryError("fetching a signature payload", err)
+				return nil, registryError("fetching a "+strings.TrimSuffix(what, "s")+" payload", err)
 			}
-			payloads[l.Digest.String()] = p
+			payloads[l.Digest.String()] = pl
 		}
-		s.payload = p
-		out = append(out, s)
+		out = append(out, newLegacySig(l.Annotations, pl))
 	}
 	return out, nil
-}
-
-// fetchAttestations reads the DSSE envelopes of cosign's
-// sha256-<digest>.att image.
-func (v *Verifier) fetchAttestations(ctx context.Context, p *remote.Puller, repo name.Repository, digest string) ([][]byte, error) {
-	algo, hexPart, _ := strings.Cut(digest, ":")
-	desc, err := p.Get(ctx, repo.Tag(algo+"-"+hexPart+".att"))
-	if err != nil {
-		if isNotFound(err) {
-			return nil, nil
-		}
-		return nil, registryError("fetching attestations", err)
-	}
-	img, err := desc.Image()
-	if err != nil {
-		return nil, registryError("reading attestations", err)
-	}
-	layers, err := img.Layers()
-	if err != nil {
-		return nil, registryError("reading attestations", err)
-	}
-	var out [][]byte
-	for _, l := range layers {
-		b, err := readLayer(l)
-		if err != nil {
-			return nil, registryError("fetching an attestation", err)
-		}
-		out = append(out, b)
-	}
-	return out, nil
-}
-
-func optional(s string) []byte {
-	if s == "" {
-		return nil
-	}
-	return []byte(s)
 }
 
 func readLayer(l interface{ Compressed() (io.ReadCloser, error) }) ([]byte, error) {
@@ -404,18 +374,31 @@ func readLayer(l interface{ Compressed() (io.ReadCloser, error) }) ([]byte, erro
 	return io.ReadAll(rc)
 }
 
-// registryError classifies a registry failure as "could not verify".
+// registryError classifies a registry failure. Only a failure to talk to
+// the registry is "could not verify": no connection, a timeout, throttling,
+// a server error, or refused credentials. Anything else the registry
+// actually answered (a missing tag, a malformed or oversized manifest, a
+// blob that does not match its digest) is the image's material and does not
+// verify: a deny, whatever --on-verification-error says.
 func registryError(what string, err error) error {
 	var te *transport.Error
+	var ne net.Error
 	switch {
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 		return &UnverifiableError{Reason: what + ": timeout", Err: err}
 	case errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden):
 		return &UnverifiableError{Reason: what + ": registry refused access (auth)", Err: err}
+	case errors.As(err, &te) && (te.StatusCode == http.StatusTooManyRequests || te.StatusCode >= 500):
+		return &UnverifiableError{Reason: what + ": registry unreachable or failing", Err: err}
+	case errors.As(err, &te):
+		return &VerificationError{Reason: fmt.Sprintf("%s: registry answered %d", what, te.StatusCode)}
 	case errors.Is(err, errTooLarge):
-		return &UnverifiableError{Reason: what + ": registry response too large", Err: err}
+		return &VerificationError{Reason: what + ": " + err.Error()}
+	case errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, errPlainHTTP):
+		return &UnverifiableError{Reason: what + ": registry unreachable or failing", Err: err}
 	}
-	return &UnverifiableError{Reason: what + ": registry unreachable or failing", Err: err}
+	return &VerificationError{Reason: what + ": " + err.Error()}
 }
 
 func isNotFound(err error) bool {
@@ -435,15 +418,17 @@ func isNotFound(err error) bool {
 
 // check is one attestor's verdict, computed once per (digest, attestor
 // definition) and remembered with the signatures.
-func (v *Verifier) check(a *policy.Attestor, digest string, s *signatures, start int) AttestorResult {
+func (v *Verifier) check(a *policy.Attestor, digest string, s *signatures) AttestorResult {
 	if r, ok := v.cachedCheck(a, s); ok {
 		return r
 	}
 	key, ver, _ := v.verifierFor(a) // cachedCheck answered any error
-	verdict := ver.verify(digest, s.list, s.owners, start)
-	s.mu.Lock()
-	s.verdict[key] = verdict
-	s.mu.Unlock()
+	verdict := ver.verify(digest, s)
+	if _, ok := verdict.(*UnverifiableError); !ok {
+		s.mu.Lock()
+		s.verdict[key] = verdict
+		s.mu.Unlock()
+	}
 	return attestorResult(a, verdict)
 }
 
@@ -482,7 +467,7 @@ func (v *Verifier) verifierFor(a *policy.Attestor) (string, *verifier, error) {
 	b, _ := json.Marshal(a.Spec)
 	sum := sha256.Sum256(append([]byte(a.Metadata.Name+"\x00"), b...))
 	c := &compiledAttestor{key: hex.EncodeToString(sum[:])}
-	c.ver, c.err = newVerifier(a)
+	c.ver, c.err = newVerifier(a, v.public.get)
 	v.checks.Store(a, c)
 	return c.key, c.ver, c.err
 }
