@@ -5,11 +5,14 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/imagegate/imagegate/policy"
@@ -33,6 +36,7 @@ import (
 type verifier struct {
 	name     string
 	keys     []signature.Verifier
+	fps      []string // per key: SHA-256 of its PKIX DER, shared by every verifier of that key
 	identity *cosign.Identity // keyless; nil when the attestor has none
 	trust    *trust
 	tlog     string
@@ -55,10 +59,16 @@ func newVerifier(a *policy.Attestor, publicRoot func() (root.TrustedMaterial, er
 		if err != nil {
 			return nil, fmt.Errorf("attestor %s: publicKeys[%d]: %w", v.name, i, err)
 		}
-		v.keys = append(v.keys, sv)
+		der, err := x509.MarshalPKIXPublicKey(pub)
+		if err != nil {
+			return nil, fmt.Errorf("attestor %s: publicKeys[%d]: %w", v.name, i, err)
+		}
+		sum := sha256.Sum256(der)
+		fp := string(sum[:])
+		v.keys, v.fps = append(v.keys, sv), append(v.fps, fp)
 		if k, ok := pub.(*ecdsa.PublicKey); ok && k.Curve != elliptic.P256() {
 			if def, err := signature.LoadDefaultVerifier(pub); err == nil {
-				v.keys = append(v.keys, def)
+				v.keys, v.fps = append(v.keys, def), append(v.fps, fp)
 			}
 		}
 	}
@@ -120,13 +130,37 @@ func (v *verifier) legacyEvidence(s *legacySig) (useTlog, useTS bool, err error)
 }
 
 // candidates are the ways the attestor may have signed: each key, then the
-// keyless identity (a nil verifier: the certificate on the signature).
-func (v *verifier) candidates() []signature.Verifier {
-	out := v.keys
+// keyless identity (a nil verifier: the certificate on the signature), with
+// each key's fingerprint ("" for keyless).
+func (v *verifier) candidates() ([]signature.Verifier, []string) {
+	out, fps := v.keys, v.fps
 	if v.identity != nil {
-		out = append(out[:len(out):len(out)], nil)
+		out, fps = append(out[:len(out):len(out)], nil), append(fps[:len(fps):len(fps)], "")
 	}
-	return out
+	return out, fps
+}
+
+// owner remembers which key a signature verified with, shared by the
+// attestors checking one image: a signature another key verified cannot be
+// this key's, so n attestors over n signatures cost about n library
+// verifications, not n²/2. It caches the libraries' verdicts; it decides
+// nothing they did not.
+type owner = atomic.Pointer[string]
+
+// skip reports a key candidate that cannot have made a signature another
+// key verified.
+func skip(o *owner, fp string) bool {
+	if o == nil || fp == "" {
+		return false
+	}
+	known := o.Load()
+	return known != nil && *known != fp
+}
+
+func own(o *owner, fp string) {
+	if o != nil && fp != "" {
+		o.Store(&fp)
+	}
 }
 
 // checkOpts is cosign's configuration for one candidate.
@@ -160,15 +194,20 @@ func (v *verifier) checkOpts(sv signature.Verifier, useTlog, useTS, bundle bool)
 
 // verifyLegacy checks one legacy (.sig layer) signature with
 // cosign.VerifyImageSignature, for each way the attestor may have signed.
-func (v *verifier) verifyLegacy(ctx context.Context, s *legacySig, h v1.Hash) error {
+func (v *verifier) verifyLegacy(ctx context.Context, s *legacySig, h v1.Hash, o *owner) error {
 	useTlog, useTS, err := v.legacyEvidence(s)
 	if err != nil {
 		return err
 	}
 	var errs []error
-	for _, sv := range v.candidates() {
+	svs, fps := v.candidates()
+	for i, sv := range svs {
 		if sv == nil && s.cert == nil {
 			errs = append(errs, errNoCertificate)
+			continue
+		}
+		if skip(o, fps[i]) {
+			errs = append(errs, errAnotherKey)
 			continue
 		}
 		co, err := v.checkOpts(sv, useTlog, useTS, false)
@@ -183,6 +222,7 @@ func (v *verifier) verifyLegacy(ctx context.Context, s *legacySig, h v1.Hash) er
 			errs = append(errs, err)
 			continue
 		}
+		own(o, fps[i])
 		return nil
 	}
 	return refusal(errs)
@@ -193,8 +233,8 @@ func (v *verifier) verifyLegacy(ctx context.Context, s *legacySig, h v1.Hash) er
 // chain and identity, SCTs, log entries with inclusion proofs or promises,
 // timestamps, and that the in-toto statement's subject is the image digest.
 // It returns the verified statement's predicate type.
-func (v *verifier) verifyBundle(ctx context.Context, b *sgbundle.Bundle, h v1.Hash) (string, error) {
-	res, err := v.verifyBundleResult(ctx, b, h)
+func (v *verifier) verifyBundle(ctx context.Context, b *sgbundle.Bundle, h v1.Hash, o *owner) (string, error) {
+	res, err := v.verifyBundleResult(ctx, b, h, o)
 	if err != nil {
 		return "", err
 	}
@@ -203,14 +243,14 @@ func (v *verifier) verifyBundle(ctx context.Context, b *sgbundle.Bundle, h v1.Ha
 
 // verifyBundleStatement is verifyBundle returning the verified statement.
 func (v *verifier) verifyBundleStatement(ctx context.Context, b *sgbundle.Bundle, h v1.Hash) ([]byte, error) {
-	res, err := v.verifyBundleResult(ctx, b, h)
+	res, err := v.verifyBundleResult(ctx, b, h, nil)
 	if err != nil {
 		return nil, err
 	}
 	return protojson.Marshal(res.Statement)
 }
 
-func (v *verifier) verifyBundleResult(ctx context.Context, b *sgbundle.Bundle, h v1.Hash) (*verify.VerificationResult, error) {
+func (v *verifier) verifyBundleResult(ctx context.Context, b *sgbundle.Bundle, h v1.Hash, o *owner) (*verify.VerificationResult, error) {
 	entries, _ := b.TlogEntries()
 	ts, _ := b.Timestamps()
 	useTlog, useTS, err := v.evidence(len(entries) > 0, len(ts) > 0)
@@ -222,7 +262,12 @@ func (v *verifier) verifyBundleResult(ctx context.Context, b *sgbundle.Bundle, h
 		return nil, &VerificationError{Reason: "malformed digest " + h.String()}
 	}
 	var errs []error
-	for _, sv := range v.candidates() {
+	svs, fps := v.candidates()
+	for i, sv := range svs {
+		if skip(o, fps[i]) {
+			errs = append(errs, errAnotherKey)
+			continue
+		}
 		co, err := v.checkOpts(sv, useTlog, useTS, true)
 		if err != nil {
 			return nil, err
@@ -235,6 +280,7 @@ func (v *verifier) verifyBundleResult(ctx context.Context, b *sgbundle.Bundle, h
 		if res.Statement == nil {
 			return nil, &VerificationError{Reason: "Sigstore bundle signs a blob, not an image (no in-toto statement)"}
 		}
+		own(o, fps[i])
 		return res, nil
 	}
 	return nil, refusal(errs)
@@ -249,7 +295,8 @@ func (v *verifier) verifyAttestation(ctx context.Context, s *legacySig, h v1.Has
 		return nil, err
 	}
 	var errs []error
-	for _, sv := range v.candidates() {
+	svs, _ := v.candidates()
+	for _, sv := range svs {
 		if sv == nil && s.cert == nil {
 			errs = append(errs, errNoCertificate)
 			continue
@@ -313,7 +360,10 @@ type claimError struct {
 
 func (e *claimError) Error() string { return e.reason }
 
-var errNoCertificate = errors.New("no certificate found on signature")
+var (
+	errNoCertificate = errors.New("no certificate found on signature")
+	errAnotherKey    = errors.New("verified with another key")
+)
 
 // refusal summarises why none of a signature's candidates verified: a
 // signature for another digest says most, then what the libraries said about
@@ -332,7 +382,7 @@ func refusal(errs []error) error {
 		}
 	}
 	for _, err := range errs {
-		if err != errNoCertificate && !isBadSignature(err) {
+		if err != errNoCertificate && err != errAnotherKey && !isBadSignature(err) {
 			return &VerificationError{Reason: err.Error()}
 		}
 	}
@@ -356,7 +406,10 @@ const signPredicateType = "https://sigstore.dev/cosign/sign/v1"
 // judged by them alone; otherwise by its legacy .sig signatures. It returns
 // nil, a *VerificationError saying why not, or an *UnverifiableError when
 // the attestor's trust material could not be had.
-func (v *verifier) verify(digest string, s *signatures) error {
+//
+// start rotates where the scan begins, so that attestors checked in parallel
+// do not all verify the same signature first.
+func (v *verifier) verify(digest string, s *signatures, start int) error {
 	h, err := v1.NewHash(digest)
 	if err != nil {
 		return &VerificationError{Reason: fmt.Sprintf("malformed digest %q", digest)}
@@ -365,9 +418,10 @@ func (v *verifier) verify(digest string, s *signatures) error {
 	// fetch, and a verdict is shared by every request.
 	ctx := context.Background()
 	var errs []error
-	if len(s.bundles) > 0 {
-		for i := range s.bundles {
-			pt, err := v.verifyBundle(ctx, s.bundles[i].b, h)
+	if n := len(s.bundles); n > 0 {
+		for j := range n {
+			i := (start + j) % n
+			pt, err := v.verifyBundle(ctx, s.bundles[i].b, h, &s.bundleOwners[i])
 			if err == nil && pt == signPredicateType {
 				return nil
 			}
@@ -384,8 +438,9 @@ func (v *verifier) verify(digest string, s *signatures) error {
 	if len(s.legacy) == 0 {
 		return &VerificationError{Reason: "no signatures found"}
 	}
-	for i := range s.legacy {
-		err := v.verifyLegacy(ctx, &s.legacy[i], h)
+	for j := range len(s.legacy) {
+		i := (start + j) % len(s.legacy)
+		err := v.verifyLegacy(ctx, &s.legacy[i], h, &s.legacyOwners[i])
 		if err == nil {
 			return nil
 		}

@@ -46,6 +46,8 @@ type signatures struct {
 	attestations []legacySig // the .att image's layers, when fetched
 	attBundles   []sigBundle // attestation bundles (referrers of another predicate)
 	legacyErr    error       // why the .sig image could not be used, if it could not
+	// Per signature: the key it verified with (see owner).
+	legacyOwners, bundleOwners []owner
 	attErr       error       // likewise for the .att image
 	size         int64       // approximate bytes held, for the cache's byte bound
 
@@ -174,7 +176,7 @@ func (v *Verifier) CheckWith(ctx context.Context, creds Credentials, img workloa
 	}
 	if len(todo) == 1 {
 		i := todo[0]
-		res.Attestors[i] = v.check(attestors[i], digest, sigs)
+		res.Attestors[i] = v.check(attestors[i], digest, sigs, i)
 		return res
 	}
 	// Signature checks are CPU work (an ECDSA verification is tens of
@@ -184,7 +186,7 @@ func (v *Verifier) CheckWith(ctx context.Context, creds Credentials, img workloa
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res.Attestors[i] = v.check(attestors[i], digest, sigs)
+			res.Attestors[i] = v.check(attestors[i], digest, sigs, i)
 		}()
 	}
 	wg.Wait()
@@ -294,6 +296,7 @@ func (v *Verifier) signatures(ctx context.Context, pl pullerFunc, scope string, 
 		// any material, so a hostile registry is not asked again per
 		// admission.
 		s.legacyErr, s.attErr = lerr, aerr
+		s.legacyOwners, s.bundleOwners = make([]owner, len(s.legacy)), make([]owner, len(s.bundles))
 		s.size = s.bytes()
 		return s, nil
 	})
@@ -418,12 +421,12 @@ func isNotFound(err error) bool {
 
 // check is one attestor's verdict, computed once per (digest, attestor
 // definition) and remembered with the signatures.
-func (v *Verifier) check(a *policy.Attestor, digest string, s *signatures) AttestorResult {
+func (v *Verifier) check(a *policy.Attestor, digest string, s *signatures, start int) AttestorResult {
 	if r, ok := v.cachedCheck(a, s); ok {
 		return r
 	}
 	key, ver, _ := v.verifierFor(a) // cachedCheck answered any error
-	verdict := ver.verify(digest, s)
+	verdict := ver.verify(digest, s, start)
 	if _, ok := verdict.(*UnverifiableError); !ok {
 		s.mu.Lock()
 		s.verdict[key] = verdict
