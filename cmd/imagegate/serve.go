@@ -135,8 +135,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 				fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 				return exitBadUsage
 			}
-			extra["POST /api/v1/scans"] = &scan.Handler{Path: f.scanStore, Token: token, MaxBytes: f.scanMaxBytes,
-				Now: time.Now, OnImport: func() { _, _ = scans.Refresh() }}
+			h := &scan.Handler{Path: f.scanStore, Token: token, MaxBytes: f.scanMaxBytes,
+				Now: time.Now, OnImport: func() { _, _ = scans.Refresh() }, Audit: f.audit.recordScanCall}
+			extra[scan.RouteImport], extra[scan.RouteClearMalicious] = h, h
 		}
 	} else if f.scanTokenFile != "" {
 		fmt.Fprintln(stderr, "imagegate serve: --scan-token-file needs --scan-store")
