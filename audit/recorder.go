@@ -32,6 +32,9 @@ type options struct {
 	registerer  prometheus.Registerer
 	logInterval time.Duration
 	now         func() time.Time
+
+	refusalWindow time.Duration
+	refusalKeys   int
 }
 
 // Defaults, in one place.
@@ -45,7 +48,7 @@ const (
 
 func defaults() options {
 	return options{queueSize: DefaultQueueSize, batchSize: DefaultBatchSize, logger: slog.New(slog.DiscardHandler),
-		logInterval: dropLogInterval, now: time.Now}
+		logInterval: dropLogInterval, now: time.Now, refusalWindow: DefaultRefusalWindow, refusalKeys: DefaultRefusalKeys}
 }
 
 // WithQueueSize bounds the events waiting for the sinks; beyond it events are dropped.
@@ -76,6 +79,10 @@ func (o *options) validate() error {
 		return errors.New("audit: logger must not be nil")
 	case o.logInterval <= 0:
 		return errors.New("audit: log interval must be positive")
+	case o.refusalWindow <= 0:
+		return errors.New("audit: refusal window must be positive")
+	case o.refusalKeys <= 0:
+		return errors.New("audit: refusal keys must be positive")
 	}
 	return nil
 }
@@ -91,10 +98,12 @@ type Recorder struct {
 	closing sync.Once
 
 	dropped    prometheus.Counter
+	aggregated prometheus.Counter
 	events     *prometheus.CounterVec
 	sinkErrors *prometheus.CounterVec
 	dropLog    rateLimit
 	errLog     rateLimit
+	refused    *refusals
 
 	idPrefix uint32
 	seq      uint32
@@ -115,6 +124,11 @@ func NewRecorder(sinks []Sink, opts ...Option) (*Recorder, error) {
 			Name: "imagegate_audit_events_dropped_total",
 			Help: "Audit events dropped because the queue was full (sinks too slow).",
 		}),
+		aggregated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "imagegate_audit_api_refusals_aggregated_total",
+			Help: "Refused management API calls counted into a summary event instead of recorded one by one.",
+		}),
+		refused: newRefusals(o.refusalWindow, o.refusalKeys),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "imagegate_audit_events_total",
 			Help: "Audit events written, by sink.",
@@ -128,7 +142,7 @@ func NewRecorder(sinks []Sink, opts ...Option) (*Recorder, error) {
 		idPrefix: uint32(o.now().UnixNano()), // distinct ids across restarts within one nanosecond
 	}
 	if o.registerer != nil {
-		if err := errors.Join(o.registerer.Register(r.dropped), o.registerer.Register(r.events), o.registerer.Register(r.sinkErrors)); err != nil {
+		if err := errors.Join(o.registerer.Register(r.dropped), o.registerer.Register(r.aggregated), o.registerer.Register(r.events), o.registerer.Register(r.sinkErrors)); err != nil {
 			return nil, err
 		}
 	}
@@ -206,7 +220,7 @@ func (r *Recorder) run() {
 			for range min(n, r.opts.batchSize) {
 				a := <-r.queue
 				if a.api != nil {
-					batch = append(batch, buildAPI(a.api, a.Time, r.nextID(a.Time), r.opts.clusterID))
+					batch = append(batch, buildAPI(&a, r.nextID(a.Time), r.opts.clusterID))
 				} else {
 					batch = append(batch, idx.build(&a, r.nextID(a.Time), r.opts.clusterID))
 				}
@@ -215,6 +229,13 @@ func (r *Recorder) run() {
 			clear(batch)
 			batch = batch[:0]
 		}
+		// Summaries of refused API calls, when their window ended.
+		for _, a := range r.refused.due(r.opts.now(), stopping) {
+			batch = append(batch, buildAPI(&a, r.nextID(a.Time), r.opts.clusterID))
+		}
+		r.write(batch)
+		clear(batch)
+		batch = batch[:0]
 		if stopping {
 			return
 		}

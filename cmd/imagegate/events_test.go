@@ -3,12 +3,14 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imagegate/imagegate/audit"
 )
@@ -223,6 +225,26 @@ func TestServeAuditFlagErrors(t *testing.T) {
 			_, errOut, code := runCLI(t, "", args...)
 			if code != 2 || !strings.Contains(errOut, tt.says) {
 				t.Errorf("exit %d %q, want 2 saying %q", code, errOut, tt.says)
+			}
+		})
+	}
+}
+
+// TestAPICallTableShowsSummaries: a summary of refused calls says how many
+// it stands for and until when.
+func TestAPICallTableShowsSummaries(t *testing.T) {
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	page := &audit.Page{Events: []*audit.Event{
+		{Type: audit.TypeAPI, Time: at, Count: 58999, Until: at.Add(15 * time.Second),
+			API: &audit.APICall{SourceIP: "10.0.0.1", Status: 401, Code: "InvalidToken", Statement: -1}},
+		{Type: audit.TypeAPI, Time: at, API: &audit.APICall{Principal: "root", Status: 200, Decision: "allowed (Admin)"}},
+	}}
+	for name, print := range map[string]func(io.Writer, *audit.Page){"api": printAPICalls, "both": printEvents} {
+		t.Run(name, func(t *testing.T) {
+			var b strings.Builder
+			print(&b, page)
+			if !strings.Contains(b.String(), "[58999 refused calls like this until 2026-11-23T10:00:15Z]") || !strings.Contains(b.String(), "allowed (Admin)\n") {
+				t.Errorf("table:\n%s", b.String())
 			}
 		})
 	}
