@@ -55,8 +55,11 @@ type Call struct {
 // way a malicious mark goes away. A report not newer than the scan stored
 // for its image is refused with 409 and the stored scan's time.
 type Handler struct {
-	Path     string
-	Token    string // required bearer token
+	Path string
+	// Tokens checks the bearer token (a token file re-read when it
+	// changes); without it, Token is the token, of TokenPrincipal.
+	Tokens   TokenChecker
+	Token    string
 	MaxBytes int64
 	Now      func() time.Time
 	OnImport func()     // called after a successful write (e.g. refresh a reader)
@@ -90,17 +93,37 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, c *Call) (int, m
 		c.Code = "MethodNotAllowed"
 		return http.StatusMethodNotAllowed, errBody("use POST to import a report, DELETE " + clearPrefix + "DIGEST to clear a malicious mark")
 	}
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || h.Token == "" || subtle.ConstantTimeCompare([]byte(token), []byte(h.Token)) != 1 {
+	principal, ok := h.authenticate(r)
+	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="imagegate"`)
 		c.Code = "InvalidToken"
 		return http.StatusUnauthorized, errBody("missing or wrong bearer token")
 	}
-	c.Principal, c.Allowed = TokenPrincipal, true
+	c.Principal, c.Allowed = principal, true
 	if clearing {
 		return h.clear(r, c, digest)
 	}
 	return h.importReport(w, r, c)
+}
+
+// TokenChecker checks a bearer token: whose it is, and whether it is
+// valid now.
+type TokenChecker interface {
+	Check(token string) (principal string, ok bool)
+}
+
+func (h *Handler) authenticate(r *http.Request) (string, bool) {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return "", false
+	}
+	if h.Tokens != nil {
+		return h.Tokens.Check(token)
+	}
+	if h.Token == "" || subtle.ConstantTimeCompare([]byte(token), []byte(h.Token)) != 1 {
+		return "", false
+	}
+	return TokenPrincipal, true
 }
 
 func (h *Handler) importReport(w http.ResponseWriter, r *http.Request, c *Call) (int, map[string]any) {

@@ -89,11 +89,11 @@ func (f *auditFlags) start(ctx context.Context, clusterID string, log *slog.Logg
 		sinks = append(sinks, st)
 		go st.RunRetention(ctx, f.retention, f.pruneEvery, log)
 		if f.tokenFile != "" {
-			token, err := readToken("--audit-token-file", f.tokenFile)
+			tokens, err := watchTokenFile("--audit-token-file", f.tokenFile, "audit-token", log)
 			if err != nil {
 				return nil, nil, err
 			}
-			extra["GET /api/v1/events"] = &audit.Handler{Store: st, Token: token, Now: time.Now}
+			extra["GET /api/v1/events"] = &audit.Handler{Store: st, Tokens: tokens, Now: time.Now}
 		}
 	}
 	if f.kubeEvents || f.reports {

@@ -106,4 +106,13 @@ func TestServeScansEndpoint(t *testing.T) {
 	if strings.Join(codes, " ") != "409Conflict.StaleScan 200 413PayloadTooLarge 400InvalidParameter.Report" {
 		t.Errorf("audited imports, newest first: %q", codes)
 	}
+	// The token file rotates without a restart, and deleting it revokes
+	// the token (checked every 2 s).
+	os.WriteFile(tokenFile, []byte("n3w\n"), 0o600)
+	waitFor(t, "the rotated token", func() bool { code, _ := post("n3w", "{}"); return code == 400 })
+	if code, body := post("s3cret", "{}"); code != 401 {
+		t.Errorf("old token after rotation: %d %s", code, body)
+	}
+	os.Remove(tokenFile)
+	waitFor(t, "the deleted token revoked", func() bool { code, _ := post("n3w", "{}"); return code == 401 })
 }
