@@ -60,6 +60,9 @@ type Admission struct {
 	// (the first of them): how many, and the last one's time.
 	apiCount int
 	apiUntil time.Time
+	// committed is closed once the durable sinks wrote the event (sync
+	// mode: Record waits for it).
+	committed chan struct{}
 }
 
 // Notable reports whether an admission is an event: anything but a plain pass.

@@ -38,7 +38,7 @@ spec: {strategyId: 2, clusterId: c1, ruleAction: 1, imageName: ["noisy"]}
 	cert, key := selfSignedCert(t, dir)
 	listen, metrics := freePort(t), freePort(t)
 	cmd := exec.Command(binary, "serve", "--policies", policies, "--cluster-id", "c1", "--tls-cert-file", cert, "--tls-private-key-file", key,
-		"--listen", listen, "--metrics-listen", metrics, "--audit-log", logFile, "--audit-store", store, "--audit-token-file", tokenFile)
+		"--listen", listen, "--metrics-listen", metrics, "--audit-log", logFile, "--audit-store", store, "--audit-token-file", tokenFile, "--audit-sync")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -211,6 +211,7 @@ func TestServeAuditFlagErrors(t *testing.T) {
 		says string
 	}{
 		{[]string{"--audit-token-file", "/nonexistent"}, "--audit-token-file needs --audit-store"},
+		{[]string{"--audit-sync"}, "--audit-sync needs --audit-store or --audit-log"},
 		{[]string{"--audit-retention", "0s", "--audit-store", "x.db"}, "--audit-retention 0s: expected a positive duration"},
 		{[]string{"--audit-log-max-size", "-1", "--audit-log", "-"}, "--audit-log-max-size -1: expected 0 or more bytes"},
 		{[]string{"--audit-log", "/nonexistent-dir/audit.log"}, "--audit-log: audit log: open /nonexistent-dir/audit.log"},
