@@ -20,17 +20,17 @@ import (
 // Tokens are the bearer tokens of the tokens file. The file is looked at
 // again (at most every ReloadEvery) and re-read when it changed, so tokens
 // can be added and revoked without a restart; a file that no longer parses
-// keeps the tokens in force and is reported to OnReloadError.
+// keeps the tokens in force and is reported to OnReloadError; a deleted
+// file revokes every token of it (reported to OnRevoked) until it is back.
 type Tokens struct {
 	path          string
 	ReloadEvery   time.Duration
 	OnReloadError func(error)
+	OnRevoked     func(error)
 
 	mu      sync.Mutex
 	byToken map[string]iam.Principal
-	stamp   string // size and mtime of the file loaded
-	bad     string // stamp of a version that did not parse (reported once)
-	checked time.Time
+	watch   fileWatch
 }
 
 // DefaultTokensReload is how often the tokens file is checked for changes.
@@ -44,15 +44,7 @@ func LoadTokens(path string) (*Tokens, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Tokens{path: path, ReloadEvery: DefaultTokensReload, byToken: m, stamp: stamp, checked: time.Now()}, nil
-}
-
-func fileStamp(path string) (string, error) {
-	info, err := os.Stat(path)
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("%d/%d", info.Size(), info.ModTime().UnixNano()), nil
+	return &Tokens{path: path, ReloadEvery: DefaultTokensReload, byToken: m, watch: fileWatch{path: path, stamp: stamp, checked: time.Now()}}, nil
 }
 
 func readTokens(path string) (map[string]iam.Principal, string, error) {
@@ -131,28 +123,21 @@ func (t *Tokens) lookup(token string) (iam.Principal, bool) {
 
 // maybeReload re-reads the file when it changed; t.mu is held.
 func (t *Tokens) maybeReload() {
-	now := time.Now()
-	if now.Sub(t.checked) < t.ReloadEvery {
-		return
-	}
-	t.checked = now
-	stamp, err := fileStamp(t.path)
-	if err == nil && (stamp == t.stamp || stamp == t.bad) {
-		return
-	}
-	m, stamp, err := readTokens(t.path)
-	if err != nil {
-		if s, _ := fileStamp(t.path); s == t.bad {
+	switch stamp, what := t.watch.poll(t.ReloadEvery); what {
+	case fileGone:
+		t.byToken = nil
+		report(t.OnRevoked, fmt.Errorf("--api-tokens %s was deleted: every token of it is revoked until it is back", t.path))
+	case fileChanged:
+		m, _, err := readTokens(t.path)
+		if err != nil {
+			if t.watch.failed(stamp) {
+				report(t.OnReloadError, err)
+			}
 			return
-		} else {
-			t.bad = s
 		}
-		if t.OnReloadError != nil {
-			t.OnReloadError(err)
-		}
-		return
+		t.byToken = m
+		t.watch.stamp = stamp
 	}
-	t.byToken, t.stamp = m, stamp
 }
 
 // sessions are the short-lived tokens of assumed agencies, kept in memory

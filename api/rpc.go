@@ -249,6 +249,10 @@ func applyErr(err error, target Ref, fields []field, nameParam string) error {
 	if errors.As(err, &shared) {
 		return &apiError{status: http.StatusConflict, code: "Conflict.SharedFile", msg: shared.Error()}
 	}
+	var taken *FileTakenError
+	if errors.As(err, &taken) {
+		return &apiError{status: http.StatusConflict, code: "Conflict.FileExists", msg: taken.Error()}
+	}
 	var conflict *ConflictError
 	if errors.As(err, &conflict) {
 		return &apiError{status: http.StatusConflict, code: "Conflict.ConcurrentModification", msg: conflict.Error()}

@@ -96,8 +96,16 @@ func (h *Handler) createOpa(c *call) (map[string]any, error) {
 		return nil, err
 	}
 	var next int64 = 1
+	names := map[string]bool{}
 	for _, s := range snap.Strategies() {
 		next = max(next, s.Spec.StrategyID+1)
+		names[s.Metadata.Name] = true
+	}
+	// The new object's name must be free too: a strategy written by hand
+	// may be called opastrategy-<next>, and a write under its name would
+	// replace it without the caller being authorized on it.
+	for names[fmt.Sprintf("opastrategy-%d", next)] {
+		next++
 	}
 	obj := &policy.OpaStrategy{TypeMeta: policy.TypeMeta{APIVersion: policy.APIVersion, Kind: policy.KindOpaStrategy},
 		Metadata: policy.ObjectMeta{Name: fmt.Sprintf("opastrategy-%d", next)}, Spec: policy.OpaStrategySpec{StrategyID: next}}

@@ -3,9 +3,9 @@ package api
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 
 	"github.com/imagegate/imagegate/policy"
@@ -75,9 +75,21 @@ func (e *SharedFileError) Error() string {
 	return fmt.Sprintf("%s %s is defined in %s together with other objects; edit that file instead", e.Target.Kind, e.Target.Name, e.File)
 }
 
+// FileTakenError refuses to create an object whose file already exists
+// holding something else: writing it would replace that.
+type FileTakenError struct {
+	Target Ref
+	File   string
+}
+
+func (e *FileTakenError) Error() string {
+	return fmt.Sprintf("%s %s would be written to %s, which already exists and holds something else; nothing was written", e.Target.Kind, e.Target.Name, filepath.Base(e.File))
+}
+
 // DirStore is a Store over the policy directory `serve --policies` watches.
-// Objects created through the API get a file each (<kind>-<name>.yaml),
-// written to a hidden temporary file and renamed, so the watcher never sees
+// Objects created through the API get a file each (<kind>-<name>.yaml,
+// the name escaped so that names and files correspond one to one; see
+// fileName), written to a hidden temporary file and renamed, so the watcher never sees
 // a partial file.
 type DirStore struct {
 	Dir string
@@ -193,23 +205,21 @@ func (s *DirStore) Apply(c Change) error {
 		return os.Remove(file)
 	}
 	if file == "" {
+		// A new object: its file must not exist. If it does, it holds
+		// another object (or something that is not one), which a write
+		// would silently replace.
 		file = filepath.Join(s.Dir, fileName(target))
+		if _, err := os.Lstat(file); err == nil {
+			return &FileTakenError{Target: target, File: file}
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
 	}
 	data, err := yaml.Marshal(c.Put)
 	if err != nil {
 		return err
 	}
 	return writeAtomic(file, data, 0o644)
-}
-
-func fileName(r Ref) string {
-	clean := strings.Map(func(c rune) rune {
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' {
-			return c
-		}
-		return '_'
-	}, r.Name)
-	return strings.ToLower(r.Kind) + "-" + strings.TrimLeft(clean, ".") + ".yaml"
 }
 
 // writeAtomic writes a hidden temporary file in the same directory (the

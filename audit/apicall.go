@@ -44,19 +44,32 @@ type APICall struct {
 // RecordAPICall queues a management API call's event. Like Record it never
 // blocks: with the queue full the event is dropped and counted. Every call
 // is an event, allowed or not.
+//
+// Refused calls (not allowed: no or a wrong token, no permission, an
+// unknown operation) are aggregated (see DefaultRefusalWindow): the first of
+// each kind per window is queued, the others counted into one summary.
 func (r *Recorder) RecordAPICall(c APICall) {
 	if c.Time.IsZero() {
 		c.Time = r.opts.now()
+	}
+	bound(&c)
+	if !c.Allowed && !r.refused.admit(&c) {
+		r.aggregated.Inc()
+		return
 	}
 	r.enqueue(Admission{Time: c.Time, api: &c})
 }
 
 // buildAPI turns a queued API call into its event.
-func buildAPI(c *APICall, t time.Time, id [16]byte, clusterID string) *Event {
+func buildAPI(a *Admission, id [16]byte, clusterID string) *Event {
+	c := a.api
 	ev := &Event{
-		ID: hex.EncodeToString(id[:]), Type: TypeAPI, Time: t.UTC(), ClusterID: clusterID,
+		ID: hex.EncodeToString(id[:]), Type: TypeAPI, Time: a.Time.UTC(), ClusterID: clusterID,
 		User: User{Username: c.Principal, Groups: c.Groups}, Decision: DecisionDenied, API: c,
-		Actions: []string{}, Images: []ImageEvent{},
+		Actions: []string{}, Images: []ImageEvent{}, Count: a.apiCount,
+	}
+	if a.apiCount > 0 {
+		ev.Until = a.apiUntil.UTC()
 	}
 	// The decision is authorization's; a call allowed but failing later
 	// (a bad parameter) says so in API.Code.

@@ -56,6 +56,13 @@ type Admission struct {
 	// api is set instead of the rest for a management API call
 	// (RecordAPICall), so both kinds share the one queue.
 	api *APICall
+	// apiCount and apiUntil summarize refused calls aggregated into api
+	// (the first of them): how many, and the last one's time.
+	apiCount int
+	apiUntil time.Time
+	// committed is closed once the durable sinks wrote the event (sync
+	// mode: Record waits for it).
+	committed chan struct{}
 }
 
 // Notable reports whether an admission is an event: anything but a plain pass.
@@ -102,6 +109,11 @@ type Event struct {
 	Warnings   []string     `json:"warnings,omitempty"`
 	Error      string       `json:"error,omitempty"`
 	API        *APICall     `json:"api,omitempty"`
+	// Count and Until are set on the summary of refused API calls of one
+	// kind (source, principal, action, code) in one window: how many calls
+	// it stands for, API being the first of them, and the last one's time.
+	Count int       `json:"count,omitempty"`
+	Until time.Time `json:"until,omitzero"`
 }
 
 // IsAPI reports whether the event is a management API call; events

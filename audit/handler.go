@@ -14,8 +14,29 @@ import (
 // image, since, until, limit, pageToken), answering a Page as JSON.
 type Handler struct {
 	Store *Store
-	Token string // required bearer token
-	Now   func() time.Time
+	// Tokens checks the bearer token (a token file re-read when it
+	// changes); without it, Token is the token.
+	Tokens TokenChecker
+	Token  string
+	Now    func() time.Time
+}
+
+// TokenChecker checks a bearer token: whose it is, and whether it is
+// valid now.
+type TokenChecker interface {
+	Check(token string) (principal string, ok bool)
+}
+
+func (h *Handler) authorized(r *http.Request) bool {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return false
+	}
+	if h.Tokens != nil {
+		_, ok := h.Tokens.Check(token)
+		return ok
+	}
+	return h.Token != "" && subtle.ConstantTimeCompare([]byte(token), []byte(h.Token)) == 1
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -29,8 +50,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusMethodNotAllowed, "use GET")
 		return
 	}
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || h.Token == "" || subtle.ConstantTimeCompare([]byte(token), []byte(h.Token)) != 1 {
+	if !h.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="imagegate"`)
 		jsonError(w, http.StatusUnauthorized, "missing or wrong bearer token")
 		return

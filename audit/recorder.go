@@ -32,6 +32,12 @@ type options struct {
 	registerer  prometheus.Registerer
 	logInterval time.Duration
 	now         func() time.Time
+
+	refusalWindow time.Duration
+	refusalKeys   int
+
+	sync        bool
+	syncTimeout time.Duration
 }
 
 // Defaults, in one place.
@@ -45,7 +51,8 @@ const (
 
 func defaults() options {
 	return options{queueSize: DefaultQueueSize, batchSize: DefaultBatchSize, logger: slog.New(slog.DiscardHandler),
-		logInterval: dropLogInterval, now: time.Now}
+		logInterval: dropLogInterval, now: time.Now, refusalWindow: DefaultRefusalWindow, refusalKeys: DefaultRefusalKeys,
+		syncTimeout: DefaultSyncTimeout}
 }
 
 // WithQueueSize bounds the events waiting for the sinks; beyond it events are dropped.
@@ -76,6 +83,12 @@ func (o *options) validate() error {
 		return errors.New("audit: logger must not be nil")
 	case o.logInterval <= 0:
 		return errors.New("audit: log interval must be positive")
+	case o.refusalWindow <= 0:
+		return errors.New("audit: refusal window must be positive")
+	case o.refusalKeys <= 0:
+		return errors.New("audit: refusal keys must be positive")
+	case o.syncTimeout <= 0:
+		return errors.New("audit: sync timeout must be positive")
 	}
 	return nil
 }
@@ -84,20 +97,28 @@ func (o *options) validate() error {
 // background. Record never blocks.
 type Recorder struct {
 	opts    options
-	sinks   []Sink
+	sinks   []Sink // the file and the store first (durable), then the others
+	durable int    // how many of sinks are durable
 	queue   chan Admission
+	wake    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
 	closing sync.Once
 
-	dropped    prometheus.Counter
-	events     *prometheus.CounterVec
-	sinkErrors *prometheus.CounterVec
-	dropLog    rateLimit
-	errLog     rateLimit
+	dropped      prometheus.Counter
+	aggregated   prometheus.Counter
+	syncTimeouts prometheus.Counter
+	events       *prometheus.CounterVec
+	sinkErrors   *prometheus.CounterVec
+	dropLog      rateLimit
+	errLog       rateLimit
+	refused      *refusals
 
 	idPrefix uint32
 	seq      uint32
+	// waiting are the admissions of the batch being written whose Record
+	// waits for the durable sinks (sync mode).
+	waiting []chan struct{}
 }
 
 // NewRecorder starts a recorder writing to sinks; Close stops it.
@@ -110,11 +131,20 @@ func NewRecorder(sinks []Sink, opts ...Option) (*Recorder, error) {
 		return nil, err
 	}
 	r := &Recorder{
-		opts: o, sinks: sinks, queue: make(chan Admission, o.queueSize), stop: make(chan struct{}), done: make(chan struct{}),
+		opts: o, queue: make(chan Admission, o.queueSize), wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "imagegate_audit_events_dropped_total",
 			Help: "Audit events dropped because the queue was full (sinks too slow).",
 		}),
+		syncTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "imagegate_audit_sync_timeouts_total",
+			Help: "Admissions answered in --audit-sync mode before their event was committed (the sinks took longer than the sync timeout).",
+		}),
+		aggregated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "imagegate_audit_api_refusals_aggregated_total",
+			Help: "Refused management API calls counted into a summary event instead of recorded one by one.",
+		}),
+		refused: newRefusals(o.refusalWindow, o.refusalKeys),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "imagegate_audit_events_total",
 			Help: "Audit events written, by sink.",
@@ -128,8 +158,19 @@ func NewRecorder(sinks []Sink, opts ...Option) (*Recorder, error) {
 		idPrefix: uint32(o.now().UnixNano()), // distinct ids across restarts within one nanosecond
 	}
 	if o.registerer != nil {
-		if err := errors.Join(o.registerer.Register(r.dropped), o.registerer.Register(r.events), o.registerer.Register(r.sinkErrors)); err != nil {
+		if err := errors.Join(o.registerer.Register(r.dropped), o.registerer.Register(r.aggregated), o.registerer.Register(r.syncTimeouts), o.registerer.Register(r.events), o.registerer.Register(r.sinkErrors)); err != nil {
 			return nil, err
+		}
+	}
+	for _, s := range sinks {
+		if _, ok := s.(durableSink); ok {
+			r.sinks = append(r.sinks, s)
+		}
+	}
+	r.durable = len(r.sinks)
+	for _, s := range sinks {
+		if _, ok := s.(durableSink); !ok {
+			r.sinks = append(r.sinks, s)
 		}
 	}
 	for _, s := range sinks {
@@ -148,6 +189,10 @@ func (r *Recorder) Record(a Admission) {
 	}
 	if a.Time.IsZero() {
 		a.Time = r.opts.now()
+	}
+	if r.opts.sync {
+		r.recordSync(a)
+		return
 	}
 	r.enqueue(a)
 }
@@ -195,6 +240,7 @@ func (r *Recorder) run() {
 		case <-r.stop:
 			stopping = true
 		case <-tick.C:
+		case <-r.wake:
 		}
 		// Take what is queued, a batch at a time, so a busy period costs a
 		// sink one write per batch rather than per event.
@@ -205,8 +251,11 @@ func (r *Recorder) run() {
 			}
 			for range min(n, r.opts.batchSize) {
 				a := <-r.queue
+				if a.committed != nil {
+					r.waiting = append(r.waiting, a.committed)
+				}
 				if a.api != nil {
-					batch = append(batch, buildAPI(a.api, a.Time, r.nextID(a.Time), r.opts.clusterID))
+					batch = append(batch, buildAPI(&a, r.nextID(a.Time), r.opts.clusterID))
 				} else {
 					batch = append(batch, idx.build(&a, r.nextID(a.Time), r.opts.clusterID))
 				}
@@ -215,6 +264,13 @@ func (r *Recorder) run() {
 			clear(batch)
 			batch = batch[:0]
 		}
+		// Summaries of refused API calls, when their window ended.
+		for _, a := range r.refused.due(r.opts.now(), stopping) {
+			batch = append(batch, buildAPI(&a, r.nextID(a.Time), r.opts.clusterID))
+		}
+		r.write(batch)
+		clear(batch)
+		batch = batch[:0]
 		if stopping {
 			return
 		}
@@ -225,7 +281,10 @@ func (r *Recorder) write(batch []*Event) {
 	if len(batch) == 0 {
 		return
 	}
-	for _, s := range r.sinks {
+	for i, s := range r.sinks {
+		if i == r.durable {
+			r.release()
+		}
 		if err := s.Write(batch); err != nil {
 			r.sinkErrors.WithLabelValues(s.Name()).Inc()
 			if n, ok := r.errLog.tick(r.opts.now()); ok {
@@ -235,6 +294,7 @@ func (r *Recorder) write(batch []*Event) {
 		}
 		r.events.WithLabelValues(s.Name()).Add(float64(len(batch)))
 	}
+	r.release()
 }
 
 // nextID is a time-ordered event id: the event time in nanoseconds, then a

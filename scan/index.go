@@ -94,6 +94,12 @@ func (x *Index) setMalicious(digest, reason string) {
 	x.mu.Unlock()
 }
 
+func (x *Index) clearMalicious(digest string) {
+	x.mu.Lock()
+	delete(x.malicious, digest)
+	x.mu.Unlock()
+}
+
 // Len is the number of images with a scan.
 func (x *Index) Len() int {
 	x.mu.RLock()

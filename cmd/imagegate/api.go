@@ -141,6 +141,9 @@ func (f *apiFlags) authenticators(log *slog.Logger) (api.Authenticators, error) 
 		tokens.OnReloadError = func(err error) {
 			log.Error("tokens file not reloaded; the tokens in force stay", "error", err.Error())
 		}
+		tokens.OnRevoked = func(err error) {
+			log.Error("tokens file deleted; its tokens are revoked", "error", err.Error())
+		}
 		auth = append(auth, tokens)
 	}
 	if !f.review {
@@ -178,4 +181,21 @@ func (f *apiFlags) authenticators(log *slog.Logger) (api.Authenticators, error) 
 		return nil, fmt.Errorf("--api-token-review-server %s: %w", server, err)
 	}
 	return append(auth, &api.TokenReviewer{Reviews: reviews.TokenReviews(), TTL: api.DefaultTokenReviewTTL, Now: time.Now}), nil
+}
+
+// watchTokenFile loads a bearer token file (--scan-token-file,
+// --audit-token-file) that is re-read when it changes; a deleted file
+// revokes the token. Both are logged.
+func watchTokenFile(flag, path, principal string, log *slog.Logger) (*api.TokenFile, error) {
+	t, err := api.LoadTokenFile(flag, path, principal)
+	if err != nil {
+		return nil, err
+	}
+	t.OnReloadError = func(err error) {
+		log.Error("token file not reloaded; the token in force stays", "flag", flag, "error", err.Error())
+	}
+	t.OnRevoked = func(err error) {
+		log.Error("token file deleted; its token is revoked", "flag", flag, "error", err.Error())
+	}
+	return t, nil
 }

@@ -22,6 +22,7 @@ type auditFlags struct {
 	log, store, tokenFile string
 	kubeconfig            string
 	kubeEvents, reports   bool
+	sync                  bool
 	maxSize               int64
 	maxBackups, queueSize int
 	retention, pruneEvery time.Duration
@@ -41,6 +42,7 @@ func (f *auditFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.kubeEvents, "audit-kube-events", false, "write audit events as Kubernetes Events on the involved objects (aggregated, rate-limited)")
 	fs.BoolVar(&f.reports, "audit-policy-reports", false, "keep a PolicyReport (wgpolicyk8s.io/v1alpha2) named imagegate per namespace with recent audit events")
 	fs.StringVar(&f.kubeconfig, "audit-kubeconfig", "", "kubeconfig for --audit-kube-events and --audit-policy-reports (default: in-cluster)")
+	fs.BoolVar(&f.sync, "audit-sync", false, "commit each admission's audit event to --audit-log/--audit-store before answering (no loss on a crash; costs each notable admission one store write)")
 	fs.IntVar(&f.queueSize, "audit-queue-size", audit.DefaultQueueSize, "audit events waiting for the sinks; beyond it they are dropped and counted")
 }
 
@@ -60,6 +62,8 @@ func (f *auditFlags) validate() error {
 		return errors.New("--audit-kubeconfig needs --audit-kube-events or --audit-policy-reports")
 	case f.tokenFile != "" && f.store == "":
 		return errors.New("--audit-token-file needs --audit-store")
+	case f.sync && f.store == "" && f.log == "":
+		return errors.New("--audit-sync needs --audit-store or --audit-log")
 	}
 	return nil
 }
@@ -89,11 +93,11 @@ func (f *auditFlags) start(ctx context.Context, clusterID string, log *slog.Logg
 		sinks = append(sinks, st)
 		go st.RunRetention(ctx, f.retention, f.pruneEvery, log)
 		if f.tokenFile != "" {
-			token, err := readToken("--audit-token-file", f.tokenFile)
+			tokens, err := watchTokenFile("--audit-token-file", f.tokenFile, "audit-token", log)
 			if err != nil {
 				return nil, nil, err
 			}
-			extra["GET /api/v1/events"] = &audit.Handler{Store: st, Token: token, Now: time.Now}
+			extra["GET /api/v1/events"] = &audit.Handler{Store: st, Tokens: tokens, Now: time.Now}
 		}
 	}
 	if f.kubeEvents || f.reports {
@@ -106,8 +110,11 @@ func (f *auditFlags) start(ctx context.Context, clusterID string, log *slog.Logg
 	if len(sinks) == 0 {
 		return nil, func() {}, nil
 	}
-	rec, err := audit.NewRecorder(sinks, audit.WithQueueSize(f.queueSize), audit.WithClusterID(clusterID),
-		audit.WithLogger(log), audit.WithRegisterer(reg))
+	opts := []audit.Option{audit.WithQueueSize(f.queueSize), audit.WithClusterID(clusterID), audit.WithLogger(log), audit.WithRegisterer(reg)}
+	if f.sync {
+		opts = append(opts, audit.WithSync(audit.DefaultSyncTimeout))
+	}
+	rec, err := audit.NewRecorder(sinks, opts...)
 	if err != nil {
 		return nil, nil, err
 	}

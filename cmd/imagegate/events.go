@@ -87,7 +87,7 @@ func printEvents(w io.Writer, page *audit.Page) {
 		if c := ev.API; c != nil {
 			// A management API call among admissions: its resource as the
 			// object, its action, and what decided it.
-			fmt.Fprintf(tw, "%s\t-\t%s\t%s\t%s\t%s\t%s\n", ev.Time.Format(time.RFC3339), c.Resource, ev.Decision, c.Action, c.Principal, c.Decision)
+			fmt.Fprintf(tw, "%s\t-\t%s\t%s\t%s\t%s\t%s\n", ev.Time.Format(time.RFC3339), c.Resource, ev.Decision, c.Action, c.Principal, decidedBy(ev))
 			continue
 		}
 		var imgs []string
@@ -119,10 +119,19 @@ func printAPICalls(w io.Writer, page *audit.Page) {
 			continue
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", ev.Time.Format(time.RFC3339), c.Principal, c.Action, c.Resource,
-			c.Status, c.Code, c.RequestID, c.Decision)
+			c.Status, c.Code, c.RequestID, decidedBy(ev))
 	}
 	tw.Flush()
 	if page.NextPageToken != "" {
 		fmt.Fprintf(w, "\nmore: --page-token %s\n", page.NextPageToken)
 	}
+}
+
+// decidedBy is an API call's decision, and for a summary of refused calls
+// how many it stands for.
+func decidedBy(ev *audit.Event) string {
+	if ev.Count > 0 {
+		return strings.TrimSpace(fmt.Sprintf("%s [%d refused calls like this until %s]", ev.API.Decision, ev.Count, ev.Until.Format(time.RFC3339)))
+	}
+	return ev.API.Decision
 }

@@ -3,12 +3,14 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imagegate/imagegate/audit"
 )
@@ -36,7 +38,7 @@ spec: {strategyId: 2, clusterId: c1, ruleAction: 1, imageName: ["noisy"]}
 	cert, key := selfSignedCert(t, dir)
 	listen, metrics := freePort(t), freePort(t)
 	cmd := exec.Command(binary, "serve", "--policies", policies, "--cluster-id", "c1", "--tls-cert-file", cert, "--tls-private-key-file", key,
-		"--listen", listen, "--metrics-listen", metrics, "--audit-log", logFile, "--audit-store", store, "--audit-token-file", tokenFile)
+		"--listen", listen, "--metrics-listen", metrics, "--audit-log", logFile, "--audit-store", store, "--audit-token-file", tokenFile, "--audit-sync")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -209,6 +211,7 @@ func TestServeAuditFlagErrors(t *testing.T) {
 		says string
 	}{
 		{[]string{"--audit-token-file", "/nonexistent"}, "--audit-token-file needs --audit-store"},
+		{[]string{"--audit-sync"}, "--audit-sync needs --audit-store or --audit-log"},
 		{[]string{"--audit-retention", "0s", "--audit-store", "x.db"}, "--audit-retention 0s: expected a positive duration"},
 		{[]string{"--audit-log-max-size", "-1", "--audit-log", "-"}, "--audit-log-max-size -1: expected 0 or more bytes"},
 		{[]string{"--audit-log", "/nonexistent-dir/audit.log"}, "--audit-log: audit log: open /nonexistent-dir/audit.log"},
@@ -223,6 +226,26 @@ func TestServeAuditFlagErrors(t *testing.T) {
 			_, errOut, code := runCLI(t, "", args...)
 			if code != 2 || !strings.Contains(errOut, tt.says) {
 				t.Errorf("exit %d %q, want 2 saying %q", code, errOut, tt.says)
+			}
+		})
+	}
+}
+
+// TestAPICallTableShowsSummaries: a summary of refused calls says how many
+// it stands for and until when.
+func TestAPICallTableShowsSummaries(t *testing.T) {
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	page := &audit.Page{Events: []*audit.Event{
+		{Type: audit.TypeAPI, Time: at, Count: 58999, Until: at.Add(15 * time.Second),
+			API: &audit.APICall{SourceIP: "10.0.0.1", Status: 401, Code: "InvalidToken", Statement: -1}},
+		{Type: audit.TypeAPI, Time: at, API: &audit.APICall{Principal: "root", Status: 200, Decision: "allowed (Admin)"}},
+	}}
+	for name, print := range map[string]func(io.Writer, *audit.Page){"api": printAPICalls, "both": printEvents} {
+		t.Run(name, func(t *testing.T) {
+			var b strings.Builder
+			print(&b, page)
+			if !strings.Contains(b.String(), "[58999 refused calls like this until 2026-11-23T10:00:15Z]") || !strings.Contains(b.String(), "allowed (Admin)\n") {
+				t.Errorf("table:\n%s", b.String())
 			}
 		})
 	}

@@ -9,15 +9,29 @@ import (
 	"github.com/imagegate/imagegate/scan"
 )
 
+const scanUsage = "usage: imagegate scan import --store PATH [--format auto|trivy|vulnerabilityreport|malicious-feed] FILE...\n" +
+	"       imagegate scan clear-malicious --store PATH DIGEST..."
+
 func runScan(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "import" {
-		fmt.Fprintln(stderr, "usage: imagegate scan import --store PATH [--format auto|trivy|vulnerabilityreport|malicious-feed] FILE...")
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, scanUsage)
 		return exitBadUsage
 	}
+	switch args[0] {
+	case "import":
+		return runScanImport(args[1:], stdout, stderr)
+	case "clear-malicious":
+		return runClearMalicious(args[1:], stdout, stderr)
+	}
+	fmt.Fprintln(stderr, scanUsage)
+	return exitBadUsage
+}
+
+func runScanImport(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("scan import", "scan import --store PATH [--format FORMAT] FILE...", stderr)
 	store := fs.String("store", "", "scan store file (created if missing)")
 	format := fs.String("format", scan.FormatAuto, "report format: auto, trivy, vulnerabilityreport or malicious-feed")
-	files, err := parseInterspersed(fs, args[1:])
+	files, err := parseInterspersed(fs, args)
 	if err != nil {
 		return flagError(err)
 	}
@@ -32,7 +46,9 @@ func runScan(args []string, stdout, stderr io.Writer) int {
 			var recs []*scan.Record
 			var mal map[string]string
 			if recs, mal, err = scan.Parse(*format, data, time.Now()); err == nil {
-				err = scan.Import(*store, recs, mal)
+				// A report older than the stored scan of its image is
+				// refused (scan.StaleError names both times).
+				err = scan.Import(*store, recs, mal, scan.RefuseStale())
 				if err == nil {
 					fmt.Fprintf(stdout, "%s: imported %d scan(s), %d malicious digest(s)\n", f, len(recs), len(mal))
 				}
@@ -48,4 +64,33 @@ func runScan(args []string, stdout, stderr io.Writer) int {
 		return exitBadUsage
 	}
 	return exitOK
+}
+
+// runClearMalicious removes malicious marks: reports never do.
+func runClearMalicious(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("scan clear-malicious", "scan clear-malicious --store PATH DIGEST...", stderr)
+	store := fs.String("store", "", "scan store file")
+	digests, err := parseInterspersed(fs, args)
+	if err != nil {
+		return flagError(err)
+	}
+	if *store == "" || len(digests) == 0 {
+		fmt.Fprintln(stderr, "imagegate scan clear-malicious: --store and at least one DIGEST are required")
+		return exitBadUsage
+	}
+	code := exitOK
+	for _, d := range digests {
+		found, err := scan.ClearMalicious(*store, d)
+		switch {
+		case err != nil:
+			fmt.Fprintf(stderr, "imagegate scan clear-malicious: %s: %v\n", d, err)
+			code = exitBadUsage
+		case !found:
+			fmt.Fprintf(stderr, "imagegate scan clear-malicious: %s is not marked malicious\n", d)
+			code = exitBadUsage
+		default:
+			fmt.Fprintf(stdout, "%s: malicious mark cleared\n", d)
+		}
+	}
+	return code
 }

@@ -2,12 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/imagegate/imagegate/audit"
 )
 
 func TestScanImportThenCheck(t *testing.T) {
@@ -44,7 +47,8 @@ func TestServeScansEndpoint(t *testing.T) {
 	cert, key := selfSignedCert(t, dir)
 	listen := freePort(t)
 	cmd := exec.Command(binary, "serve", "--policies", policies, "--cluster-id", "c1", "--tls-cert-file", cert, "--tls-private-key-file", key,
-		"--listen", listen, "--metrics-listen", "", "--scan-store", store, "--scan-token-file", tokenFile, "--scan-max-bytes", "100000")
+		"--listen", listen, "--metrics-listen", "", "--scan-store", store, "--scan-token-file", tokenFile, "--scan-max-bytes", "100000",
+		"--audit-store", filepath.Join(dir, "audit.db"))
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -78,6 +82,7 @@ func TestServeScansEndpoint(t *testing.T) {
 		{"truncated", "s3cret", string(report[:200]), 400, "not a Trivy JSON report"},
 		{"oversized", "s3cret", strings.Repeat(" ", 100001), 413, "over 100000 bytes"},
 		{"good", "s3cret", string(report), 200, `"imported":1`},
+		{"backdated", "s3cret", strings.Replace(string(report), "2026-11-20T10:00:00", "2026-11-19T10:00:00", 1), 409, `"storedScanTime":"2026-11-20T10:00:00.123456789Z"`},
 	} {
 		if code, body := post(c.token, c.body); code != c.code || !strings.Contains(body, c.msg) {
 			t.Errorf("%s: %d %s", c.name, code, body)
@@ -86,4 +91,28 @@ func TestServeScansEndpoint(t *testing.T) {
 	if podAllowed(t, client, listen, "registry.example.com/shop/cart:2.1") {
 		t.Error("the uploaded report did not govern the next admission")
 	}
+	// Every import with the token is an audit event of its principal.
+	var codes []string
+	waitFor(t, "four audited imports", func() bool {
+		out, _, _ := runCLI(t, "", "events", "--store", filepath.Join(dir, "audit.db"), "--principal", "scan-token", "--action", "imagegate:ImportScan", "-o", "json")
+		var page audit.Page
+		json.Unmarshal([]byte(out), &page)
+		codes = codes[:0]
+		for _, ev := range page.Events {
+			codes = append(codes, fmt.Sprint(ev.API.Status, ev.API.Code))
+		}
+		return len(codes) == 4
+	})
+	if strings.Join(codes, " ") != "409Conflict.StaleScan 200 413PayloadTooLarge 400InvalidParameter.Report" {
+		t.Errorf("audited imports, newest first: %q", codes)
+	}
+	// The token file rotates without a restart, and deleting it revokes
+	// the token (checked every 2 s).
+	os.WriteFile(tokenFile, []byte("n3w\n"), 0o600)
+	waitFor(t, "the rotated token", func() bool { code, _ := post("n3w", "{}"); return code == 400 })
+	if code, body := post("s3cret", "{}"); code != 401 {
+		t.Errorf("old token after rotation: %d %s", code, body)
+	}
+	os.Remove(tokenFile)
+	waitFor(t, "the deleted token revoked", func() bool { code, _ := post("n3w", "{}"); return code == 401 })
 }

@@ -130,13 +130,14 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 			return exitBadUsage
 		}
 		if f.scanTokenFile != "" {
-			token, err := readToken("--scan-token-file", f.scanTokenFile)
+			tokens, err := watchTokenFile("--scan-token-file", f.scanTokenFile, scan.TokenPrincipal, log)
 			if err != nil {
 				fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 				return exitBadUsage
 			}
-			extra["POST /api/v1/scans"] = &scan.Handler{Path: f.scanStore, Token: token, MaxBytes: f.scanMaxBytes,
-				Now: time.Now, OnImport: func() { _, _ = scans.Refresh() }}
+			h := &scan.Handler{Path: f.scanStore, Tokens: tokens, MaxBytes: f.scanMaxBytes,
+				Now: time.Now, OnImport: func() { _, _ = scans.Refresh() }, Audit: f.audit.recordScanCall}
+			extra[scan.RouteImport], extra[scan.RouteClearMalicious] = h, h
 		}
 	} else if f.scanTokenFile != "" {
 		fmt.Fprintln(stderr, "imagegate serve: --scan-token-file needs --scan-store")
@@ -211,19 +212,6 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		return exitDenied
 	}
 	return exitOK
-}
-
-// readToken reads a bearer token file: one token, surrounding space ignored.
-func readToken(flag, path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", flag, err)
-	}
-	t := strings.TrimSpace(string(b))
-	if t == "" {
-		return "", fmt.Errorf("%s %s: the file is empty; it must hold a token", flag, path)
-	}
-	return t, nil
 }
 
 func envOr(key, def string) string {
