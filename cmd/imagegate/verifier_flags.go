@@ -20,6 +20,9 @@ type verifierFlags struct {
 	staleIfError  time.Duration
 	perRegistry   int
 	maxBytes      int64
+	maxReferrer   int64
+	cacheBytes    int64
+	tufCache      string
 	scanAttestors stringList
 }
 
@@ -30,6 +33,9 @@ func (v *verifierFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&v.staleIfError, "stale-if-error", attestation.DefaultStaleIfError, "serve a cached verification this long past its TTL when the registry cannot be reached")
 	fs.IntVar(&v.perRegistry, "registry-concurrency", attestation.DefaultPerRegistry, "concurrent requests to one registry")
 	fs.Int64Var(&v.maxBytes, "registry-max-response-bytes", attestation.DefaultMaxBytes, "largest registry response read")
+	fs.Int64Var(&v.maxReferrer, "registry-max-referrer-bytes", attestation.DefaultMaxReferrerBytes, "bytes read of one image's referrers (Sigstore bundles); past it the rest are not read")
+	fs.Int64Var(&v.cacheBytes, "verification-cache-bytes", attestation.DefaultCacheBytes, "bytes of signature material the verification cache holds (least recently used evicted)")
+	fs.StringVar(&v.tufCache, "tuf-cache-dir", "", "where attestors with publicSigstore cache the public Sigstore TUF metadata and trusted root (default $HOME/.sigstore/root)")
 	fs.Var(&v.scanAttestors, "scan-attestors", "attestors whose cosign vulnerability attestations (cosign attest --type vuln) count as scan results")
 }
 
@@ -66,5 +72,7 @@ func (v *verifierFlags) build(reg prometheus.Registerer) (*attestation.Verifier,
 		attestation.WithStaleIfError(v.staleIfError), attestation.WithRegistryConcurrency(v.perRegistry),
 		attestation.WithMaxResponseBytes(v.maxBytes), attestation.WithRegisterer(reg),
 		attestation.WithAttestations(len(v.scanAttestors) > 0),
+		attestation.WithMaxReferrerBytes(v.maxReferrer), attestation.WithCacheBytes(v.cacheBytes),
+		attestation.WithTUFCacheDir(v.tufCache),
 	)
 }
