@@ -78,7 +78,7 @@ type rawManifest struct {
 	mt  types.MediaType
 }
 
-func (r rawManifest) RawManifest() ([]byte, error)         { return r.raw, nil }
+func (r rawManifest) RawManifest() ([]byte, error)        { return r.raw, nil }
 func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }
 
 // PushReferrer attaches content (one layer of media type layerType) to
@@ -120,3 +120,6 @@ func PushReferrer(repo name.Repository, digest, artifactType, layerType string, 
 	}
 	return remote.Put(repo.Digest(h.String()), rawManifest{raw, types.OCIManifestSchema1})
 }
+
+// Hex is lower-case hexadecimal.
+func Hex(b []byte) string { return fmt.Sprintf("%x", b) }

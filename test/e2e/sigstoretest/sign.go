@@ -3,6 +3,7 @@ package sigstoretest
 import (
 	"bytes"
 	"crypto"
+	"crypto/rand"
 	"encoding/asn1"
 	"encoding/json"
 	"fmt"
@@ -83,4 +84,9 @@ func Envelope(payloadType string, payload []byte, keys ...crypto.Signer) (*dsse.
 		env.Signatures = append(env.Signatures, dsse.Signature{Sig: b64(sig)})
 	}
 	return env, nil
+}
+
+// SignDigest signs a SHA-256 digest with key (a messageSignature over an artifact).
+func SignDigest(key crypto.Signer, digest []byte) ([]byte, error) {
+	return key.Sign(rand.Reader, digest, crypto.SHA256)
 }
