@@ -218,7 +218,7 @@ func (v *verifier) verifyLegacy(ctx context.Context, s *legacySig, h v1.Hash, o 
 		if err != nil {
 			return &VerificationError{Reason: "bad signature layer: " + err.Error()}
 		}
-		if _, err := cosign.VerifyImageSignature(ctx, sig, h, co); err != nil {
+		if err := safely(func() error { _, err := cosign.VerifyImageSignature(ctx, sig, h, co); return err }); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -272,7 +272,11 @@ func (v *verifier) verifyBundleResult(ctx context.Context, b *sgbundle.Bundle, h
 		if err != nil {
 			return nil, err
 		}
-		res, err := cosign.VerifyNewBundle(ctx, co, verify.WithArtifactDigest(h.Algorithm, digest), b)
+		var res *verify.VerificationResult
+		err = safely(func() (err error) {
+			res, err = cosign.VerifyNewBundle(ctx, co, verify.WithArtifactDigest(h.Algorithm, digest), b)
+			return err
+		})
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -310,13 +314,27 @@ func (v *verifier) verifyAttestation(ctx context.Context, s *legacySig, h v1.Has
 		if err != nil {
 			return nil, &VerificationError{Reason: "bad attestation layer: " + err.Error()}
 		}
-		if _, err := cosign.VerifyBlobAttestation(ctx, att, h, co); err != nil {
+		if err := safely(func() error { _, err := cosign.VerifyBlobAttestation(ctx, att, h, co); return err }); err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		return statementOf(s.payload)
 	}
 	return nil, refusal(errs)
+}
+
+// safely runs a library verification, turning a panic into a refusal: the
+// material is the registry's, and a crafted timestamp panics cosign v2.6.5
+// (VerifyRFC3161Timestamp indexes an empty list when every timestamp fails).
+// The webhook must answer, and material that crashes the verifier does not
+// verify.
+func safely(verify func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &VerificationError{Reason: fmt.Sprintf("signature material made the verifier fail: %v", r)}
+		}
+	}()
+	return verify()
 }
 
 // statementOf is a verified DSSE envelope's payload.
