@@ -174,7 +174,9 @@ func TestMutatorPinsPods(t *testing.T) {
 			if out.Response.PatchType != "JSONPatch" {
 				t.Fatalf("patchType %q, patch %s", out.Response.PatchType, out.Response.Patch)
 			}
-			var rv struct{ Request struct{ Object json.RawMessage } }
+			var rv struct {
+				Request struct{ Object json.RawMessage }
+			}
 			_ = json.Unmarshal([]byte(c.body), &rv)
 			patch, err := jsonpatch.DecodePatch(out.Response.Patch)
 			if err != nil {
