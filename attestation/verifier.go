@@ -48,8 +48,8 @@ type signatures struct {
 	legacyErr    error       // why the .sig image could not be used, if it could not
 	// Per signature: the key it verified with (see owner).
 	legacyOwners, bundleOwners []owner
-	attErr       error       // likewise for the .att image
-	size         int64       // approximate bytes held, for the cache's byte bound
+	attErr                     error // likewise for the .att image
+	size                       int64 // approximate bytes held, for the cache's byte bound
 
 	mu      sync.Mutex
 	verdict map[string]error

@@ -26,7 +26,10 @@ import (
 	"k8s.io/client-go/dynamic"
 )
 
-var webhookGVR = schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "validatingwebhookconfigurations"}
+var (
+	webhookGVR         = schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "validatingwebhookconfigurations"}
+	mutatingWebhookGVR = schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "mutatingwebhookconfigurations"}
+)
 
 // CertBootstrap gives imagegate a serving certificate without cert-manager:
 // a self-signed CA and a serving certificate kept in one Secret (shared by
@@ -39,6 +42,9 @@ type CertBootstrap struct {
 	// Webhook names the ValidatingWebhookConfiguration whose webhooks get
 	// the CA as caBundle.
 	Webhook string
+	// MutatingWebhook names the MutatingWebhookConfiguration (digest
+	// pinning) whose webhooks get it too; empty: none.
+	MutatingWebhook string
 	// Hosts are the serving certificate's DNS names and IP addresses.
 	Hosts             []string
 	CertFile, KeyFile string
@@ -315,20 +321,29 @@ func (b *CertBootstrap) writeFiles(data map[string][]byte) error {
 	return nil
 }
 
-// patchCABundle sets caBundle on every webhook of the configuration.
+// patchCABundle sets caBundle on every webhook of the configurations.
 func (b *CertBootstrap) patchCABundle(ctx context.Context, ca []byte) error {
-	if b.Webhook == "" {
+	if err := b.patchConfiguration(ctx, webhookGVR, "ValidatingWebhookConfiguration", b.Webhook, ca); err != nil {
+		return err
+	}
+	return b.patchConfiguration(ctx, mutatingWebhookGVR, "MutatingWebhookConfiguration", b.MutatingWebhook, ca)
+}
+
+// patchConfiguration sets caBundle on every webhook of one configuration
+// (validating and mutating ones have the same shape there).
+func (b *CertBootstrap) patchConfiguration(ctx context.Context, gvr schema.GroupVersionResource, kind, name string, ca []byte) error {
+	if name == "" {
 		return nil
 	}
 	want := base64.StdEncoding.EncodeToString(ca)
 	for attempt := 0; attempt < 5; attempt++ {
-		vwc, err := b.Client.Resource(webhookGVR).Get(ctx, b.Webhook, metav1.GetOptions{})
+		vwc, err := b.Client.Resource(gvr).Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
-			b.Log.Warn("webhook configuration not found; caBundle not patched", "name", b.Webhook)
+			b.Log.Warn("webhook configuration not found; caBundle not patched", "kind", kind, "name", name)
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("webhook configuration %s: %w", b.Webhook, err)
+			return fmt.Errorf("%s %s: %w", kind, name, err)
 		}
 		whs, _, _ := unstructured.NestedSlice(vwc.Object, "webhooks")
 		changed := false
@@ -351,15 +366,15 @@ func (b *CertBootstrap) patchCABundle(ctx context.Context, ca []byte) error {
 			return nil
 		}
 		_ = unstructured.SetNestedSlice(vwc.Object, whs, "webhooks")
-		_, err = b.Client.Resource(webhookGVR).Update(ctx, vwc, metav1.UpdateOptions{FieldManager: "imagegate"})
+		_, err = b.Client.Resource(gvr).Update(ctx, vwc, metav1.UpdateOptions{FieldManager: "imagegate"})
 		if apierrors.IsConflict(err) {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("webhook configuration %s: patch caBundle: %w", b.Webhook, err)
+			return fmt.Errorf("%s %s: patch caBundle: %w", kind, name, err)
 		}
-		b.Log.Info("caBundle patched", "webhookConfiguration", b.Webhook)
+		b.Log.Info("caBundle patched", "kind", kind, "name", name)
 		return nil
 	}
-	return fmt.Errorf("webhook configuration %s: too many concurrent changes", b.Webhook)
+	return fmt.Errorf("%s %s: too many concurrent changes", kind, name)
 }

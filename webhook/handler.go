@@ -59,28 +59,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	h.metrics.inFlight.Inc()
 	defer h.metrics.inFlight.Dec()
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		h.fail(w, http.StatusMethodNotAllowed, "use POST", start)
-		return
-	}
-	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/json" {
-		h.fail(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q: expected application/json", r.Header.Get("Content-Type")), start)
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.maxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			h.fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", h.opts.maxBodyBytes), start)
-			return
-		}
-		h.fail(w, http.StatusBadRequest, "reading request: "+err.Error(), start)
-		return
-	}
-	rv, err := decodeReview(body)
-	if err != nil {
-		h.fail(w, http.StatusBadRequest, err.Error(), start)
+	rv, code, msg := readReview(w, r, h.opts.maxBodyBytes)
+	if rv == nil {
+		h.fail(w, code, msg, start)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), budget(r, h.opts.defaultTimeout))
@@ -89,6 +70,31 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.metrics.requests.WithLabelValues(decision, rv.Request.Operation).Inc()
 	h.metrics.latency.WithLabelValues(decision).Observe(time.Since(start).Seconds())
 	writeJSON(w, http.StatusOK, review{APIVersion: reviewAPIVersion, Kind: reviewKind, Response: resp})
+}
+
+// readReview reads the AdmissionReview of a POST; without one it returns
+// the HTTP status and message to answer with.
+func readReview(w http.ResponseWriter, r *http.Request, maxBody int64) (*review, int, string) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return nil, http.StatusMethodNotAllowed, "use POST"
+	}
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/json" {
+		return nil, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q: expected application/json", r.Header.Get("Content-Type"))
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", maxBody)
+		}
+		return nil, http.StatusBadRequest, "reading request: " + err.Error()
+	}
+	rv, err := decodeReview(body)
+	if err != nil {
+		return nil, http.StatusBadRequest, err.Error()
+	}
+	return rv, http.StatusOK, ""
 }
 
 // budget is the time a decision may take: the API server's timeout query

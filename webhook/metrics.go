@@ -33,3 +33,37 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	return m
 }
+
+// mutationMetrics are the Mutator's imagegate_ series.
+type mutationMetrics struct {
+	requests    *prometheus.CounterVec
+	latency     *prometheus.HistogramVec
+	inFlight    prometheus.Gauge
+	resolutions *prometheus.CounterVec
+}
+
+func newMutationMetrics(reg prometheus.Registerer) *mutationMetrics {
+	m := &mutationMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "imagegate_mutation_requests_total",
+			Help: "Digest pinning requests by result (patched, unchanged, skipped, error).",
+		}, []string{"result"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "imagegate_mutation_duration_seconds",
+			Help:    "Time to answer a digest pinning request, by result.",
+			Buckets: latencyBuckets,
+		}, []string{"result"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "imagegate_mutation_in_flight",
+			Help: "Digest pinning requests being answered now.",
+		}),
+		resolutions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "imagegate_digest_resolutions_total",
+			Help: "Tags resolved for digest pinning, by result (ok; error: the image was left by tag).",
+		}, []string{"result"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.latency, m.inFlight, m.resolutions)
+	}
+	return m
+}

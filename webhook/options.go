@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/imagegate/imagegate/attestation"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -20,6 +21,7 @@ type options struct {
 	logger         *slog.Logger
 	registerer     prometheus.Registerer
 	auditor        Auditor
+	keychains      attestation.KeychainSource
 }
 
 // Defaults, in one place.
@@ -80,6 +82,13 @@ func WithRegisterer(r prometheus.Registerer) Option { return func(o *options) { 
 // WithAuditor hands every answered request to a (non-blocking) auditor,
 // which records those that are not a plain pass.
 func WithAuditor(a Auditor) Option { return func(o *options) { o.auditor = a } }
+
+// WithPullCredentials resolves each pod's tags with its pull secrets (and
+// its service account's) before the process keychain, as the kubelet pulls
+// (kube.PullSecrets); for the Mutator.
+func WithPullCredentials(ks attestation.KeychainSource) Option {
+	return func(o *options) { o.keychains = ks }
+}
 
 func (o *options) validate() error {
 	switch {

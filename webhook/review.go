@@ -58,6 +58,9 @@ type response struct {
 	Result           *status           `json:"status,omitempty"`
 	Warnings         []string          `json:"warnings,omitempty"`
 	AuditAnnotations map[string]string `json:"auditAnnotations,omitempty"`
+	// A mutating webhook's changes: a JSON patch (RFC 6902), base64 in JSON.
+	PatchType string `json:"patchType,omitempty"`
+	Patch     []byte `json:"patch,omitempty"`
 }
 
 const (

@@ -17,13 +17,13 @@ import (
 
 // checkResult is one object's verdict in imagegate check -o json.
 type checkResult struct {
-	Kind       string               `json:"kind"`
-	Namespace  string               `json:"namespace"`
-	Name       string               `json:"name"`
-	Allowed    bool                 `json:"allowed"`
-	Images     []rego.ImageDecision `json:"images"`
-	Warnings   []string             `json:"warnings"`
-	Violations []string             `json:"violations"`
+	Kind       string       `json:"kind"`
+	Namespace  string       `json:"namespace"`
+	Name       string       `json:"name"`
+	Allowed    bool         `json:"allowed"`
+	Images     []checkImage `json:"images"`
+	Warnings   []string     `json:"warnings"`
+	Violations []string     `json:"violations"`
 }
 
 func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -57,7 +57,7 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err != nil {
 		return bad("invalid policies:\n%v", err)
 	}
-	source, _, err := factsSource(*factsFile, *scanStore, &vf, nil)
+	source, _, verifier, err := factsSource(*factsFile, *scanStore, &vf, nil)
 	if err != nil {
 		return bad("%v", err)
 	}
@@ -85,6 +85,14 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	results := make([]checkResult, 0, len(objs))
 	for _, obj := range objs {
 		octx, cancel := context.WithTimeout(ctx, *timeout)
+		var digests []resolvedDigest
+		if verifier != nil { // live: tags are pinned first, as in the cluster
+			// Half the time at most, so that a registry that never answers
+			// leaves the decision time to say so.
+			rctx, rcancel := context.WithTimeout(octx, *timeout/2)
+			obj, digests = resolveDigests(rctx, verifier, obj)
+			rcancel()
+		}
 		d, err := decider.Decide(octx, obj)
 		cancel()
 		if err != nil {
@@ -93,7 +101,7 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		}
 		results = append(results, checkResult{
 			Kind: obj.Kind, Namespace: obj.Namespace, Name: obj.Name, Allowed: d.Allowed,
-			Images: d.Images, Warnings: d.Warnings, Violations: d.Violations,
+			Images: withDigests(d.Images, digests), Warnings: d.Warnings, Violations: d.Violations,
 		})
 	}
 	if *output == "json" {
@@ -143,10 +151,22 @@ func printText(w io.Writer, results []checkResult) {
 		}
 		fmt.Fprintf(w, "%s %s %s/%s\n", verdict, r.Kind, r.Namespace, r.Name)
 		for _, img := range r.Images {
-			fmt.Fprintf(w, "  %-8s %s\n", img.Action, img.Image)
+			fmt.Fprintf(w, "  %-8s %s%s\n", img.Action, img.Image, digestNote(img))
 			for _, reason := range img.Reasons {
 				fmt.Fprintf(w, "           %s\n", strings.TrimSpace(reason))
 			}
 		}
 	}
+}
+
+// digestNote is what text output says of an image's digest: what its tag
+// resolved to, or why it did not.
+func digestNote(img checkImage) string {
+	switch {
+	case img.DigestError != "":
+		return " (digest not resolved: " + img.DigestError + ")"
+	case img.Digest != "" && !strings.HasSuffix(img.Image, img.Digest):
+		return " (" + img.Digest + ")"
+	}
+	return ""
 }

@@ -52,6 +52,8 @@ type jsonOut struct {
 			Action           string   `json:"action"`
 			Strategies       []int64  `json:"strategies"`
 			MissingAttestors []string `json:"missingAttestors"`
+			Digest           string   `json:"digest"`
+			DigestError      string   `json:"digestError"`
 			Reasons          []string `json:"reasons"`
 		}
 		Warnings []string

@@ -24,6 +24,7 @@ type kubeFlags struct {
 	pullSecrets        bool
 	certSecret         string
 	certWebhook        string
+	certMutatingHook   string
 	certHosts          stringList
 	certValidity       time.Duration
 	certRenewBefore    time.Duration
@@ -37,6 +38,7 @@ func (k *kubeFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&k.pullSecrets, "kube-pull-secrets", true, "when imagegate talks to a cluster (--policy-source=kube or --kubeconfig), verify signatures with each pod's imagePullSecrets and its service account's, before the docker config file")
 	fs.StringVar(&k.certSecret, "cert-bootstrap-secret", "", "keep a self-signed CA and the serving certificate in this Secret of --namespace, write them to --tls-cert-file/--tls-private-key-file, patch the caBundle and renew before expiry (no cert-manager needed); empty: off")
 	fs.StringVar(&k.certWebhook, "cert-bootstrap-webhook", "imagegate.dev", "ValidatingWebhookConfiguration whose caBundle --cert-bootstrap-secret patches; empty: none")
+	fs.StringVar(&k.certMutatingHook, "cert-bootstrap-mutating-webhook", "imagegate.dev", "MutatingWebhookConfiguration (digest pinning) whose caBundle --cert-bootstrap-secret patches too; empty: none")
 	fs.Var(&k.certHosts, "cert-bootstrap-hosts", "DNS names and IPs of the bootstrapped serving certificate (repeatable or comma-separated; default imagegate.NAMESPACE.svc and imagegate.NAMESPACE.svc.cluster.local)")
 	fs.DurationVar(&k.certValidity, "cert-bootstrap-validity", 365*24*time.Hour, "lifetime of a bootstrapped serving certificate")
 	fs.DurationVar(&k.certRenewBefore, "cert-bootstrap-renew-before", 30*24*time.Hour, "issue a new serving certificate this long before the current one expires")
@@ -166,7 +168,7 @@ func (k *kubeFlags) bootstrapCerts(ctx context.Context, client dynamic.Interface
 	if len(hosts) == 0 {
 		hosts = []string{"imagegate." + namespace + ".svc", "imagegate." + namespace + ".svc.cluster.local"}
 	}
-	b := &kube.CertBootstrap{Client: client, Namespace: namespace, Secret: k.certSecret, Webhook: k.certWebhook, Hosts: hosts,
+	b := &kube.CertBootstrap{Client: client, Namespace: namespace, Secret: k.certSecret, Webhook: k.certWebhook, MutatingWebhook: k.certMutatingHook, Hosts: hosts,
 		CertFile: certFile, KeyFile: keyFile, Validity: k.certValidity, RenewBefore: k.certRenewBefore, Log: log}
 	for {
 		err := b.Ensure(ctx)

@@ -11,13 +11,15 @@ import (
 
 // pullSecretOptions, when --kube-pull-secrets is on and imagegate talks to a
 // cluster, starts watching pull secrets and service accounts and returns the
-// facts source option that gives each request its pod's credentials. It must
-// run after resolve; client is connect's; live says signatures are verified live (no --facts).
-func (k *kubeFlags) pullSecretOptions(ctx context.Context, client dynamic.Interface, log *slog.Logger, live bool) []attestation.SourceOption {
+// facts source option that gives each request its pod's credentials, and
+// the credentials themselves (for digest pinning). It must run after
+// resolve; client is connect's; live says signatures are verified live (no
+// --facts).
+func (k *kubeFlags) pullSecretOptions(ctx context.Context, client dynamic.Interface, log *slog.Logger, live bool) ([]attestation.SourceOption, attestation.KeychainSource) {
 	if !live || !k.pullSecrets || (k.source != "kube" && k.kubeconfig == "") {
-		return nil
+		return nil, nil
 	}
 	ps := kube.NewPullSecrets(client, log)
 	go ps.Run(ctx)
-	return []attestation.SourceOption{attestation.WithPodCredentials(ps)}
+	return []attestation.SourceOption{attestation.WithPodCredentials(ps)}, ps
 }

@@ -39,8 +39,8 @@ func TestPullSecretOptions(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			opts := f.kube.pullSecretOptions(ctx, client, slog.New(slog.DiscardHandler), tc.live)
-			if got := len(opts) > 0; got != tc.want {
+			opts, keychains := f.kube.pullSecretOptions(ctx, client, slog.New(slog.DiscardHandler), tc.live)
+			if got := len(opts) > 0; got != tc.want || (keychains != nil) != tc.want {
 				t.Errorf("pod credentials used: %v, want %v", got, tc.want)
 			}
 		})

@@ -34,6 +34,7 @@ type serveFlags struct {
 	api                                                                      apiFlags
 	audit                                                                    auditFlags
 	kube                                                                     kubeFlags
+	pin                                                                      pinFlags
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
@@ -63,6 +64,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 	f.api.register(fs)
 	f.audit.register(fs)
 	f.kube.register(fs)
+	f.pin.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, flagError(err)
 	}
@@ -116,8 +118,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return exitBadUsage
 	}
-	sourceOpts := f.kube.pullSecretOptions(ctx, kubeClient, log, f.factsFile == "")
-	source, scans, err := factsSource(f.factsFile, f.scanStore, &f.verifier, reg, sourceOpts...)
+	sourceOpts, keychains := f.kube.pullSecretOptions(ctx, kubeClient, log, f.factsFile == "")
+	source, scans, verifier, err := factsSource(f.factsFile, f.scanStore, &f.verifier, reg, sourceOpts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return exitBadUsage
@@ -195,14 +197,20 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return exitBadUsage
 	}
+	limits := []webhook.Option{webhook.WithExemptNamespaces(f.exempt...), webhook.WithDefaultTimeout(f.defaultTimeout),
+		webhook.WithMaxInFlight(f.maxInFlight), webhook.WithMaxBodyBytes(f.maxBody), webhook.WithLogger(log), webhook.WithRegisterer(reg)}
 	handler, err := webhook.NewHandler(admission.NewDecider(engines, source, admission.WithScanAttestors(f.verifier.scanAttestors...)),
-		append([]webhook.Option{webhook.WithExemptNamespaces(f.exempt...), webhook.WithDefaultTimeout(f.defaultTimeout),
-			webhook.WithMaxInFlight(f.maxInFlight), webhook.WithMaxBodyBytes(f.maxBody),
-			webhook.WithFailOpen(failOpen), webhook.WithLogger(log), webhook.WithRegisterer(reg)}, auditOpts...)...)
+		slices.Concat(limits, []webhook.Option{webhook.WithFailOpen(failOpen)}, auditOpts)...)
 	if err != nil {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return exitBadUsage
 	}
+	mutator, err := f.pin.mutator(verifier, keychains, limits...)
+	if err != nil {
+		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
+		return exitBadUsage
+	}
+	extra["POST "+webhook.MutatePath] = mutator
 	srv := &webhook.Server{
 		Listen: f.listen, MetricsListen: f.metricsListen, Handler: handler, Ready: engines.Ready,
 		Certs: certs, Gatherer: reg, ShutdownTimeout: f.shutdownTimeout, Logger: log, Extra: extra,

@@ -40,29 +40,30 @@ func (v *verifierFlags) register(fs *flag.FlagSet) {
 }
 
 // factsSource is where facts come from: a static facts file, or live
-// signature verification plus, with a scan store, its scans.
-func factsSource(factsFile, scanStore string, vf *verifierFlags, reg prometheus.Registerer, opts ...attestation.SourceOption) (facts.Source, *scan.Reader, error) {
+// signature verification plus, with a scan store, its scans. The verifier
+// is the live one's (nil with a facts file).
+func factsSource(factsFile, scanStore string, vf *verifierFlags, reg prometheus.Registerer, opts ...attestation.SourceOption) (facts.Source, *scan.Reader, *attestation.Verifier, error) {
 	if factsFile != "" {
 		if scanStore != "" {
-			return nil, nil, errors.New("--facts and --scan-store exclude each other: a facts file holds every fact")
+			return nil, nil, nil, errors.New("--facts and --scan-store exclude each other: a facts file holds every fact")
 		}
 		f, err := facts.LoadFile(factsFile)
-		return f, nil, err
+		return f, nil, nil, err
 	}
 	var scans facts.Source
 	var reader *scan.Reader
 	if scanStore != "" {
 		var err error
 		if reader, err = scan.OpenReader(scanStore); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		scans = scan.NewSource(reader.Index())
 	}
 	v, err := vf.build(reg)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return attestation.NewSource(v, scans, opts...), reader, nil
+	return attestation.NewSource(v, scans, opts...), reader, v, nil
 }
 
 func (v *verifierFlags) build(reg prometheus.Registerer) (*attestation.Verifier, error) {

@@ -59,4 +59,26 @@ func TestVerifyAndLiveCheck(t *testing.T) {
 		imgs[1].Reasons[0] != `image "`+unsigned+`" is not signed by attestor "ci": no signatures found` {
 		t.Errorf("live check: exit %d %+v", code, imgs)
 	}
+	if imgs[0].Digest != d || !strings.HasPrefix(imgs[1].Digest, "sha256:") {
+		t.Errorf("live check digests: %q, %q; want %q and the unsigned image's", imgs[0].Digest, imgs[1].Digest, d)
+	}
+
+	// The tag moves to an unsigned image: check decides by the digest the
+	// tag names now, and says which; a tag that is gone is decided by tag
+	// and says why it has no digest.
+	_, moved := reg.Push(t, "team/app", "1.0")
+	manifest = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - {name: a, image: " + signed + "}\n  - {name: b, image: " + reg.Host + "/team/gone:1}\n"
+	out, _, code = runCLI(t, manifest, "check", "--policies", policies, "--cluster-id", "c1", "-o", "json", "-")
+	res = jsonOut{}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	imgs = res.Results[0].Images
+	if code != 1 || imgs[0].Action != "unsigned" || imgs[0].Digest != moved || imgs[1].Digest != "" || !strings.Contains(imgs[1].DigestError, "resolving the tag") {
+		t.Errorf("moved tag: exit %d %+v", code, imgs)
+	}
+	out, _, _ = runCLI(t, manifest, "check", "--policies", policies, "--cluster-id", "c1", "-")
+	if !strings.Contains(out, "unsigned "+signed+" ("+moved+")") || !strings.Contains(out, "/team/gone:1 (digest not resolved: resolving the tag") {
+		t.Errorf("text output lacks the digests:\n%s", out)
+	}
 }

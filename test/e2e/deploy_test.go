@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -186,6 +188,63 @@ func checkManifests(t *testing.T, objs []*unstructured.Unstructured, ns string) 
 			t.Errorf("namespaceSelector %s does not exclude %s", sel, excluded)
 		}
 	}
+	checkPinning(t, objs, pods)
+}
+
+// checkPinning asserts the digest pinning webhook: Pods only (never
+// controllers' templates), reinvoked for later webhooks' sidecars, with the
+// validating pod webhook's failure policy, timeout and exemptions plus the
+// per-namespace opt-out label, and the RBAC and flag that keep its caBundle.
+func checkPinning(t *testing.T, objs []*unstructured.Unstructured, validating *unstructured.Unstructured) {
+	t.Helper()
+	mwc := find(objs, "MutatingWebhookConfiguration", "imagegate.dev")
+	if mwc == nil {
+		t.Fatal("no MutatingWebhookConfiguration imagegate.dev rendered")
+	}
+	whs, _, _ := unstructured.NestedSlice(mwc.Object, "webhooks")
+	if len(whs) != 1 {
+		t.Fatalf("%d mutating webhooks, want 1", len(whs))
+	}
+	wh := whs[0].(map[string]any)
+	field := func(m map[string]any, path ...string) any {
+		v, _, _ := unstructured.NestedFieldNoCopy(m, path...)
+		return v
+	}
+	same := func(what string, path ...string) {
+		if got, want := field(wh, path...), field(validating.Object, path...); !reflect.DeepEqual(got, want) {
+			t.Errorf("mutating webhook %s = %v, want the validating one's %v", what, got, want)
+		}
+	}
+	same("failurePolicy", "failurePolicy")
+	same("timeoutSeconds", "timeoutSeconds")
+	same("sideEffects", "sideEffects")
+	same("service name", "clientConfig", "service", "name")
+	same("service namespace", "clientConfig", "service", "namespace")
+	for path, want := range map[string]any{"name": "mutate.imagegate.dev", "reinvocationPolicy": "IfNeeded", "clientConfig.service.path": "/mutate"} {
+		if got := field(wh, strings.Split(path, ".")...); got != want {
+			t.Errorf("mutating webhook %s = %v, want %v", path, got, want)
+		}
+	}
+	exprs, _, _ := unstructured.NestedSlice(wh, "namespaceSelector", "matchExpressions")
+	vexprs, _, _ := unstructured.NestedSlice(validating.Object, "namespaceSelector", "matchExpressions")
+	optOut := map[string]any{"key": "imagegate.dev/pin-digests", "operator": "NotIn", "values": []any{"false"}}
+	if !reflect.DeepEqual(exprs, append(vexprs, optOut)) {
+		t.Errorf("mutating namespaceSelector %v, want the validating one's %v and %v", exprs, vexprs, optOut)
+	}
+	rules, _, _ := unstructured.NestedSlice(wh, "rules")
+	if fmt.Sprint(rules) != fmt.Sprint([]any{map[string]any{"operations": []any{"CREATE", "UPDATE"}, "apiGroups": []any{""}, "apiVersions": []any{"v1"},
+		"resources": []any{"pods", "pods/ephemeralcontainers"}, "scope": "Namespaced"}}) {
+		t.Errorf("mutating rules %v: want Pods (and their ephemeral containers) only", rules)
+	}
+	if role := find(objs, "ClusterRole", ""); role == nil || !strings.Contains(fmt.Sprint(role.Object["rules"]), "mutatingwebhookconfigurations") {
+		t.Error("the ClusterRole may not patch the MutatingWebhookConfiguration's caBundle")
+	}
+	d := find(objs, "Deployment", "")
+	cs, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+	args, _, _ := unstructured.NestedStringSlice(cs[0].(map[string]any), "args")
+	if !slices.Contains(args, "--cert-bootstrap-mutating-webhook=imagegate.dev") || slices.Contains(args, "--pin-digests=false") {
+		t.Errorf("Deployment args %q: want --cert-bootstrap-mutating-webhook=imagegate.dev and pinning on", args)
+	}
 }
 
 // TestDeployManifests renders deploy/kustomize/base (and the Helm chart when
@@ -212,6 +271,9 @@ func TestDeployManifests(t *testing.T) {
 		vwc := find(objs, "ValidatingWebhookConfiguration", "imagegate.dev")
 		if vwc == nil || vwc.GetAnnotations()["cert-manager.io/inject-ca-from"] != "imagegate/imagegate-serving" {
 			t.Fatalf("webhook configuration without the cert-manager CA injection annotation: %v", vwc)
+		}
+		if mwc := find(objs, "MutatingWebhookConfiguration", "imagegate.dev"); mwc == nil || mwc.GetAnnotations()["cert-manager.io/inject-ca-from"] != "imagegate/imagegate-serving" {
+			t.Fatalf("mutating webhook configuration without the cert-manager CA injection annotation: %v", mwc)
 		}
 		if find(objs, "Certificate", "imagegate-serving") == nil {
 			t.Fatal("no serving Certificate")
@@ -255,6 +317,30 @@ func TestDeployManifests(t *testing.T) {
 		if vwc == nil || vwc.GetAnnotations()["cert-manager.io/inject-ca-from"] != "imagegate-helm/imagegate-serving" || find(objs, "Certificate", "imagegate-serving") == nil {
 			t.Errorf("tls.certManager=true renders no serving Certificate or no CA injection: %v", vwc)
 		}
+		if mwc := find(objs, "MutatingWebhookConfiguration", "imagegate.dev"); mwc == nil || mwc.GetAnnotations()["cert-manager.io/inject-ca-from"] != "imagegate-helm/imagegate-serving" {
+			t.Errorf("tls.certManager=true: no CA injection into the mutating webhook: %v", mwc)
+		}
+
+		// Pinning off: no mutating webhook, serve told so, nothing to patch.
+		out, err = exec.Command(helm, "template", "imagegate", filepath.Join(root, "deploy", "helm", "imagegate"),
+			"--namespace", "imagegate-helm", "--set", "clusterId=e2e-cluster", "--set", "webhook.pinDigests=false").CombinedOutput()
+		if err != nil {
+			t.Fatalf("helm template with webhook.pinDigests=false: %v\n%s", err, out)
+		}
+		objs = splitYAML(t, append([]byte("apiVersion: v1\nkind: Namespace\nmetadata: {name: imagegate-helm}\n---\n"), out...))
+		if find(objs, "MutatingWebhookConfiguration", "") != nil {
+			t.Error("webhook.pinDigests=false still renders a MutatingWebhookConfiguration")
+		}
+		d := find(objs, "Deployment", "imagegate")
+		cs, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+		args, _, _ := unstructured.NestedStringSlice(cs[0].(map[string]any), "args")
+		if !slices.Contains(args, "--pin-digests=false") || !slices.Contains(args, "--cert-bootstrap-mutating-webhook=") {
+			t.Errorf("webhook.pinDigests=false: args %q", args)
+		}
+		if role := find(objs, "ClusterRole", ""); role == nil || strings.Contains(fmt.Sprint(role.Object["rules"]), "mutatingwebhookconfigurations") {
+			t.Error("webhook.pinDigests=false: the ClusterRole still names mutatingwebhookconfigurations")
+		}
+		dryRunApply(t, dyn, mapper, objs)
 	})
 }
 

@@ -110,7 +110,26 @@ func (e *certEnv) start(t *testing.T, args ...string) {
 func TestKubeCertBootstrap(t *testing.T) {
 	ctx := context.Background()
 	e := newCertEnv(t, "kube-certs", "imagegate-cert-bootstrap")
-	e.start(t, "--cert-bootstrap-hosts", "127.0.0.1", "--cert-bootstrap-validity", "60s", "--cert-bootstrap-renew-before", "45s")
+	// The digest pinning webhook's configuration gets the CA too.
+	mwcs := e.client.AdmissionregistrationV1().MutatingWebhookConfigurations()
+	mutate, fail, none, timeout := "https://"+e.addr+"/mutate", admissionregistrationv1.Fail, admissionregistrationv1.SideEffectClassNone, int32(10)
+	if _, err := mwcs.Create(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: e.vwcName},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{{
+			Name: "mutate-" + e.whName, ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: &mutate},
+			Rules: []admissionregistrationv1.RuleWithOperations{{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+				Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
+			}},
+			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelMetadataName: e.ns}},
+			FailurePolicy:     &fail, SideEffects: &none, TimeoutSeconds: &timeout, AdmissionReviewVersions: []string{"v1"},
+		}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = mwcs.Delete(context.Background(), e.vwcName, metav1.DeleteOptions{}) })
+	e.start(t, "--cert-bootstrap-hosts", "127.0.0.1", "--cert-bootstrap-validity", "60s", "--cert-bootstrap-renew-before", "45s",
+		"--cert-bootstrap-mutating-webhook", e.vwcName)
 	first := servedSerial(e.addr)
 	sec, err := e.client.CoreV1().Secrets(e.own).Get(ctx, "imagegate-tls", metav1.GetOptions{})
 	if err != nil {
@@ -127,6 +146,13 @@ func TestKubeCertBootstrap(t *testing.T) {
 	}
 	if string(got.Webhooks[0].ClientConfig.CABundle) != string(sec.Data["ca.crt"]) {
 		t.Fatalf("caBundle %q is not the Secret's CA", base64.StdEncoding.EncodeToString(got.Webhooks[0].ClientConfig.CABundle))
+	}
+	mwc, err := mwcs.Get(ctx, e.vwcName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(mwc.Webhooks[0].ClientConfig.CABundle) != string(sec.Data["ca.crt"]) {
+		t.Fatalf("mutating caBundle %q is not the Secret's CA", base64.StdEncoding.EncodeToString(mwc.Webhooks[0].ClientConfig.CABundle))
 	}
 	took := waitFor(t, 30*time.Second, "the API server trusts the bootstrapped certificate", e.deniedByGate)
 	t.Logf("API server called imagegate over the bootstrapped certificate %s after the caBundle patch", took.Round(10*time.Millisecond))
