@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -136,27 +137,56 @@ func legacyTrust(k *policy.Keyless) (*trust, error) {
 
 // publicSigstore fetches the public Sigstore instance's trusted root through
 // sigstore-go's TUF client: its embedded TUF root, an on-disk cache (so a
-// restart without network works once cached), and a daily refresh. A failed
-// fetch is retried at most once a minute.
+// restart without network works once cached), and a daily refresh. The
+// fetch runs in the background: an admission waits for it at most
+// publicWait, so an unreachable TUF repository costs "could not verify", not
+// the request's deadline. A failed fetch is retried at most once a minute.
 type publicSigstore struct {
 	cacheDir string
 	now      func() time.Time
 
-	mu     sync.Mutex
-	tm     root.TrustedMaterial
-	err    error
-	failed time.Time
+	mu       sync.Mutex
+	tm       root.TrustedMaterial
+	err      error
+	failed   time.Time
+	fetching chan struct{} // closed when the fetch in flight ends
 }
 
+const publicWait = 2 * time.Second
+
+var errTUFPending = errors.New("still being fetched from the TUF repository")
+
 func (p *publicSigstore) get() (root.TrustedMaterial, error) {
+	p.mu.Lock()
+	if p.tm != nil {
+		defer p.mu.Unlock()
+		return p.tm, nil
+	}
+	if p.fetching == nil && (p.err == nil || p.now().Sub(p.failed) >= time.Minute) {
+		p.fetching = make(chan struct{})
+		go p.fetch(p.fetching)
+	}
+	done := p.fetching
+	p.mu.Unlock()
+	if done != nil {
+		select {
+		case <-done:
+		case <-time.After(publicWait):
+			return nil, errTUFPending
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.tm != nil {
 		return p.tm, nil
 	}
-	if p.err != nil && p.now().Sub(p.failed) < time.Minute {
-		return nil, p.err
+	if p.err == nil {
+		return nil, errTUFPending
 	}
+	return nil, p.err
+}
+
+func (p *publicSigstore) fetch(done chan struct{}) {
 	opts := tuf.DefaultOptions()
 	if p.cacheDir != "" {
 		opts = opts.WithCachePath(p.cacheDir)
@@ -165,10 +195,13 @@ func (p *publicSigstore) get() (root.TrustedMaterial, error) {
 	// the TUF repository when it need not.
 	opts = opts.WithForceCache()
 	tm, err := root.NewLiveTrustedRoot(opts)
+	p.mu.Lock()
 	if err != nil {
 		p.err, p.failed = err, p.now()
-		return nil, err
+	} else {
+		p.tm, p.err = tm, nil
 	}
-	p.tm = tm
-	return tm, nil
+	p.fetching = nil
+	p.mu.Unlock()
+	close(done)
 }
