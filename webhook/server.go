@@ -27,6 +27,9 @@ type Server struct {
 	Logger          *slog.Logger
 	// Extra handlers served on Listen beside /validate (e.g. "POST /api/v1/scans").
 	Extra map[string]http.Handler
+	// Limits bound slow and idle clients on both listeners; zero fields
+	// take DefaultLimits.
+	Limits Limits
 
 	stopping atomic.Bool
 }
@@ -57,24 +60,25 @@ func (s *Server) Serve(ctx context.Context, ln, metricsLn net.Listener) error {
 	for pattern, h := range s.Extra {
 		mux.Handle(pattern, h)
 	}
+	limits := s.Limits.withDefaults()
 	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.Logger.Handler(), slog.LevelWarn),
+		Handler:  mux,
+		ErrorLog: slog.NewLogLogger(s.Logger.Handler(), slog.LevelWarn),
 		TLSConfig: &tls.Config{
 			MinVersion:     tls.VersionTLS12,
 			GetCertificate: s.Certs.GetCertificate,
 			NextProtos:     []string{"h2", "http/1.1"},
 		},
 	}
+	limits.apply(srv)
 	errc := make(chan error, 2)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	var msrv *http.Server
 	if metricsLn != nil {
 		mmux := http.NewServeMux()
 		mmux.Handle("GET /metrics", promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
-		msrv = &http.Server{Handler: mmux, ReadHeaderTimeout: 5 * time.Second}
+		msrv = &http.Server{Handler: mmux}
+		limits.apply(msrv)
 		go func() { errc <- msrv.Serve(metricsLn) }()
 	}
 	go s.reloadCerts(ctx)
