@@ -22,9 +22,15 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// serveWith runs srv on a loopback listener (TLS with a fresh certificate)
-// until the test ends and returns its address.
+// serveWith runs srv on loopback listeners (TLS with a fresh certificate)
+// until the test ends and returns the webhook's address.
 func serveWith(t *testing.T, srv *webhook.Server) string {
+	addr, _ := serveWithMetrics(t, srv)
+	return addr
+}
+
+// serveWithMetrics is serveWith that also returns the metrics address.
+func serveWithMetrics(t *testing.T, srv *webhook.Server) (addr, metricsAddr string) {
 	t.Helper()
 	if srv.Certs == nil {
 		certFile, keyFile := writeCert(t, t.TempDir(), "x")
@@ -43,11 +49,15 @@ func serveWith(t *testing.T, srv *webhook.Server) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	mln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln, nil) }()
+	go func() { done <- srv.Serve(ctx, ln, mln) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return ln.Addr().String()
+	return ln.Addr().String(), mln.Addr().String()
 }
 
 // serverConns counts the goroutines serving a connection (HTTP/1 or

@@ -2,11 +2,12 @@ package webhook
 
 import (
 	"context"
-	"crypto/tls"
+	"crypto/subtle"
 	"errors"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 )
 
 // Server runs the webhook: POST /validate, GET /healthz and GET /readyz over
-// TLS on one address, and GET /metrics over plain HTTP on another.
+// TLS on one address, and GET /metrics over plain HTTP (or TLS) on another.
 type Server struct {
 	Listen          string
 	MetricsListen   string // empty: no metrics server
@@ -30,6 +31,12 @@ type Server struct {
 	// Limits bound slow and idle clients on both listeners; zero fields
 	// take DefaultLimits.
 	Limits Limits
+	// TLSProfile applies to both listeners; empty: DefaultTLSProfile.
+	TLSProfile TLSProfile
+	// MetricsTLS serves /metrics over TLS with the serving certificate;
+	// MetricsToken, when set, is the bearer token /metrics requires.
+	MetricsTLS   bool
+	MetricsToken string
 
 	stopping atomic.Bool
 }
@@ -62,13 +69,9 @@ func (s *Server) Serve(ctx context.Context, ln, metricsLn net.Listener) error {
 	}
 	limits := s.Limits.withDefaults()
 	srv := &http.Server{
-		Handler:  mux,
-		ErrorLog: slog.NewLogLogger(s.Logger.Handler(), slog.LevelWarn),
-		TLSConfig: &tls.Config{
-			MinVersion:     tls.VersionTLS12,
-			GetCertificate: s.Certs.GetCertificate,
-			NextProtos:     []string{"h2", "http/1.1"},
-		},
+		Handler:   mux,
+		ErrorLog:  slog.NewLogLogger(s.Logger.Handler(), slog.LevelWarn),
+		TLSConfig: ServerTLSConfig(s.TLSProfile, s.Certs),
 	}
 	limits.apply(srv)
 	errc := make(chan error, 2)
@@ -76,10 +79,15 @@ func (s *Server) Serve(ctx context.Context, ln, metricsLn net.Listener) error {
 	var msrv *http.Server
 	if metricsLn != nil {
 		mmux := http.NewServeMux()
-		mmux.Handle("GET /metrics", promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
-		msrv = &http.Server{Handler: mmux}
+		mmux.Handle("GET /metrics", bearer(s.MetricsToken, promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{})))
+		msrv = &http.Server{Handler: mmux, ErrorLog: srv.ErrorLog}
 		limits.apply(msrv)
-		go func() { errc <- msrv.Serve(metricsLn) }()
+		if s.MetricsTLS {
+			msrv.TLSConfig = ServerTLSConfig(s.TLSProfile, s.Certs)
+			go func() { errc <- msrv.ServeTLS(metricsLn, "", "") }()
+		} else {
+			go func() { errc <- msrv.Serve(metricsLn) }()
+		}
 	}
 	go s.reloadCerts(ctx)
 	s.Logger.Info("serving", "listen", ln.Addr().String(), "metrics", addr(metricsLn))
@@ -138,4 +146,21 @@ func addr(l net.Listener) string {
 		return ""
 	}
 	return l.Addr().String()
+}
+
+// bearer lets through requests carrying token as their bearer token; an
+// empty token lets every request through.
+func bearer(token string, next http.Handler) http.Handler {
+	if token == "" {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="imagegate"`)
+			http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

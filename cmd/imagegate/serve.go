@@ -34,6 +34,7 @@ type serveFlags struct {
 	api                                                                      apiFlags
 	audit                                                                    auditFlags
 	kube                                                                     kubeFlags
+	listener                                                                 listenerFlags
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
@@ -63,6 +64,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 	f.api.register(fs)
 	f.audit.register(fs)
 	f.kube.register(fs)
+	f.listener.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, flagError(err)
 	}
@@ -87,7 +89,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 		}
 		return nil, exitBadUsage
 	}
-	if err := errors.Join(f.api.check(), f.audit.validate()); err != nil {
+	if err := errors.Join(f.api.check(), f.audit.validate(), f.listener.check()); err != nil {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return nil, exitBadUsage
 	}
@@ -205,6 +207,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	srv := &webhook.Server{
 		Listen: f.listen, MetricsListen: f.metricsListen, Handler: handler, Ready: engines.Ready,
 		Certs: certs, Gatherer: reg, ShutdownTimeout: f.shutdownTimeout, Logger: log, Extra: extra,
+	}
+	if err := f.listener.apply(srv); err != nil {
+		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
+		return exitBadUsage
 	}
 	if err := srv.Run(ctx); err != nil && ctx.Err() == nil {
 		log.Error("server stopped", "error", err.Error())
