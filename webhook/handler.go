@@ -83,6 +83,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, http.StatusBadRequest, err.Error(), start)
 		return
 	}
+	rv.Request.caller = callerOf(r)
 	b, tooShort := budget(r, h.opts.defaultTimeout)
 	ctx, cancel := context.WithTimeout(r.Context(), b)
 	defer cancel()
@@ -216,7 +217,8 @@ func fromDecision(req *request, d *rego.Decision) *response {
 // policies loaded, internal error): denied, unless configured to fail open.
 func (h *Handler) undecided(req *request, err error) *response {
 	msg := "imagegate could not decide: " + err.Error()
-	h.opts.logger.Warn("admission undecided", "uid", req.UID, "namespace", req.Namespace, "kind", req.Kind.Kind, "name", req.Name, "error", err.Error(), "failOpen", h.opts.failOpen)
+	h.opts.logger.Warn("admission undecided", "uid", req.UID, "namespace", req.Namespace, "kind", req.Kind.Kind, "name", req.Name,
+		"user", req.UserInfo.Username, "authenticated", req.caller.authenticated, "error", err.Error(), "failOpen", h.opts.failOpen)
 	if h.opts.failOpen {
 		return &response{UID: req.UID, Allowed: true, Warnings: []string{msg + " (admitted: failing open)"}, AuditAnnotations: map[string]string{AnnotationDecision: "error"}}
 	}
@@ -246,7 +248,7 @@ func (h *Handler) log(req *request, obj *workload.Object, d *rego.Decision) {
 	}
 	h.opts.logger.Log(context.Background(), level, "admission decision",
 		"uid", req.UID, "operation", req.Operation, "kind", obj.Kind, "namespace", obj.Namespace, "name", obj.Name,
-		"user", req.UserInfo.Username, "allowed", d.Allowed, "violations", d.Violations, "warnings", d.Warnings)
+		"user", req.UserInfo.Username, "authenticated", req.caller.authenticated, "client", req.caller.client, "allowed", d.Allowed, "violations", d.Violations, "warnings", d.Warnings)
 }
 
 // fail answers a request that is not a usable AdmissionReview.

@@ -3,6 +3,8 @@ package webhook
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"log/slog"
 	"net"
@@ -37,6 +39,10 @@ type Server struct {
 	// MetricsToken, when set, is the bearer token /metrics requires.
 	MetricsTLS   bool
 	MetricsToken string
+	// ClientCAs, when set, verify the client certificates presented on
+	// Listen (the API server's); requests that came with one are
+	// authenticated (see RequireClientCert).
+	ClientCAs *x509.CertPool
 
 	stopping atomic.Bool
 }
@@ -72,6 +78,9 @@ func (s *Server) Serve(ctx context.Context, ln, metricsLn net.Listener) error {
 		Handler:   mux,
 		ErrorLog:  slog.NewLogLogger(s.Logger.Handler(), slog.LevelWarn),
 		TLSConfig: ServerTLSConfig(s.TLSProfile, s.Certs),
+	}
+	if s.ClientCAs != nil {
+		srv.TLSConfig.ClientCAs, srv.TLSConfig.ClientAuth = s.ClientCAs, tls.VerifyClientCertIfGiven
 	}
 	limits.apply(srv)
 	errc := make(chan error, 2)
