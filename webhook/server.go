@@ -20,10 +20,14 @@ import (
 // Server runs the webhook: POST /validate, GET /healthz and GET /readyz over
 // TLS on one address, and GET /metrics over plain HTTP (or TLS) on another.
 type Server struct {
-	Listen          string
-	MetricsListen   string // empty: no metrics server
-	Handler         http.Handler
-	Ready           func() bool // readiness beyond "serving" (a snapshot is loaded)
+	Listen        string
+	MetricsListen string // empty: no metrics server
+	Handler       http.Handler
+	Ready         func() bool // readiness beyond "serving" (a snapshot is loaded)
+	// ReadyDetail is a line /readyz adds to a ready answer: something an
+	// operator must know that does not make the server unready (e.g. a
+	// refused policy change while the last good set stays in force).
+	ReadyDetail     func() string
 	Certs           *CertReloader
 	Gatherer        prometheus.Gatherer
 	ShutdownTimeout time.Duration
@@ -126,7 +130,13 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	case s.Ready != nil && !s.Ready():
 		http.Error(w, "no policy snapshot loaded", http.StatusServiceUnavailable)
 	default:
-		_, _ = w.Write([]byte("ok\n"))
+		msg := "ok\n"
+		if s.ReadyDetail != nil {
+			if d := s.ReadyDetail(); d != "" {
+				msg += d + "\n"
+			}
+		}
+		_, _ = w.Write([]byte(msg))
 	}
 }
 
