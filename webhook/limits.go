@@ -68,8 +68,9 @@ func orDefault[T int | time.Duration](v *T, def T) {
 	}
 }
 
-// apply sets the limits on srv, HTTP/2 included.
-func (l Limits) apply(srv *http.Server) {
+// Apply sets the limits on srv, HTTP/2 included (other listeners of serve
+// use them too).
+func (l Limits) Apply(srv *http.Server) {
 	srv.ReadHeaderTimeout = l.ReadHeaderTimeout
 	srv.ReadTimeout = l.ReadTimeout
 	srv.WriteTimeout = l.WriteTimeout

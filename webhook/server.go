@@ -86,7 +86,7 @@ func (s *Server) Serve(ctx context.Context, ln, metricsLn net.Listener) error {
 	if s.ClientCAs != nil {
 		srv.TLSConfig.ClientCAs, srv.TLSConfig.ClientAuth = s.ClientCAs, tls.VerifyClientCertIfGiven
 	}
-	limits.apply(srv)
+	limits.Apply(srv)
 	errc := make(chan error, 2)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	var msrv *http.Server
@@ -94,7 +94,7 @@ func (s *Server) Serve(ctx context.Context, ln, metricsLn net.Listener) error {
 		mmux := http.NewServeMux()
 		mmux.Handle("GET /metrics", bearer(s.MetricsToken, promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{})))
 		msrv = &http.Server{Handler: mmux, ErrorLog: srv.ErrorLog}
-		limits.apply(msrv)
+		limits.Apply(msrv)
 		if s.MetricsTLS {
 			msrv.TLSConfig = ServerTLSConfig(s.TLSProfile, s.Certs)
 			go func() { errc <- msrv.ServeTLS(metricsLn, "", "") }()

@@ -160,3 +160,60 @@ func TestServeListenerFlagErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestServeAPIListenerSecurity: the management API listener has the
+// webhook's TLS profile and limits: TLS 1.2 is refused under the default
+// profile and headers over 64 KiB are answered 431.
+func TestServeAPIListenerSecurity(t *testing.T) {
+	dir := t.TempDir()
+	policies := filepath.Join(dir, "policies")
+	os.Mkdir(policies, 0o755)
+	cert, key := selfSignedCert(t, dir)
+	tokens := filepath.Join(dir, "tokens.csv")
+	os.WriteFile(tokens, []byte("admin-secret,root,imagegate:admins\n"), 0o600)
+	listen, apiListen := freePort(t), freePort(t)
+	cmd := exec.Command(binary, "serve", "--policies", policies, "--cluster-id", "c1", "--tls-cert-file", cert, "--tls-private-key-file", key,
+		"--listen", listen, "--metrics-listen", "", "--api-listen", apiListen, "--api-tokens", tokens, "--api-state", filepath.Join(dir, "iam.json"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	client := serveClient()
+	waitReady(t, client, listen)
+	tls12 := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12}}}
+	cases := []struct {
+		name   string
+		client *http.Client
+		header string
+		code   int // 0: the connection fails
+	}{
+		{"TLS 1.3", client, "", http.StatusUnauthorized}, // no token: reached the API
+		{"TLS 1.2", tls12, "", 0},
+		{"100 KiB of headers", client, strings.Repeat("x", 100<<10), http.StatusRequestHeaderFieldsTooLarge},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req, _ := http.NewRequest("POST", "https://"+apiListen+"/", strings.NewReader("Action=ListOpaClusterStrategyNew"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if c.header != "" {
+				req.Header.Set("X-Big", c.header)
+			}
+			resp, err := c.client.Do(req)
+			if c.code == 0 {
+				if err == nil {
+					resp.Body.Close()
+					t.Fatalf("connected: %d", resp.StatusCode)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != c.code {
+				t.Errorf("%d, want %d", resp.StatusCode, c.code)
+			}
+		})
+	}
+	stopServe(t, cmd)
+}
