@@ -42,6 +42,12 @@ type Admission struct {
 	Username  string
 	Groups    []string
 	DryRun    bool
+	// Authenticated: the review came over a connection whose client
+	// certificate verified against the webhook's client CAs (the API
+	// server's); otherwise anyone may have written it, Username included.
+	// Client is that certificate's subject.
+	Authenticated bool
+	Client        string
 	// Decision, Facts and Engine are the decision and what it was made on;
 	// Decision is nil when the request could not be decided.
 	Decision *rego.Decision
@@ -100,6 +106,12 @@ type Event struct {
 	Namespace string    `json:"namespace"`
 	Name      string    `json:"name"`
 	User      User      `json:"user"`
+	// Authenticated says whether the review came from an authenticated
+	// client (a certificate from the webhook's client CA: the API server),
+	// so that User can be taken as fact; Client is its certificate's
+	// subject. Set on admission events only.
+	Authenticated *bool  `json:"authenticated,omitempty"`
+	Client        string `json:"client,omitempty"`
 	// Decision is allowed or denied; Actions are the distinct non-pass
 	// actions of the images (error when undecided), what queries filter on.
 	Decision   string       `json:"decision"`
@@ -191,7 +203,7 @@ func (x *strategyIndex) build(a *Admission, id [16]byte, clusterID string) *Even
 	ev := &Event{
 		ID: hex.EncodeToString(id[:]), Type: TypeAdmission, Time: a.Time.UTC(), ClusterID: clusterID, UID: a.UID, Operation: a.Operation,
 		DryRun: a.DryRun, Kind: a.Kind, Namespace: a.Namespace, Name: a.Name,
-		User: User{Username: a.Username, Groups: a.Groups}, Images: []ImageEvent{},
+		User: User{Username: a.Username, Groups: a.Groups}, Authenticated: new(a.Authenticated), Client: a.Client, Images: []ImageEvent{},
 	}
 	if a.Engine != nil && a.Engine.ClusterID() != "" {
 		ev.ClusterID = a.Engine.ClusterID()

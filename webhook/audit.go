@@ -42,6 +42,7 @@ func (h *Handler) audit(req *request, obj *workload.Object, out admission.Outcom
 	a := audit.Admission{
 		UID: req.UID, Operation: req.Operation, Kind: req.Kind.Kind, Namespace: req.Namespace, Name: req.Name,
 		Username: req.UserInfo.Username, Groups: req.UserInfo.Groups, DryRun: req.DryRun != nil && *req.DryRun,
+		Authenticated: req.caller.authenticated, Client: req.caller.client,
 		Decision: out.Decision, Facts: out.Facts, Engine: out.Engine, Err: err, Allowed: resp.Allowed,
 	}
 	if obj != nil {

@@ -64,9 +64,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, code, msg, start)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), budget(r, h.opts.defaultTimeout))
+	rv.Request.caller = callerOf(r)
+	b, tooShort := budget(r, h.opts.defaultTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), b)
 	defer cancel()
-	resp, decision := h.answer(ctx, rv.Request)
+	resp, decision := h.answer(ctx, rv.Request, tooShort)
 	h.metrics.requests.WithLabelValues(decision, rv.Request.Operation).Inc()
 	h.metrics.latency.WithLabelValues(decision).Observe(time.Since(start).Seconds())
 	writeJSON(w, http.StatusOK, review{APIVersion: reviewAPIVersion, Kind: reviewKind, Response: resp})
@@ -98,23 +100,27 @@ func readReview(w http.ResponseWriter, r *http.Request, maxBody int64) (*review,
 }
 
 // budget is the time a decision may take: the API server's timeout query
-// parameter (or the default) less a margin for the answer's trip back.
-func budget(r *http.Request, def time.Duration) time.Duration {
+// parameter (or the default), capped at MaxTimeout, less a margin for the
+// answer's trip back. A timeout below MinTimeout (or one that does not
+// parse) gives an error instead: waiting for a slot or a registry within it
+// would only end in a misleading "too many requests in flight".
+func budget(r *http.Request, def time.Duration) (time.Duration, error) {
 	t := def
 	if q := r.URL.Query().Get("timeout"); q != "" {
-		if d, err := time.ParseDuration(q); err == nil && d > 0 {
-			t = d
+		d, err := time.ParseDuration(q)
+		switch {
+		case err != nil:
+			return def, fmt.Errorf("timeout %q is not a duration", q)
+		case d < MinTimeout:
+			return def, fmt.Errorf("deadline too short: timeout=%s, a decision needs at least %v", q, MinTimeout)
 		}
+		t = min(d, MaxTimeout)
 	}
-	margin := max(t/10, 50*time.Millisecond)
-	if margin >= t {
-		return t / 2
-	}
-	return t - margin
+	return t - max(t/10, 50*time.Millisecond), nil
 }
 
 // answer decides one request; it never panics and always keeps the UID.
-func (h *Handler) answer(ctx context.Context, req *request) (resp *response, decision string) {
+func (h *Handler) answer(ctx context.Context, req *request, tooShort error) (resp *response, decision string) {
 	defer func() {
 		if p := recover(); p != nil {
 			h.opts.logger.Error("panic while deciding", "uid", req.UID, "panic", fmt.Sprint(p))
@@ -136,6 +142,11 @@ func (h *Handler) answer(ctx context.Context, req *request) (resp *response, dec
 		return &response{UID: req.UID, Allowed: true}, "skipped"
 	case h.opts.exempt[obj.Namespace]:
 		return &response{UID: req.UID, Allowed: true}, "skipped"
+	}
+	if tooShort != nil {
+		resp := h.undecided(req, tooShort)
+		h.audit(req, obj, admission.Outcome{}, resp, tooShort)
+		return resp, "error"
 	}
 	select {
 	case h.slots <- struct{}{}:
@@ -212,7 +223,8 @@ func fromDecision(req *request, d *rego.Decision) *response {
 // policies loaded, internal error): denied, unless configured to fail open.
 func (h *Handler) undecided(req *request, err error) *response {
 	msg := "imagegate could not decide: " + err.Error()
-	h.opts.logger.Warn("admission undecided", "uid", req.UID, "namespace", req.Namespace, "kind", req.Kind.Kind, "name", req.Name, "error", err.Error(), "failOpen", h.opts.failOpen)
+	h.opts.logger.Warn("admission undecided", "uid", req.UID, "namespace", req.Namespace, "kind", req.Kind.Kind, "name", req.Name,
+		"user", req.UserInfo.Username, "authenticated", req.caller.authenticated, "error", err.Error(), "failOpen", h.opts.failOpen)
 	if h.opts.failOpen {
 		return &response{UID: req.UID, Allowed: true, Warnings: []string{msg + " (admitted: failing open)"}, AuditAnnotations: map[string]string{AnnotationDecision: "error"}}
 	}
@@ -242,7 +254,7 @@ func (h *Handler) log(req *request, obj *workload.Object, d *rego.Decision) {
 	}
 	h.opts.logger.Log(context.Background(), level, "admission decision",
 		"uid", req.UID, "operation", req.Operation, "kind", obj.Kind, "namespace", obj.Namespace, "name", obj.Name,
-		"user", req.UserInfo.Username, "allowed", d.Allowed, "violations", d.Violations, "warnings", d.Warnings)
+		"user", req.UserInfo.Username, "authenticated", req.caller.authenticated, "client", req.caller.client, "allowed", d.Allowed, "violations", d.Violations, "warnings", d.Warnings)
 }
 
 // fail answers a request that is not a usable AdmissionReview.

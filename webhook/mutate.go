@@ -65,7 +65,16 @@ func (m *Mutator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, msg, code)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), budget(r, m.opts.defaultTimeout))
+	b, tooShort := budget(r, m.opts.defaultTimeout)
+	if tooShort != nil {
+		// No time to resolve: the pod stays by tag and the validating
+		// webhook decides (and fails closed) on its own.
+		m.observe("error", start)
+		m.opts.logger.Warn("not pinning digests", "uid", rv.Request.UID, "error", tooShort.Error())
+		writeJSON(w, http.StatusOK, review{APIVersion: reviewAPIVersion, Kind: reviewKind, Response: &response{UID: rv.Request.UID, Allowed: true}})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), b)
 	defer cancel()
 	resp, result := m.answer(ctx, rv.Request)
 	m.observe(result, start)

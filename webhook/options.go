@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -26,7 +27,15 @@ type options struct {
 
 // Defaults, in one place.
 const (
-	DefaultTimeout      = 10 * time.Second // the API server's default webhook timeout
+	DefaultTimeout = 10 * time.Second // the API server's default webhook timeout
+	// MaxTimeout caps the API server's timeout parameter: it allows at most
+	// timeoutSeconds: 30, so a longer one did not come from an API server and
+	// would only let a caller hold a decision slot longer.
+	MaxTimeout = 30 * time.Second
+	// MinTimeout is the shortest timeout a decision is attempted in. The API
+	// server sends at least 1s; below this no decision can finish, and the
+	// honest answer is that the deadline is too short.
+	MinTimeout          = 100 * time.Millisecond
 	DefaultMaxInFlight  = 512
 	DefaultMaxBodyBytes = 3 << 20 // the API server's own request limit
 )
@@ -92,8 +101,8 @@ func WithPullCredentials(ks attestation.KeychainSource) Option {
 
 func (o *options) validate() error {
 	switch {
-	case o.defaultTimeout <= 0:
-		return errors.New("webhook: default timeout must be positive")
+	case o.defaultTimeout < MinTimeout || o.defaultTimeout > MaxTimeout:
+		return fmt.Errorf("webhook: default timeout %v: must be between %v and %v", o.defaultTimeout, MinTimeout, MaxTimeout)
 	case o.maxInFlight <= 0:
 		return errors.New("webhook: max in flight must be positive")
 	case o.maxBodyBytes <= 0:

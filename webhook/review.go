@@ -44,6 +44,8 @@ type request struct {
 	Object      json.RawMessage      `json:"object,omitempty"`
 	OldObject   json.RawMessage      `json:"oldObject,omitempty"`
 	DryRun      *bool                `json:"dryRun,omitempty"`
+
+	caller caller // who sent it: not part of the review
 }
 
 type status struct {

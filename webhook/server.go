@@ -2,11 +2,14 @@ package webhook
 
 import (
 	"context"
+	"crypto/subtle"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -15,18 +18,38 @@ import (
 )
 
 // Server runs the webhook: POST /validate, GET /healthz and GET /readyz over
-// TLS on one address, and GET /metrics over plain HTTP on another.
+// TLS on one address, and GET /metrics over plain HTTP (or TLS) on another.
 type Server struct {
-	Listen          string
-	MetricsListen   string // empty: no metrics server
-	Handler         http.Handler
-	Ready           func() bool // readiness beyond "serving" (a snapshot is loaded)
+	Listen        string
+	MetricsListen string // empty: no metrics server
+	Handler       http.Handler
+	Ready         func() bool // readiness beyond "serving" (a snapshot is loaded)
+	// ReadyDetail is a line /readyz adds to a ready answer: something an
+	// operator must know that does not make the server unready (e.g. a
+	// refused policy change while the last good set stays in force).
+	ReadyDetail     func() string
 	Certs           *CertReloader
 	Gatherer        prometheus.Gatherer
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
 	// Extra handlers served on Listen beside /validate (e.g. "POST /api/v1/scans").
 	Extra map[string]http.Handler
+	// Limits bound slow and idle clients on both listeners; zero fields
+	// take DefaultLimits.
+	Limits Limits
+	// TLSProfile applies to both listeners; empty: DefaultTLSProfile.
+	TLSProfile TLSProfile
+	// MetricsTLS serves /metrics over TLS with the serving certificate;
+	// MetricsToken, when set, is the bearer token /metrics requires.
+	MetricsTLS   bool
+	MetricsToken string
+	// MetricsTokens, when set, checks /metrics bearer tokens instead (a
+	// token file that reloads).
+	MetricsTokens TokenChecker
+	// ClientCAs, when set, verify the client certificates presented on
+	// Listen (the API server's); requests that came with one are
+	// authenticated (see RequireClientCert).
+	ClientCAs *x509.CertPool
 
 	stopping atomic.Bool
 }
@@ -57,25 +80,30 @@ func (s *Server) Serve(ctx context.Context, ln, metricsLn net.Listener) error {
 	for pattern, h := range s.Extra {
 		mux.Handle(pattern, h)
 	}
+	limits := s.Limits.withDefaults()
 	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.Logger.Handler(), slog.LevelWarn),
-		TLSConfig: &tls.Config{
-			MinVersion:     tls.VersionTLS12,
-			GetCertificate: s.Certs.GetCertificate,
-			NextProtos:     []string{"h2", "http/1.1"},
-		},
+		Handler:   mux,
+		ErrorLog:  slog.NewLogLogger(s.Logger.Handler(), slog.LevelWarn),
+		TLSConfig: ServerTLSConfig(s.TLSProfile, s.Certs),
 	}
+	if s.ClientCAs != nil {
+		srv.TLSConfig.ClientCAs, srv.TLSConfig.ClientAuth = s.ClientCAs, tls.VerifyClientCertIfGiven
+	}
+	limits.Apply(srv)
 	errc := make(chan error, 2)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	var msrv *http.Server
 	if metricsLn != nil {
 		mmux := http.NewServeMux()
-		mmux.Handle("GET /metrics", promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
-		msrv = &http.Server{Handler: mmux, ReadHeaderTimeout: 5 * time.Second}
-		go func() { errc <- msrv.Serve(metricsLn) }()
+		mmux.Handle("GET /metrics", bearer(s.metricsTokens(), promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{})))
+		msrv = &http.Server{Handler: mmux, ErrorLog: srv.ErrorLog}
+		limits.Apply(msrv)
+		if s.MetricsTLS {
+			msrv.TLSConfig = ServerTLSConfig(s.TLSProfile, s.Certs)
+			go func() { errc <- msrv.ServeTLS(metricsLn, "", "") }()
+		} else {
+			go func() { errc <- msrv.Serve(metricsLn) }()
+		}
 	}
 	go s.reloadCerts(ctx)
 	s.Logger.Info("serving", "listen", ln.Addr().String(), "metrics", addr(metricsLn))
@@ -105,7 +133,13 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	case s.Ready != nil && !s.Ready():
 		http.Error(w, "no policy snapshot loaded", http.StatusServiceUnavailable)
 	default:
-		_, _ = w.Write([]byte("ok\n"))
+		msg := "ok\n"
+		if s.ReadyDetail != nil {
+			if d := s.ReadyDetail(); d != "" {
+				msg += d + "\n"
+			}
+		}
+		_, _ = w.Write([]byte(msg))
 	}
 }
 
@@ -134,4 +168,43 @@ func addr(l net.Listener) string {
 		return ""
 	}
 	return l.Addr().String()
+}
+
+// bearer lets through requests carrying token as their bearer token; an
+// empty token lets every request through.
+// TokenChecker says whether a bearer token is valid, and whose it is.
+type TokenChecker interface {
+	Check(token string) (principal string, ok bool)
+}
+
+// staticToken is one fixed token.
+type staticToken string
+
+func (t staticToken) Check(token string) (string, bool) {
+	return "", subtle.ConstantTimeCompare([]byte(token), []byte(t)) == 1
+}
+
+func (s *Server) metricsTokens() TokenChecker {
+	switch {
+	case s.MetricsTokens != nil:
+		return s.MetricsTokens
+	case s.MetricsToken != "":
+		return staticToken(s.MetricsToken)
+	}
+	return nil
+}
+
+func bearer(tokens TokenChecker, next http.Handler) http.Handler {
+	if tokens == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if _, valid := tokens.Check(got); !ok || !valid {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="imagegate"`)
+			http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

@@ -27,6 +27,7 @@ type serveFlags struct {
 	exempt                                                                   stringList
 	maxScanAge, pollInterval, shutdownTimeout, defaultTimeout                time.Duration
 	maxInFlight                                                              int
+	allowEmpty                                                               bool
 	maxBody                                                                  int64
 	verifier                                                                 verifierFlags
 	scanStore, scanTokenFile                                                 string
@@ -35,6 +36,7 @@ type serveFlags struct {
 	audit                                                                    auditFlags
 	kube                                                                     kubeFlags
 	pin                                                                      pinFlags
+	listener                                                                 listenerFlags
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
@@ -52,6 +54,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 	fs.Var(&f.exempt, "exempt-namespaces", "namespaces admitted without a decision (repeatable or comma-separated; default kube-system and --namespace)")
 	fs.DurationVar(&f.maxScanAge, "max-scan-age", 0, "scan results older than this count as unscanned (0: never)")
 	fs.DurationVar(&f.pollInterval, "policy-poll-interval", 2*time.Second, "how often to look for policy changes")
+	fs.BoolVar(&f.allowEmpty, "allow-empty-policies", false, "let a policy set without BinarySecurityPolicy and OpaStrategy replace one with them (otherwise refused: the last good set stays)")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long to drain requests in flight on SIGTERM")
 	fs.DurationVar(&f.defaultTimeout, "default-timeout", webhook.DefaultTimeout, "decision budget when the API server sends no timeout")
 	fs.IntVar(&f.maxInFlight, "max-in-flight", webhook.DefaultMaxInFlight, "concurrent decisions; more wait within their deadline")
@@ -65,6 +68,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 	f.audit.register(fs)
 	f.kube.register(fs)
 	f.pin.register(fs)
+	f.listener.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, flagError(err)
 	}
@@ -89,7 +93,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 		}
 		return nil, exitBadUsage
 	}
-	if err := errors.Join(f.api.check(), f.audit.validate()); err != nil {
+	if err := errors.Join(f.api.check(), f.audit.validate(), f.listener.check()); err != nil {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return nil, exitBadUsage
 	}
@@ -159,8 +163,19 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	loads := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "imagegate_policy_loads_total", Help: "Policy snapshot loads by result (ok, error).",
 	}, []string{"result"})
-	reg.MustRegister(loads)
+	rejected := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "imagegate_policy_reload_rejected_total", Help: "Policy sets refused although valid, by reason (empty: it would have ended enforcement).",
+	}, []string{"reason"})
+	reg.MustRegister(loads, rejected)
+	// Both policy sources load through here, so one guard covers both.
+	guard := policy.NewEmptyGuard(f.allowEmpty)
 	onLoad := func(snap *policy.Snapshot, err error) {
+		if err == nil {
+			if err = guard.Check(snap); err != nil {
+				rejected.WithLabelValues("empty").Inc()
+				err = fmt.Errorf("%w (deleted by mistake? restore the policies; on purpose: serve --allow-empty-policies)", err)
+			}
+		}
 		if err == nil {
 			var e *rego.Engine
 			e, err = rego.New(ctx, snap, rego.WithClusterID(f.clusterID), rego.WithMaxScanAge(f.maxScanAge), rego.WithVerificationErrorsAllowed(failOpen))
@@ -171,9 +186,13 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 					}
 				}
 				engines.Swap(e)
+				guard.Loaded(snap)
 				loads.WithLabelValues("ok").Inc()
 				log.Info("policy snapshot loaded", "digest", snap.Digest(), "attestors", len(snap.Attestors()),
 					"policies", len(snap.Policies()), "strategies", len(snap.Strategies()))
+				if !snap.Enforces() && !f.allowEmpty {
+					log.Warn("no BinarySecurityPolicy or OpaStrategy loaded: every image is admitted")
+				}
 				return
 			}
 		}
@@ -212,8 +231,12 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	extra["POST "+webhook.MutatePath] = mutator
 	srv := &webhook.Server{
-		Listen: f.listen, MetricsListen: f.metricsListen, Handler: handler, Ready: engines.Ready,
+		Listen: f.listen, MetricsListen: f.metricsListen, Handler: handler, Ready: engines.Ready, ReadyDetail: guard.Status,
 		Certs: certs, Gatherer: reg, ShutdownTimeout: f.shutdownTimeout, Logger: log, Extra: extra,
+	}
+	if err := f.listener.apply(srv); err != nil {
+		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
+		return exitBadUsage
 	}
 	if err := srv.Run(ctx); err != nil && ctx.Err() == nil {
 		log.Error("server stopped", "error", err.Error())

@@ -56,8 +56,10 @@ func TestManagementAPIWritesCustomResources(t *testing.T) {
 	tokens := writeFile(t, dir, "tokens.csv", "admin-e2e,root,imagegate:admins\n")
 	factsFile := writeFile(t, dir, "facts.yaml", facts)
 	apiListen := net.JoinHostPort("127.0.0.1", strconv.Itoa(harness.FreePort(t)))
+	// The API's strategy is the only one: deleting it empties the set,
+	// which serve refuses unless told it is on purpose.
 	ig := harness.StartImagegate(t, "--policy-source=kube", "--kubeconfig", cluster.Kubeconfig, "--cluster-id", clusterID, "--facts", factsFile,
-		"--api-listen", apiListen, "--api-tokens", tokens, "--api-state", filepath.Join(dir, "iam.json"))
+		"--api-listen", apiListen, "--api-tokens", tokens, "--api-state", filepath.Join(dir, "iam.json"), "--allow-empty-policies")
 	harness.RegisterWebhook(t, cluster.Config, ig.URL, ig.CAPEM)
 	client := cluster.Client(t)
 	pods := client.CoreV1().Pods(createNamespace(t, client, "apicr"))

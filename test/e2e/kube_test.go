@@ -277,7 +277,36 @@ spec:
 		})
 	})
 
+	t.Run("deleting every policy is refused", func(t *testing.T) {
+		// kube-block is the only policy object: without it the set would
+		// admit everything, so the last good set stays in force.
+		if err := strategies.Delete(ctx, "kube-block", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "the empty set refused", func() (bool, error) {
+			return strings.Contains(ig.Tail(100), "the new policy set has no BinarySecurityPolicy and no OpaStrategy"), nil
+		})
+		mustDeny(t, "pod with "+blockedImage+" after every policy was deleted", admitted(blockedImage), kubeBlockedMsg)
+		if _, err := strategies.Create(ctx, harness.DecodeYAML(t, kubeStrategy), metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		waitFor(t, 10*time.Second, "kube-block Accepted again", func() (bool, error) {
+			u, err := strategies.Get(ctx, "kube-block", metav1.GetOptions{})
+			return err == nil && conditionStatus(u, "Accepted") == "True", err
+		})
+	})
+
 	t.Run("deleting the strategy lifts the block", func(t *testing.T) {
+		// Another strategy stays, so the set is not empty.
+		keep := harness.DecodeYAML(t, strings.NewReplacer("kube-block}", "kube-keep}", "strategyName: kube-block", "strategyName: kube-keep", "9101", "9102", `"blocked-*"`, `"kept-*"`, "ruleAction: 2", "ruleAction: 1").Replace(kubeStrategy))
+		if _, err := strategies.Create(ctx, keep, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		t.Cleanup(func() { _ = strategies.Delete(context.Background(), "kube-keep", metav1.DeleteOptions{}) })
+		waitFor(t, 10*time.Second, "kube-keep Accepted", func() (bool, error) {
+			u, err := strategies.Get(ctx, "kube-keep", metav1.GetOptions{})
+			return err == nil && conditionStatus(u, "Accepted") == "True", err
+		})
 		if err := strategies.Delete(ctx, "kube-block", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}

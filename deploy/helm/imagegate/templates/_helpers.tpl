@@ -24,3 +24,10 @@ app.kubernetes.io/name: imagegate
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: api
 {{- end -}}
+{{- /* The Secret holding the CA of the API server's client certificate. */ -}}
+{{- define "imagegate.clientCASecret" -}}
+{{- if .Values.clientAuth.caSecret }}{{ .Values.clientAuth.caSecret }}
+{{- else if .Values.clientAuth.certManager }}{{ include "imagegate.name" . }}-apiserver-client
+{{- else }}{{ fail "clientAuth.enabled needs clientAuth.caSecret or clientAuth.certManager" }}
+{{- end -}}
+{{- end -}}
