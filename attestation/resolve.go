@@ -2,15 +2,9 @@ package attestation
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/imagegate/imagegate/workload"
-	"golang.org/x/sync/singleflight"
 )
-
-// resolutions coalesces concurrent resolutions of one tag. It is shared by
-// every Verifier of the process; keys name the verifier.
-var resolutions singleflight.Group
 
 // Resolve returns the digest img names at its registry now: the one written,
 // or what its tag resolves to. Unlike the digest Check verifies, it is never
@@ -32,17 +26,9 @@ func (v *Verifier) Resolve(ctx context.Context, creds Credentials, img workload.
 	led := false
 	// The flight runs on its leader's context, as the verification cache's
 	// do; a joiner whose deadline comes first leaves without waiting.
-	ch := resolutions.DoChan(fmt.Sprintf("%p\x00%s\x00%s", v, ref.Name(), creds.ID), func() (any, error) {
+	ch := v.resolutions.DoChan(ref.Name()+"\x00"+creds.ID, func() (any, error) {
 		led = true
-		p, err := v.pullerFor(creds)()
-		if err != nil {
-			return "", &UnverifiableError{Reason: "registry credentials: " + err.Error(), Err: err}
-		}
-		desc, err := p.Head(ctx, ref)
-		if err != nil {
-			return "", registryError("resolving the tag", err)
-		}
-		return desc.Digest.String(), nil
+		return v.head(ctx, v.pullerFor(creds), ref)
 	})
 	select {
 	case r := <-ch:

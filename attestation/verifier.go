@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/imagegate/imagegate/policy"
 	"github.com/imagegate/imagegate/workload"
+	"golang.org/x/sync/singleflight"
 )
 
 // Verifier checks images against attestors. It is safe for concurrent use
@@ -35,6 +36,9 @@ type Verifier struct {
 	checks  sync.Map // *policy.Attestor -> *compiledAttestor
 	metrics *verifierMetrics
 	public  *publicSigstore
+	// resolutions coalesces concurrent uncached resolutions of one tag
+	// (Resolve, for digest pinning).
+	resolutions singleflight.Group
 }
 
 // signatures are an image digest's signatures and attestations as the
@@ -242,19 +246,22 @@ func (v *Verifier) digest(ctx context.Context, pl pullerFunc, scope string, img 
 		return img.Digest, nil
 	}
 	d, status, err := v.digests.get(ctx, ref.Name(), scope, func(string) time.Duration { return v.opts.digestTTL },
-		func(ctx context.Context) (string, error) {
-			p, err := pl()
-			if err != nil {
-				return "", &UnverifiableError{Reason: "registry credentials: " + err.Error(), Err: err}
-			}
-			desc, err := p.Head(ctx, ref)
-			if err != nil {
-				return "", registryError("resolving the tag", err)
-			}
-			return desc.Digest.String(), nil
-		})
+		func(ctx context.Context) (string, error) { return v.head(ctx, pl, ref) })
 	v.metrics.cache.WithLabelValues("digest", status).Inc()
 	return d, err
+}
+
+// head asks the registry what ref's tag names now.
+func (v *Verifier) head(ctx context.Context, pl pullerFunc, ref name.Reference) (string, error) {
+	p, err := pl()
+	if err != nil {
+		return "", &UnverifiableError{Reason: "registry credentials: " + err.Error(), Err: err}
+	}
+	desc, err := p.Head(ctx, ref)
+	if err != nil {
+		return "", registryError("resolving the tag", err)
+	}
+	return desc.Digest.String(), nil
 }
 
 // signatures fetches (once per digest, shared by every attestor and every
