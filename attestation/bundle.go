@@ -1,13 +1,16 @@
 package attestation
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
@@ -25,16 +28,9 @@ const bundleArtifactType = "application/vnd.dev.sigstore.bundle.v0.3+json"
 // sigstore-go refuses are skipped, as cosign skips them. Signature bundles
 // and attestation bundles (other predicate types) are returned apart.
 func (v *Verifier) fetchBundles(ctx context.Context, p *remote.Puller, repo name.Repository, digest string) (sigs, atts []sigBundle, err error) {
-	idx, err := remote.Referrers(repo.Digest(digest), remote.Reuse(p), remote.WithContext(ctx))
-	if err != nil {
-		if noReferrers(err) {
-			return nil, nil, nil
-		}
-		return nil, nil, registryError("listing signature bundles (referrers)", err)
-	}
-	m, err := idx.IndexManifest()
-	if err != nil {
-		return nil, nil, registryError("reading referrers", err)
+	m, err := v.referrers(ctx, p, repo, digest)
+	if err != nil || m == nil {
+		return nil, nil, err
 	}
 	var todo []string
 	for _, desc := range m.Manifests {
@@ -124,6 +120,55 @@ func mayBeBundle(artifactType string) bool {
 		return true
 	}
 	return false
+}
+
+// referrers lists the image's referrers: through the registry's referrers
+// API, or on a registry without it (distribution 2.8) the referrers tag
+// sha256-<hex>. Both are asked at once, so a registry without the API costs
+// one round trip, not two; the tag's answer is used only when the API is
+// missing. nil: no referrers.
+func (v *Verifier) referrers(ctx context.Context, p *remote.Puller, repo name.Repository, digest string) (*v1.IndexManifest, error) {
+	algo, hexPart, _ := strings.Cut(digest, ":")
+	type answer struct {
+		m   *v1.IndexManifest
+		err error
+	}
+	tag := make(chan answer, 1)
+	go func() {
+		idx, err := p.Get(ctx, repo.Tag(algo+"-"+hexPart))
+		if err != nil {
+			if isNotFound(err) {
+				err = nil
+			}
+			tag <- answer{err: err}
+			return
+		}
+		m, err := v1.ParseIndexManifest(bytes.NewReader(idx.Manifest))
+		tag <- answer{m: m, err: err}
+	}()
+	idx, err := remote.Referrers(repo.Digest(digest), remote.Reuse(p), remote.WithContext(ctx))
+	switch {
+	case err == nil:
+		m, err := idx.IndexManifest()
+		if err != nil {
+			return nil, registryError("reading referrers", err)
+		}
+		return m, nil
+	case !noReferrersAPI(err):
+		return nil, registryError("listing signature bundles (referrers)", err)
+	}
+	a := <-tag
+	if a.err != nil {
+		return nil, registryError("listing signature bundles (referrers tag)", a.err)
+	}
+	return a.m, nil
+}
+
+// noReferrersAPI reports a registry without the referrers API: it answers
+// with a client error other than throttling or refused credentials, or
+// with something other than an index.
+func noReferrersAPI(err error) bool {
+	return noReferrers(err) || strings.Contains(err.Error(), "does not support the Referrers API")
 }
 
 // noReferrers reports a registry that answers the referrers API with a

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -222,6 +223,35 @@ func BenchmarkCosignCLIPerAttestor(b *testing.B) {
 			b.ReportMetric(float64(reg.Count("/v2/"))/float64(b.N), "registry-requests/op")
 		})
 	}
+}
+
+// BenchmarkCosignCLIRoundTrips: `cosign verify` of a legacy signature by
+// digest against the registry answering every request after 50 ms, as
+// BenchmarkVerifyColdRoundTrips does for imagegate: round-trips/op is the
+// wall time over the delay, process start included.
+func BenchmarkCosignCLIRoundTrips(b *testing.B) {
+	bin := os.Getenv("IMAGEGATE_COSIGN")
+	if bin == "" {
+		b.Skip("IMAGEGATE_COSIGN is not set")
+	}
+	const delay = 50 * time.Millisecond
+	c := cosign{t: &testing.T{}, bin: bin, dir: b.TempDir()}
+	reg := at.NewRegistry(b)
+	_, d := reg.Push(b, "app", "v1")
+	ref := reg.Host + "/app@" + d
+	k, a := c.keyPair("k")
+	c.sign(k, ref)
+	reg.SetFault(func(http.ResponseWriter, *http.Request) bool { time.Sleep(delay); return false })
+	reg.Reset()
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		if !c.verifies(a, ref) {
+			b.Fatal("cosign verify failed")
+		}
+	}
+	b.ReportMetric(float64(time.Since(start))/float64(b.N)/float64(delay), "round-trips/op")
+	b.ReportMetric(float64(reg.Count("/v2/"))/float64(b.N), "registry-requests/op")
 }
 
 // TestCosignVulnAttestation: an attestation made by `cosign attest --type

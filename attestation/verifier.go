@@ -92,7 +92,10 @@ func New(opts ...Option) (*Verifier, error) {
 func (v *Verifier) newPuller(kc authn.Keychain) (*remote.Puller, error) {
 	// ggcr's own retries are off: the guard retries within the deadline.
 	return remote.NewPuller(remote.WithTransport(v.guard), remote.WithAuthFromKeychain(kc),
-		remote.WithUserAgent("imagegate"), remote.WithRetryBackoff(remote.Backoff{Steps: 1}))
+		remote.WithUserAgent("imagegate"), remote.WithRetryBackoff(remote.Backoff{Steps: 1}),
+		// The referrers tag fallback is fetched alongside the API call
+		// (fetchBundles), not after it.
+		remote.WithReferrersTagFallback(false))
 }
 
 // Credentials are one request's registry credentials (a pod's pull

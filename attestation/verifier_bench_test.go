@@ -5,7 +5,9 @@ import (
 	"crypto"
 	"crypto/elliptic"
 	"fmt"
+	"net/http"
 	"testing"
+	"time"
 
 	"github.com/imagegate/imagegate/attestation"
 	at "github.com/imagegate/imagegate/attestation/attestationtest"
@@ -83,4 +85,60 @@ func BenchmarkVerifyWarmWithCredentials(b *testing.B) {
 			b.Fatal(r.Attestors[0].Reason)
 		}
 	}
+}
+
+// BenchmarkVerifyColdRoundTrips: a cold verification against a registry
+// that answers every request after a fixed delay (a latency-injecting hook
+// in front of the in-process registry), by tag and by digest, for 1 and 4
+// attestors, with legacy signatures and with Sigstore bundles. round-trips/op
+// is the wall time over the delay: how many requests had to wait for one
+// another. The dependent chain is: the registry ping (/v2/), then for a tag
+// the HEAD, then the signature manifest and its payload blob, concurrently
+// with the referrers listing (API and tag fallback asked at once) and, with
+// bundles, each bundle's manifest and blob.
+func BenchmarkVerifyColdRoundTrips(b *testing.B) {
+	for _, delay := range []time.Duration{2 * time.Millisecond, 50 * time.Millisecond} {
+		for _, format := range []string{"legacy", "bundle"} {
+			for _, byTag := range []bool{false, true} {
+				for _, n := range []int{1, 4} {
+					name := fmt.Sprintf("delay=%s/%s/tag=%v/attestors=%d", delay, format, byTag, n)
+					b.Run(name, func(b *testing.B) { roundTrips(b, delay, format == "bundle", byTag, n) })
+				}
+			}
+		}
+	}
+}
+
+func roundTrips(b *testing.B, delay time.Duration, bundles, byTag bool, n int) {
+	reg := at.NewRegistry(b)
+	var atts []*policy.Attestor
+	ref, d := reg.Push(b, "app", "v1")
+	for i := 0; i < n; i++ {
+		k := at.ECKey(b, elliptic.P256())
+		atts = append(atts, at.KeyAttestor(b, fmt.Sprintf("a%d", i), k))
+		if bundles {
+			reg.SignBundle(b, "app", d, k)
+		} else {
+			reg.Sign(b, "app", d, k)
+		}
+	}
+	if !byTag {
+		ref = reg.Host + "/app@" + d
+	}
+	img := workload.ParseImage(ref)
+	reg.SetFault(func(http.ResponseWriter, *http.Request) bool { time.Sleep(delay); return false })
+	reg.Reset()
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		v, _ := attestation.New()
+		r := v.Verify(context.Background(), img, atts)
+		for _, a := range r.Attestors {
+			if a.Outcome != attestation.Verified {
+				b.Fatal(a.Reason)
+			}
+		}
+	}
+	b.ReportMetric(float64(time.Since(start))/float64(b.N)/float64(delay), "round-trips/op")
+	b.ReportMetric(float64(reg.Count("/v2/"))/float64(b.N), "registry-requests/op")
 }
