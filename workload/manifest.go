@@ -28,8 +28,30 @@ type FieldError = strictyaml.FieldError
 // decoded to a pod without images and allowed. The webhook stays lenient:
 // an API server newer than imagegate may send fields it does not know.
 func DecodeManifest(file string, data []byte) ([]*Object, error) {
+	located, err := decodeManifest(file, data, false)
+	if err != nil {
+		return nil, err
+	}
+	objs := make([]*Object, len(located))
+	for i, l := range located {
+		objs[i] = l.Object
+	}
+	return objs, nil
+}
+
+// Located is a workload with where it was written.
+type Located struct {
+	*Object
+	File string
+	Line int // line of the object (a List item's, an AdmissionReview's object's)
+}
+
+// decodeManifest is DecodeManifest keeping where each object was written.
+// A file found in a directory may hold no workload (a Service, a
+// ConfigMap); a file named on its own may not.
+func decodeManifest(file string, data []byte, inDir bool) ([]Located, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var out []*Object
+	var out []Located
 	var skipped []string
 	for doc := 1; ; doc++ {
 		var n yaml.Node
@@ -52,7 +74,7 @@ func DecodeManifest(file string, data []byte) ([]*Object, error) {
 		out = append(out, objs...)
 		skipped = append(skipped, kinds...)
 	}
-	if len(out) == 0 {
+	if len(out) == 0 && !inDir {
 		what := "it is empty"
 		if len(skipped) > 0 {
 			what = "it has only " + strings.Join(skipped, ", ")
@@ -72,7 +94,7 @@ func (d *manifestDoc) fail(n *yaml.Node, path, format string, args ...any) error
 	return &FieldError{File: d.file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)}
 }
 
-func (d *manifestDoc) decodeAny(n *yaml.Node, path string) (objs []*Object, skipped []string, err error) {
+func (d *manifestDoc) decodeAny(n *yaml.Node, path string) (objs []Located, skipped []string, err error) {
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
@@ -112,13 +134,13 @@ func (d *manifestDoc) decodeAny(n *yaml.Node, path string) (objs []*Object, skip
 	if err != nil {
 		return nil, nil, err
 	}
-	return []*Object{obj}, nil, nil
+	return []Located{{Object: obj, File: d.file, Line: n.Line}}, nil, nil
 }
 
 // review decodes an AdmissionReview's object as the kind its request names.
 // The envelope is not checked field by field: it is written by an API
 // server, not by hand. The object is.
-func (d *manifestDoc) review(n *yaml.Node, path string) ([]*Object, []string, error) {
+func (d *manifestDoc) review(n *yaml.Node, path string) ([]Located, []string, error) {
 	req := strictyaml.MapValue(n, "request")
 	obj := strictyaml.MapValue(req, "object")
 	if strictyaml.IsNull(obj) {
@@ -138,7 +160,7 @@ func (d *manifestDoc) review(n *yaml.Node, path string) ([]*Object, []string, er
 	if ns := strictyaml.MapValue(req, "namespace"); ns != nil && ns.Value != "" {
 		o.Namespace = ns.Value
 	}
-	return []*Object{o}, nil, nil
+	return []Located{{Object: o, File: d.file, Line: obj.Line}}, nil, nil
 }
 
 // object checks n strictly against kind's Kubernetes type, then reduces it
