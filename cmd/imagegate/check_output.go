@@ -163,6 +163,7 @@ func digestNote(img check.Image) string {
 
 func (o *checkOutput) encode(v any) {
 	enc := json.NewEncoder(o.stdout)
+	enc.SetEscapeHTML(false) // <stdin> stays readable
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
 }
