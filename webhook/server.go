@@ -27,6 +27,10 @@ type Server struct {
 	Logger          *slog.Logger
 	// Extra handlers served on Listen beside /validate (e.g. "POST /api/v1/scans").
 	Extra map[string]http.Handler
+	// ReadyWarnings, when set, are added to a ready /readyz answer, one
+	// "warning: " line each: ready, but probably not as meant (no policy
+	// names this cluster).
+	ReadyWarnings func() []string
 
 	stopping atomic.Bool
 }
@@ -106,6 +110,11 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "no policy snapshot loaded", http.StatusServiceUnavailable)
 	default:
 		_, _ = w.Write([]byte("ok\n"))
+		if s.ReadyWarnings != nil {
+			for _, msg := range s.ReadyWarnings() {
+				_, _ = w.Write([]byte("warning: " + msg + "\n"))
+			}
+		}
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/imagegate/imagegate/admission"
+	"github.com/imagegate/imagegate/internal/version"
 	"github.com/imagegate/imagegate/policy"
 	"github.com/imagegate/imagegate/rego"
 	"github.com/imagegate/imagegate/scan"
@@ -111,7 +112,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), version.Collector())
+	build := version.Get()
+	log.Info("imagegate starting", "version", build.Version, "revision", build.Revision, "go", build.GoVersion)
+	warnings := newPolicyWarnings(reg)
 
 	kubeClient, err := f.kube.connect(f.factsFile == "")
 	if err != nil {
@@ -174,6 +178,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 				loads.WithLabelValues("ok").Inc()
 				log.Info("policy snapshot loaded", "digest", snap.Digest(), "attestors", len(snap.Attestors()),
 					"policies", len(snap.Policies()), "strategies", len(snap.Strategies()))
+				warnings.update(snap, f.clusterID, log)
 				return
 			}
 		}
@@ -212,7 +217,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	extra["POST "+webhook.MutatePath] = mutator
 	srv := &webhook.Server{
-		Listen: f.listen, MetricsListen: f.metricsListen, Handler: handler, Ready: engines.Ready,
+		Listen: f.listen, MetricsListen: f.metricsListen, Handler: handler, Ready: engines.Ready, ReadyWarnings: warnings.get,
 		Certs: certs, Gatherer: reg, ShutdownTimeout: f.shutdownTimeout, Logger: log, Extra: extra,
 	}
 	if err := srv.Run(ctx); err != nil && ctx.Err() == nil {
