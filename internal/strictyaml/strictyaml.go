@@ -47,9 +47,6 @@ type Options struct {
 	// where `yes` is a boolean, and the API server has the last word on
 	// values anyway.
 	Scalars bool
-	// Ignore accepts a field the type does not have (e.g. status, or
-	// metadata Kubernetes adds); path is the parent's path.
-	Ignore func(path, field string) bool
 }
 
 // Result is what a check found.
@@ -180,9 +177,6 @@ func (w *walker) checkStruct(n *yaml.Node, t reflect.Type, path string) {
 		seen[key.Value] = true
 		ft, ok := fields[key.Value]
 		if !ok {
-			if w.opts.Ignore != nil && w.opts.Ignore(path, key.Value) {
-				continue
-			}
 			w.lines[p] = key.Line
 			w.errorf(key.Line, p, "unknown field%s", expected(key.Value, fields))
 			continue
