@@ -7,8 +7,15 @@ PKGS    := ./...
 
 all: build
 
+# The version and revision come from git when there is one (an image built
+# from a tarball gets them as build arguments instead, see Dockerfile).
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS  := -X github.com/imagegate/imagegate/internal/version.Version=$(VERSION) \
+	-X github.com/imagegate/imagegate/internal/version.Revision=$(REVISION)
+
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/imagegate
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/imagegate
 
 # CRDs from the policy Go types (kube.CRDs); TestCommittedCRDs fails when they are stale.
 generate:
@@ -20,6 +27,7 @@ unit:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 $(PKGS)
+	$(GO) run ./cmd/imagegate test examples/
 
 # End to end against a real kube-apiserver, etcd, registry and cosign CLI
 # (builds and caches the tools on first use; see test/e2e/README.md).

@@ -1,15 +1,15 @@
 package facts
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 
+	"github.com/imagegate/imagegate/internal/strictyaml"
 	"github.com/imagegate/imagegate/workload"
-	"sigs.k8s.io/yaml"
+	"go.yaml.in/yaml/v3"
 )
 
 // File is a facts file (imagegate check --facts): images keyed by the image
@@ -27,40 +27,58 @@ func LoadFile(path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("facts: %w", err)
 	}
-	f, err := ParseFile(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return f, nil
+	return parse(path, data)
 }
 
 // ParseFile decodes a facts document, rejecting unknown fields.
-func ParseFile(data []byte) (*File, error) {
-	js, err := yaml.YAMLToJSON(data)
-	if err != nil {
-		return nil, fmt.Errorf("malformed YAML/JSON: %w", err)
+func ParseFile(data []byte) (*File, error) { return parse("", data) }
+
+// FieldError is a problem with one field of a facts file: file, line,
+// field path and what is wrong.
+type FieldError = strictyaml.FieldError
+
+// parse decodes strictly: a misspelt field (attestor:, scannedat:) would
+// otherwise leave an image unsigned or unscanned without a word. Every
+// error is a *FieldError naming file, line and field.
+func parse(file string, data []byte) (*File, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, &FieldError{File: file, Msg: "malformed YAML/JSON: " + strings.TrimPrefix(err.Error(), "yaml: ")}
 	}
-	dec := json.NewDecoder(bytes.NewReader(js))
-	dec.DisallowUnknownFields()
 	f := &File{}
-	if err := dec.Decode(f); err != nil {
-		return nil, fmt.Errorf("facts: %s", strings.TrimPrefix(err.Error(), "json: "))
+	if len(doc.Content) == 0 || strictyaml.IsNull(doc.Content[0]) {
+		return f, f.index(nil)
 	}
-	if err := f.index(); err != nil {
+	res := strictyaml.Check(doc.Content[0], reflect.TypeOf(File{}), "", strictyaml.Options{Scalars: true})
+	if len(res.Errors) > 0 {
+		e := res.Errors[0]
+		e.File = file
+		return nil, e
+	}
+	if err := strictyaml.Decode(doc.Content[0], f); err != nil {
+		return nil, &FieldError{File: file, Line: doc.Content[0].Line, Msg: err.Error()}
+	}
+	if err := f.index(res.Lines); err != nil {
+		if fe, ok := err.(*FieldError); ok {
+			fe.File = file
+		}
 		return nil, err
 	}
 	return f, nil
 }
 
-func (f *File) index() error {
+func (f *File) index(lines map[string]int) error {
 	f.byCanonical = map[string]*Image{}
 	f.byDigest = map[string]*Image{}
+	if f.Images == nil {
+		f.Images = map[string]*Image{}
+	}
 	for key, img := range f.Images {
 		if img == nil {
 			img = &Image{}
 			f.Images[key] = img
 		}
-		if err := img.normalize("images[" + key + "]"); err != nil {
+		if err := img.normalize("images["+key+"]", lines); err != nil {
 			return err
 		}
 		ref := workload.ParseImage(key)
@@ -77,21 +95,24 @@ func (f *File) index() error {
 	return nil
 }
 
-func (img *Image) normalize(path string) error {
+func (img *Image) normalize(path string, lines map[string]int) error {
+	fail := func(p, format string, args ...any) error {
+		return &FieldError{Line: lines[p], Path: p, Msg: fmt.Sprintf(format, args...)}
+	}
 	if s := img.Scan; s != nil {
 		for i := range s.Findings {
 			fd := &s.Findings[i]
 			p := fmt.Sprintf("%s.scan.findings[%d]", path, i)
 			fd.Category = NormalizeCategory(fd.Category)
 			if !isCategory(fd.Category) {
-				return fmt.Errorf("%s.category: %q is not one of %s", p, fd.Category, strings.Join(Categories, ", "))
+				return fail(p+".category", "%q is not one of %s", fd.Category, strings.Join(Categories, ", "))
 			}
 			if fd.ID == "" && fd.Level == "" {
-				return fmt.Errorf("%s: needs an id or a level", p)
+				return fail(p, "needs an id or a level")
 			}
 			fd.Level = NormalizeLevel(fd.Level)
 			if fd.Level != "high" && fd.Level != "medium" && fd.Level != "low" {
-				return fmt.Errorf("%s.level: %q is not one of high, medium, low (or a scanner severity)", p, fd.Level)
+				return fail(p+".level", "%q is not one of high, medium, low (or a scanner severity)", fd.Level)
 			}
 			fd.Class = strings.ToLower(fd.Class)
 		}

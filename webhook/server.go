@@ -50,6 +50,10 @@ type Server struct {
 	// Listen (the API server's); requests that came with one are
 	// authenticated (see RequireClientCert).
 	ClientCAs *x509.CertPool
+	// ReadyWarnings, when set, are added to a ready /readyz answer, one
+	// "warning: " line each: ready, but probably not as meant (no policy
+	// names this cluster).
+	ReadyWarnings func() []string
 
 	stopping atomic.Bool
 }
@@ -137,6 +141,11 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 		if s.ReadyDetail != nil {
 			if d := s.ReadyDetail(); d != "" {
 				msg += d + "\n"
+			}
+		}
+		if s.ReadyWarnings != nil {
+			for _, w := range s.ReadyWarnings() {
+				msg += "warning: " + w + "\n"
 			}
 		}
 		_, _ = w.Write([]byte(msg))

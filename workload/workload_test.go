@@ -98,9 +98,9 @@ items:
 	}
 	for _, bad := range []struct{ doc, want string }{
 		{"kind: Service\nmetadata: {name: s}\n", "m.yaml: no workload to check"},
-		{"metadata: {name: s}\n", "m.yaml: document 1: kind: is required"},
-		{"kind: Pod\nmetadata: {name: p}\n", "m.yaml: document 1: Pod has no spec"},
-		{"kind: Pod\nspec: {containers: 3}\n", "m.yaml: document 1: decoding Pod spec"},
+		{"metadata: {name: s}\n", "m.yaml:1: kind: is required"},
+		{"kind: Pod\nmetadata: {name: p}\n", "m.yaml:1: Pod has no spec"},
+		{"kind: Pod\nspec: {containers: 3}\n", "m.yaml:2: spec.containers: expected a list, got the integer 3"},
 		{`{"kind":"AdmissionReview","request":{"kind":{"kind":"Pod"},"object":{"kind":"Deployment","spec":{}}}}`, "object is a Deployment, but the request is for a Pod"},
 	} {
 		if _, err := workload.DecodeManifest("m.yaml", []byte(bad.doc)); err == nil || !strings.Contains(err.Error(), bad.want) {

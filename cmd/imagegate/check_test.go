@@ -108,7 +108,7 @@ func TestCheckExitCodes(t *testing.T) {
 		{"unknown flag", []string{"check", "--polices", "x"}, "", 2, "flag provided but not defined"},
 		{"missing manifest file", []string{"check", "--policies", "examples/policies", "nope.yaml"}, "", 2, "nope.yaml"},
 		{"no workload", []string{"check", "--policies", "examples/policies", "-"}, "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n", 2, "<stdin>: no workload to check"},
-		{"malformed manifest", []string{"check", "--policies", "examples/policies", "-"}, "kind: [", 2, "<stdin>: document 1: malformed YAML/JSON"},
+		{"malformed manifest", []string{"check", "--policies", "examples/policies", "-"}, "kind: [", 2, "<stdin>:1: document 1: malformed YAML/JSON"},
 		{"unknown command", []string{"frobnicate"}, "", 2, "unknown command"},
 	}
 	for _, c := range cases {

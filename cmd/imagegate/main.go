@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/imagegate/imagegate/internal/version"
 )
 
 // Exit codes shared by the commands.
@@ -26,12 +28,11 @@ Commands:
   verify   check an image's signatures against attestors
   scan     import scanner reports into a scan store
   events   list audit events from an audit store
-  version  print the version
+  test     run policy tests (expected decisions of manifests)
+  version  print the version and VCS revision
 
 Run 'imagegate COMMAND --help' for a command's flags.
 `
-
-var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -54,10 +55,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runScan(args[1:], stdout, stderr)
 	case "events":
 		return runEvents(args[1:], stdout, stderr)
+	case "test":
+		return runTest(ctx, args[1:], stdout, stderr)
 	case "verify":
 		return runVerify(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "imagegate", version)
+		fmt.Fprintln(stdout, version.Get())
 		return exitOK
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/imagegate/imagegate/admission"
+	"github.com/imagegate/imagegate/internal/version"
 	"github.com/imagegate/imagegate/policy"
 	"github.com/imagegate/imagegate/rego"
 	"github.com/imagegate/imagegate/scan"
@@ -115,7 +116,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), version.Collector())
+	build := version.Get()
+	log.Info("imagegate starting", "version", build.Version, "revision", build.Revision, "go", build.GoVersion)
+	warnings := newPolicyWarnings(reg)
 
 	kubeClient, err := f.kube.connect(f.factsFile == "")
 	if err != nil {
@@ -193,6 +197,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 				if !snap.Enforces() && !f.allowEmpty {
 					log.Warn("no BinarySecurityPolicy or OpaStrategy loaded: every image is admitted")
 				}
+				warnings.update(snap, f.clusterID, log)
 				return
 			}
 		}
@@ -232,7 +237,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	extra["POST "+webhook.MutatePath] = mutator
 	srv := &webhook.Server{
 		Listen: f.listen, MetricsListen: f.metricsListen, Handler: handler, Ready: engines.Ready, ReadyDetail: guard.Status,
-		Certs: certs, Gatherer: reg, ShutdownTimeout: f.shutdownTimeout, Logger: log, Extra: extra,
+		ReadyWarnings: warnings.get,
+		Certs:         certs, Gatherer: reg, ShutdownTimeout: f.shutdownTimeout, Logger: log, Extra: extra,
 	}
 	if err := f.listener.apply(srv); err != nil {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)

@@ -1,4 +1,4 @@
-package main
+package check
 
 import (
 	"context"
@@ -9,14 +9,6 @@ import (
 	"github.com/imagegate/imagegate/webhook"
 	"github.com/imagegate/imagegate/workload"
 )
-
-// checkImage is one image's verdict in check's output: with live facts, the
-// digest it was decided by (what its tag resolved to) or why there is none.
-type checkImage struct {
-	rego.ImageDecision
-	Digest      string `json:"digest,omitempty"`
-	DigestError string `json:"digestError,omitempty"`
-}
 
 // resolvedDigest is an image's digest or the reason it was not resolved.
 type resolvedDigest struct {
@@ -53,8 +45,8 @@ func resolveDigests(ctx context.Context, r webhook.DigestResolver, obj *workload
 }
 
 // withDigests pairs a decision's images with their digests (nil: none known).
-func withDigests(imgs []rego.ImageDecision, digests []resolvedDigest) []checkImage {
-	out := make([]checkImage, len(imgs))
+func withDigests(imgs []rego.ImageDecision, digests []resolvedDigest) []Image {
+	out := make([]Image, len(imgs))
 	for i, img := range imgs {
 		out[i].ImageDecision = img
 		if i < len(digests) {
