@@ -32,7 +32,7 @@ type Role struct {
 	DisplayName   string          `json:"display_name"`
 	Type          string          `json:"type"`
 	Description   string          `json:"description"`
-	DescriptionCN string          `json:"description_cn,omitempty"`
+	DescriptionCN *string         `json:"description_cn,omitempty"`
 	Policy        json.RawMessage `json:"policy"`
 	CreatedTime   string          `json:"created_time"`
 	UpdatedTime   string          `json:"updated_time"`
@@ -132,7 +132,7 @@ func (s *state) compile(d *stateData) (*compiled, error) {
 	var custom []iam.CustomPolicy
 	for _, id := range sortedKeys(d.Roles) {
 		r := d.Roles[id]
-		p, err := s.validator.Parse("policy", string(r.Policy), iam.Permission)
+		p, err := s.validator.Parse("policy", string(r.Policy), iam.Custom)
 		if err != nil {
 			return nil, fmt.Errorf("role %s: %w", id, err)
 		}
