@@ -73,9 +73,15 @@ func TestDocumentVersions(t *testing.T) {
 		{"trust 1", func() (int, map[string]any) {
 			return e.rest(admin, "POST", "/v5/agencies", map[string]any{"agency_name": "v1", "trust_policy": trust("1")})
 		}, 400, "InvalidParameter.trust_policy.Malformed"},
-		{"custom 1.1", func() (int, map[string]any) { return e.rest(admin, "POST", "/v3.0/OS-ROLE/roles", role("ok", custom("1.1"))) }, 201, ""},
-		{"custom 5.0", func() (int, map[string]any) { return e.rest(admin, "POST", "/v3.0/OS-ROLE/roles", role("v5", custom("5.0"))) }, 400, "InvalidParameter.policy.Malformed"},
-		{"custom 1", func() (int, map[string]any) { return e.rest(admin, "POST", "/v3.0/OS-ROLE/roles", role("v1", custom("1"))) }, 400, "InvalidParameter.policy.Malformed"},
+		{"custom 1.1", func() (int, map[string]any) {
+			return e.rest(admin, "POST", "/v3.0/OS-ROLE/roles", role("ok", custom("1.1")))
+		}, 201, ""},
+		{"custom 5.0", func() (int, map[string]any) {
+			return e.rest(admin, "POST", "/v3.0/OS-ROLE/roles", role("v5", custom("5.0")))
+		}, 400, "InvalidParameter.policy.Malformed"},
+		{"custom 1", func() (int, map[string]any) {
+			return e.rest(admin, "POST", "/v3.0/OS-ROLE/roles", role("v1", custom("1")))
+		}, 400, "InvalidParameter.policy.Malformed"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
