@@ -40,10 +40,14 @@ func (h *Handler) rpcOps() map[string]rpcFunc {
 		"AttachControlPolicy":            h.attachControl,
 		"DetachControlPolicy":            h.detachControl,
 		"ListControlPolicies":            h.listControl,
+		"CreateAccessKey":                h.createAccessKey,
+		"ListAccessKeys":                 h.listAccessKeys,
+		"UpdateAccessKey":                h.updateAccessKey,
+		"DeleteAccessKey":                h.deleteAccessKey,
 	}
 }
 
-// restActions are the actions of the REST operations (seeds 002 and 003).
+// restActions are the actions of the REST operations (IAM v5 and v3).
 var restActions = []string{
 	"CreateAgency", "GetAgency", "DeleteAgency", "UpdateTrustPolicy",
 	"CreateRole", "GetRole", "ListRoles", "UpdateRole", "DeleteRole", "AttachRole", "DetachRole",
@@ -67,6 +71,11 @@ func (h *Handler) rpc(c *call) (any, int, error) {
 		return nil, 0, errParam("Body", "the request parameters do not parse: %v", err)
 	}
 	name := c.r.Form.Get("Action")
+	if name == "" {
+		// The V3 signature (ACS3-HMAC-SHA256) names the operation in a
+		// signed header rather than a parameter.
+		name = c.r.Header.Get("x-acs-action")
+	}
 	c.ev.Action = "imagegate:" + name
 	if name == "" {
 		return nil, 0, errParam("Action", "Action is required (POST /?Action=NAME)")

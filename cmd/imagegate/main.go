@@ -26,6 +26,7 @@ Commands:
   verify   check an image's signatures against attestors
   scan     import scanner reports into a scan store
   events   list audit events from an audit store
+  access-key create  make a management API access key (printed once)
   version  print the version
 
 Run 'imagegate COMMAND --help' for a command's flags.
@@ -54,6 +55,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runScan(args[1:], stdout, stderr)
 	case "events":
 		return runEvents(args[1:], stdout, stderr)
+	case "access-key":
+		return runAccessKey(args[1:], stdout, stderr)
 	case "verify":
 		return runVerify(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
