@@ -121,7 +121,9 @@ func NewHandler(store Store, auth Authenticator, statePath string, opts ...Optio
 	if err != nil {
 		return nil, err
 	}
-	st.onReload = func(err error) { o.logger.Error("IAM state file not reloaded; the state in force stays", "error", err.Error()) }
+	st.onReload = func(err error) {
+		o.logger.Error("IAM state file not reloaded; the state in force stays", "error", err.Error())
+	}
 	h := &Handler{store: store, state: st, auth: auth, opts: o, mux: http.NewServeMux(), replays: newReplays(o.replayEntries, o.replayBytes)}
 	h.ops = h.rpcOps()
 	h.mux.HandleFunc("POST /{$}", h.wrap(false, h.rpc))

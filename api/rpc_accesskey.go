@@ -16,7 +16,9 @@ func userResource(principal string) string { return "imagegate:user/" + principa
 // groupLister is an Authenticator that knows a principal's groups (the
 // tokens file), so a key made for a principal carries the groups its
 // policies are attached through.
-type groupLister interface{ GroupsOf(principal string) []string }
+type groupLister interface {
+	GroupsOf(principal string) []string
+}
 
 // GroupsOf is the groups the tokens file gives principal.
 func (t *Tokens) GroupsOf(principal string) []string {
