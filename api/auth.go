@@ -188,9 +188,15 @@ var errAuthUnavailable = errors.New("could not authenticate the token")
 // errExpired is an assumed-agency token past its expiry.
 var errExpired = errors.New("the assumed-agency token has expired")
 
-// authenticate finds the caller from Authorization: Bearer or X-Auth-Token
-// (seed 003's header).
-func (h *Handler) authenticate(r *http.Request, now time.Time) (iam.Principal, error) {
+// authenticate finds the caller from a signature (signature.go), or
+// Authorization: Bearer or X-Auth-Token (IAM v3's header).
+func (h *Handler) authenticate(r *http.Request, body []byte, now time.Time) (iam.Principal, error) {
+	if sr, signed, err := parseSigned(r, body); signed {
+		if err != nil {
+			return iam.Principal{}, err
+		}
+		return h.authenticateSigned(sr, now)
+	}
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok {
 		tok = r.Header.Get("X-Auth-Token")

@@ -1,12 +1,14 @@
 package api
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -26,10 +28,13 @@ const (
 )
 
 type options struct {
-	now     func() time.Time
-	logger  *slog.Logger
-	audit   func(Event)
-	maxBody int64
+	now           func() time.Time
+	logger        *slog.Logger
+	audit         func(Event)
+	maxBody       int64
+	sealer        *Sealer
+	replayEntries int
+	replayBytes   int
 }
 
 // Option configures a Handler.
@@ -47,6 +52,16 @@ func WithAuditor(fn func(Event)) Option { return func(o *options) { o.audit = fn
 
 // WithMaxBodyBytes bounds request bodies.
 func WithMaxBodyBytes(n int64) Option { return func(o *options) { o.maxBody = n } }
+
+// WithAccessKeys turns access keys on: their secrets are sealed at rest
+// with sealer (see LoadSealer), and calls signed with them are accepted.
+func WithAccessKeys(sealer *Sealer) Option { return func(o *options) { o.sealer = sealer } }
+
+// WithReplayLimits bounds the memory of signature nonces (entries and
+// approximate bytes; DefaultReplayEntries, DefaultReplayBytes).
+func WithReplayLimits(entries, bytes int) Option {
+	return func(o *options) { o.replayEntries, o.replayBytes = entries, bytes }
+}
 
 // Event is the audit record of one call. Its fields are those of
 // audit.APICall, in its order, so that imagegate serve hands an Event to
@@ -79,6 +94,7 @@ type Handler struct {
 	auth     Authenticator
 	sessions sessions
 	opts     options
+	replays  *replays
 	mux      *http.ServeMux
 	ops      map[string]rpcFunc // built once: a method value allocates
 	// writeMu serializes policy object writes, so two calls cannot both
@@ -93,21 +109,26 @@ var _ http.Handler = (*Handler)(nil)
 // missing), authenticating callers with auth (a tokens file, a
 // TokenReviewer, or both as Authenticators).
 func NewHandler(store Store, auth Authenticator, statePath string, opts ...Option) (*Handler, error) {
-	o := options{now: time.Now, logger: slog.New(slog.DiscardHandler), maxBody: DefaultMaxBodyBytes}
+	o := options{now: time.Now, logger: slog.New(slog.DiscardHandler), maxBody: DefaultMaxBodyBytes,
+		replayEntries: DefaultReplayEntries, replayBytes: DefaultReplayBytes}
 	for _, fn := range opts {
 		fn(&o)
 	}
 	if store == nil || auth == nil || statePath == "" {
 		return nil, errors.New("api: a store, an authenticator and a state path are required")
 	}
-	st, err := openState(statePath, iam.Validator{KnownActions: KnownActions()}, o.now().UTC().Format(time.RFC3339))
+	st, err := openState(statePath, iam.Validator{KnownActions: KnownActions()}, o.sealer, o.now().UTC().Format(time.RFC3339))
 	if err != nil {
 		return nil, err
 	}
-	h := &Handler{store: store, state: st, auth: auth, opts: o, mux: http.NewServeMux()}
+	st.onReload = func(err error) {
+		o.logger.Error("IAM state file not reloaded; the state in force stays", "error", err.Error())
+	}
+	h := &Handler{store: store, state: st, auth: auth, opts: o, mux: http.NewServeMux(), replays: newReplays(o.replayEntries, o.replayBytes)}
 	h.ops = h.rpcOps()
 	h.mux.HandleFunc("POST /{$}", h.wrap(false, h.rpc))
 	h.routeREST()
+	h.routeCredentials()
 	h.mux.HandleFunc("/", h.wrap(false, func(c *call) (any, int, error) {
 		return nil, 0, &apiError{status: http.StatusNotFound, code: "InvalidAction.NotFound",
 			msg: fmt.Sprintf("no operation at %s %s (RPC calls are POST /?Action=NAME)", c.r.Method, c.r.URL.Path)}
@@ -117,7 +138,7 @@ func NewHandler(store Store, auth Authenticator, statePath string, opts ...Optio
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
-// apiError is a refused call: the seeds' HTTP status, code and message.
+// apiError is a refused call: the clouds' HTTP status, code and message.
 type apiError struct {
 	status int
 	code   string
@@ -161,7 +182,6 @@ func newRequestID() string {
 // request_id) and records the audit event.
 func (h *Handler) wrap(rest bool, fn func(c *call) (any, int, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, h.opts.maxBody)
 		c := &call{h: h, r: r, id: newRequestID(), now: h.opts.now()}
 		c.ev = Event{Time: c.now, RequestID: c.id, SourceIP: remoteIP(r), Statement: -1}
 		w.Header().Set("X-Request-Id", c.id)
@@ -170,7 +190,13 @@ func (h *Handler) wrap(rest bool, fn func(c *call) (any, int, error)) http.Handl
 			status = http.StatusOK
 			err    error
 		)
-		c.principal, err = h.authenticate(r, c.now)
+		// The body is read whole first: signatures cover it. One over the
+		// limit is refused before anything else looks at it.
+		var raw []byte
+		raw, err = readBody(r, h.opts.maxBody)
+		if err == nil {
+			c.principal, err = h.authenticate(r, raw, c.now)
+		}
 		run := func() (body any, status int, err error) {
 			// A bug in one operation answers ServerError with the request
 			// id instead of dropping the connection.
@@ -181,8 +207,18 @@ func (h *Handler) wrap(rest bool, fn func(c *call) (any, int, error)) http.Handl
 			}()
 			return fn(c)
 		}
-		if err != nil {
-			if !errors.Is(err, errAuthUnavailable) {
+		var se *sigError
+		switch {
+		case err == nil:
+		case errors.As(err, &se):
+			err = signatureError(se, rest)
+		case errors.Is(err, errBodyTooLarge):
+			err = &apiError{status: http.StatusRequestEntityTooLarge, code: "RequestEntityTooLarge", msg: err.Error()}
+			if rest {
+				err.(*apiError).code = "APIGW.0201"
+			}
+		case !errors.Is(err, errAuthUnavailable):
+			{
 				w.Header().Set("WWW-Authenticate", `Bearer realm="imagegate"`)
 				code := "InvalidToken"
 				if errors.Is(err, errExpired) {
@@ -190,7 +226,8 @@ func (h *Handler) wrap(rest bool, fn func(c *call) (any, int, error)) http.Handl
 				}
 				err = &apiError{status: http.StatusUnauthorized, code: code, msg: err.Error()}
 			}
-		} else {
+		}
+		if err == nil {
 			c.ev.Principal, c.ev.Groups, c.ev.Agency = c.principal.ID, c.principal.Groups, c.principal.Agency
 			body, status, err = run()
 		}
@@ -205,7 +242,7 @@ func (h *Handler) wrap(rest bool, fn func(c *call) (any, int, error)) http.Handl
 			if rest {
 				m := map[string]any{"error_code": ae.code, "error_msg": ae.msg, "request_id": c.id}
 				if ae.detail != nil {
-					// Seed 002's field for why access was denied; here the
+					// IAM v5's field for why access was denied; here the
 					// same detail the RPC style gives, base64-encoded JSON.
 					raw, _ := json.Marshal(ae.detail)
 					m["encoded_authorization_message"] = base64.StdEncoding.EncodeToString(raw)
@@ -268,6 +305,34 @@ func (c *call) authorize(op, resource string, extra map[string][]string) error {
 		detail["PolicyId"], detail["Statement"] = d.PolicyID, d.Statement
 	}
 	return &apiError{status: http.StatusForbidden, code: "NoPermission", msg: "caller has no permission", detail: detail}
+}
+
+var errBodyTooLarge = errors.New("the request body is larger than the limit")
+
+// readBody reads the whole body, at most limit bytes, and puts it back for
+// the operation to parse.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, fmt.Errorf("%w (%d bytes, at most %d)", errBodyTooLarge, r.ContentLength, limit)
+	}
+	raw, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(raw)) > limit {
+		return nil, fmt.Errorf("%w (at most %d bytes)", errBodyTooLarge, limit)
+	}
+	r.Body = io.NopCloser(bytes.NewReader(raw))
+	return raw, nil
+}
+
+// signatureError answers a refused signature in the endpoint's cloud's
+// shape: Alibaba Cloud's codes on RPC, Huawei Cloud's APIGW.0301 on REST.
+func signatureError(se *sigError, rest bool) *apiError {
+	if rest {
+		return &apiError{status: http.StatusUnauthorized, code: "APIGW.0301", msg: "Incorrect IAM authentication information: " + se.code + ": " + se.msg}
+	}
+	return &apiError{status: se.status, code: se.code, msg: se.msg}
 }
 
 // remoteIP is the peer's address; proxies' forwarding headers are not

@@ -14,7 +14,7 @@ import (
 
 func roleResource(id string) string { return "imagegate:role/" + id }
 
-// roleBody is seed 003's request: {"role": {...}}.
+// roleBody is the IAM v3 custom policy request: {"role": {...}}.
 type roleBody struct {
 	Role *struct {
 		DisplayName   string          `json:"display_name"`
@@ -25,7 +25,10 @@ type roleBody struct {
 	} `json:"role"`
 }
 
-// check validates the body and returns the policy document as compact text.
+// check validates the body and returns the policy document normalized
+// (iam.Policy.Normalized): Action, Resource and condition values as lists
+// of strings whatever the request spelled, so reads answer the documented
+// types and the Huawei Cloud SDK decodes them.
 func (b *roleBody) check(v iam.Validator) (string, error) {
 	if b.Role == nil {
 		return "", errParam("role", "role is required")
@@ -47,10 +50,11 @@ func (b *roleBody) check(v iam.Validator) (string, error) {
 	if err := json.Compact(&compact, r.Policy); err != nil {
 		return "", errParam("policy", "policy: %v", err)
 	}
-	if _, err := v.Parse("policy", compact.String(), iam.Permission); err != nil {
+	p, err := v.Parse("policy", compact.String(), iam.Custom)
+	if err != nil {
 		return "", docErr(err)
 	}
-	return compact.String(), nil
+	return p.Normalized(), nil
 }
 
 func (h *Handler) roleView(c *call, r *Role) map[string]any {
@@ -60,8 +64,10 @@ func (h *Handler) roleView(c *call, r *Role) map[string]any {
 		"policy": r.Policy, "domain_id": "imagegate", "type": r.Type, "id": r.ID, "name": r.Name,
 		"updated_time": r.UpdatedTime, "created_time": r.CreatedTime,
 	}
-	if r.DescriptionCN != "" {
-		m["description_cn"] = r.DescriptionCN
+	// Present only when a request passed it (empty included), as the
+	// cloud answers.
+	if r.DescriptionCN != nil {
+		m["description_cn"] = *r.DescriptionCN
 	}
 	return m
 }
@@ -82,9 +88,7 @@ func (h *Handler) createRole(c *call) (any, int, error) {
 	ms := strconv.FormatInt(c.now.UnixMilli(), 10)
 	r := &Role{ID: id, DisplayName: b.Role.DisplayName, Type: b.Role.Type, Description: b.Role.Description,
 		Policy: json.RawMessage(doc), CreatedTime: ms, UpdatedTime: ms}
-	if b.Role.DescriptionCN != nil {
-		r.DescriptionCN = *b.Role.DescriptionCN
-	}
+	r.DescriptionCN = b.Role.DescriptionCN
 	err = h.state.update(func(d *stateData) error {
 		r.Name = fmt.Sprintf("custom_imagegate_%d", len(d.Roles)+1)
 		for _, o := range d.Roles {
@@ -139,7 +143,7 @@ func (h *Handler) getRole(c *call) (any, int, error) {
 	return map[string]any{"role": h.roleView(c, r)}, http.StatusOK, nil
 }
 
-// updateRole is seed 003: PATCH /v3.0/OS-ROLE/roles/{role_id}.
+// updateRole is IAM v3's PATCH /v3.0/OS-ROLE/roles/{role_id}.
 func (h *Handler) updateRole(c *call) (any, int, error) {
 	var b roleBody
 	if err := c.decodeBody(&b); err != nil {
@@ -166,7 +170,7 @@ func (h *Handler) updateRole(c *call) (any, int, error) {
 		}
 		cur.DisplayName, cur.Type, cur.Description, cur.Policy = b.Role.DisplayName, b.Role.Type, b.Role.Description, json.RawMessage(doc)
 		if b.Role.DescriptionCN != nil {
-			cur.DescriptionCN = *b.Role.DescriptionCN
+			cur.DescriptionCN = b.Role.DescriptionCN
 		}
 		cur.UpdatedTime = strconv.FormatInt(c.now.UnixMilli(), 10)
 		out = cur

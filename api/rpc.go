@@ -40,10 +40,14 @@ func (h *Handler) rpcOps() map[string]rpcFunc {
 		"AttachControlPolicy":            h.attachControl,
 		"DetachControlPolicy":            h.detachControl,
 		"ListControlPolicies":            h.listControl,
+		"CreateAccessKey":                h.createAccessKey,
+		"ListAccessKeys":                 h.listAccessKeys,
+		"UpdateAccessKey":                h.updateAccessKey,
+		"DeleteAccessKey":                h.deleteAccessKey,
 	}
 }
 
-// restActions are the actions of the REST operations (seeds 002 and 003).
+// restActions are the actions of the REST operations (IAM v5 and v3).
 var restActions = []string{
 	"CreateAgency", "GetAgency", "DeleteAgency", "UpdateTrustPolicy",
 	"CreateRole", "GetRole", "ListRoles", "UpdateRole", "DeleteRole", "AttachRole", "DetachRole",
@@ -67,6 +71,11 @@ func (h *Handler) rpc(c *call) (any, int, error) {
 		return nil, 0, errParam("Body", "the request parameters do not parse: %v", err)
 	}
 	name := c.r.Form.Get("Action")
+	if name == "" {
+		// The V3 signature (ACS3-HMAC-SHA256) names the operation in a
+		// signed header rather than a parameter.
+		name = c.r.Header.Get("x-acs-action")
+	}
 	c.ev.Action = "imagegate:" + name
 	if name == "" {
 		return nil, 0, errParam("Action", "Action is required (POST /?Action=NAME)")
@@ -158,8 +167,8 @@ type field struct {
 }
 
 // setFields sets the spec fields whose parameters the request carries.
-// Complex values are JSON strings (seed 000), decoded strictly into the
-// field's type; keys match case-insensitively, so the seed's
+// Complex values are JSON strings (Security Center BinarySecurityPolicy), decoded strictly into the
+// field's type; keys match case-insensitively, so the documented
 // {"PolicyMode":…,"RequiredAttestors":[…]} and the spec's lowerCamel both load.
 func (c *call) setFields(spec any, fields []field) error {
 	v := reflect.ValueOf(spec).Elem()
@@ -285,7 +294,7 @@ func upperFirst(s string) string {
 	return string(unicode.ToUpper(r)) + s[n:]
 }
 
-// pascal re-keys a value's JSON form with upper-case initials, the seeds'
+// pascal re-keys a value's JSON form with upper-case initials, the clouds'
 // response spelling (clusterId → ClusterId).
 func pascal(v any) any {
 	raw, _ := json.Marshal(v)

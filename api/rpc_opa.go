@@ -77,7 +77,7 @@ func (c *call) strategyID() (int64, error) {
 	return id, nil
 }
 
-// plain wraps a result the way seed 004 answers (PlainResult).
+// plain wraps a result the way Security Center answers (PlainResult).
 func plain(data any) map[string]any {
 	return map[string]any{"Data": data, "Success": true, "Code": "200", "Message": "success", "HttpStatusCode": http.StatusOK}
 }
@@ -247,7 +247,7 @@ func nonEmpty(s string) []string {
 	return []string{s}
 }
 
-// opaDTO is seed 004's Data object, every field present.
+// opaDTO is GetOpaStrategyDetailNew's Data object, every field present.
 type opaDTO struct {
 	StrategyID         int64      `json:"StrategyId"`
 	StrategyTemplateID int64      `json:"StrategyTemplateId"`
@@ -329,6 +329,14 @@ func opaData(s *policy.OpaStrategy) opaDTO {
 	}
 	if v := sp.AlarmDetail.Vul; v != nil {
 		d.AlarmDetail.Vul = &riskDTO{RiskLevel: strs(v.RiskLevel), Item: items(v.Item), RiskClass: items(v.RiskClass)}
+	}
+	// The documented defaults, for strategies that did not set them
+	// (created without Lang, or written by hand).
+	if d.Lang == "" {
+		d.Lang = "zh"
+	}
+	if d.CurrentPage == 0 {
+		d.CurrentPage = 1
 	}
 	for _, sc := range sp.Scopes {
 		d.Scopes = append(d.Scopes, scopeDTO{sc.ClusterID, sc.AllNamespace, strs(sc.NamespaceList), sc.AckPolicyInstanceID})

@@ -12,7 +12,7 @@ const AdminGroup = "imagegate:admins"
 // EffectScope says whom a control policy bounds.
 type EffectScope string
 
-// Effect scopes, as seed 001 names them.
+// Effect scopes, as Resource Directory names them.
 const (
 	ScopeAll EffectScope = "All" // everyone, administrators included
 	ScopeRAM EffectScope = "RAM" // everyone but administrators
@@ -256,6 +256,14 @@ const TrustAction = "sts:agencies:assume"
 // is named in Principal.IAM by its id, user:<id>, group:<name> or "*".
 func (p *Policy) Trusts(caller Principal, action string, ctx map[string][]string) Decision {
 	action = strings.ToLower(action)
+	// The caller is a condition key of the trust decision too (trustKeys):
+	// set here, so no caller of Trusts can forget it.
+	withCaller := make(map[string][]string, len(ctx)+1)
+	for k, v := range ctx {
+		withCaller[k] = v
+	}
+	withCaller[KeyPrincipal] = []string{caller.ID}
+	ctx = withCaller
 	names := []string{caller.ID, "user:" + caller.ID}
 	for _, g := range caller.Groups {
 		names = append(names, "group:"+g)

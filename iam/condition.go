@@ -24,7 +24,7 @@ const (
 )
 
 // keys maps the lower-cased spelling to the canonical one: condition keys
-// are case-insensitive, as in the seeds' clouds.
+// are case-insensitive, as in the clouds'.
 var keys = func() map[string]string {
 	m := map[string]string{}
 	for _, k := range []string{KeyClusterID, KeyNamespace, KeyRuleAction, KeyStatus, KeyAttestor, KeyPrincipal,
@@ -33,6 +33,22 @@ var keys = func() map[string]string {
 	}
 	return m
 }()
+
+// trustKeys are the keys a trust decision has values for: the request's
+// own (address, time, transport) and the caller. A trust policy naming any
+// other key is refused when written: a Deny on a key the decision never
+// sees would never fire.
+var trustKeys = map[string]bool{KeyPrincipal: true, KeySourceIP: true, KeyCurrentTime: true, KeySecureTransport: true}
+
+// TrustKeys lists the condition keys trust policies may use.
+func TrustKeys() []string {
+	out := make([]string, 0, len(trustKeys))
+	for k := range trustKeys {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
 
 // Keys lists the condition keys documents may use.
 func Keys() []string {
@@ -96,7 +112,7 @@ type condition struct {
 	times []time.Time
 }
 
-func compileCondition(op, key string, vals valueList) (condition, error) {
+func compileCondition(op, key string, vals valueList, kind Kind) (condition, error) {
 	o, ok := operators[op]
 	if !ok {
 		return condition{}, fmt.Errorf("unknown condition operator %q (expected one of %s)", op, strings.Join(Operators(), ", "))
@@ -104,6 +120,9 @@ func compileCondition(op, key string, vals valueList) (condition, error) {
 	canon, ok := keys[strings.ToLower(key)]
 	if !ok {
 		return condition{}, fmt.Errorf("unknown condition key %q (expected one of %s)", key, strings.Join(Keys(), ", "))
+	}
+	if kind == Trust && !trustKeys[canon] {
+		return condition{}, fmt.Errorf("condition key %q has no value when a trust policy is evaluated (trust policies may use %s)", key, strings.Join(TrustKeys(), ", "))
 	}
 	if len(vals) == 0 {
 		return condition{}, errors.New("needs at least one value")

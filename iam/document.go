@@ -10,27 +10,44 @@ import (
 	"unicode/utf8"
 )
 
-// MaxDocumentLen is the seeds' limit on a policy document, in characters.
+// MaxDocumentLen is the clouds' limit on a policy document, in characters.
 const MaxDocumentLen = 4096
 
 // Kind says which grammar a document follows.
 type Kind int
 
 const (
-	// Permission documents (control and custom policies) have no Principal.
+	// Permission documents are control policies (Alibaba Cloud Resource
+	// Directory): Version "1", no Principal, Resource required.
 	Permission Kind = iota
-	// Trust documents (an agency's trust policy) name principals and sts actions.
+	// Trust documents (a Huawei Cloud IAM v5 agency trust policy), Version
+	// "5.0", name principals and sts actions.
 	Trust
+	// Custom documents are custom policies (Huawei Cloud IAM v3), Version
+	// "1.1": Resource is optional, and Action, Resource and condition
+	// values are lists of strings (see Normalized).
+	Custom
 )
 
-// Error codes, completed with the parameter name as the seeds spell them
+// version is the one Version each kind's documents carry.
+func (k Kind) version() string {
+	switch k {
+	case Trust:
+		return "5.0"
+	case Custom:
+		return "1.1"
+	}
+	return "1"
+}
+
+// Error codes, completed with the parameter name as the clouds spell them
 // (InvalidParameter.NewPolicyDocument.Length).
 const (
 	codeLength    = "Length"
 	codeMalformed = "Malformed"
 )
 
-// Error is a refused document: Code is the seed-style error code naming the
+// Error is a refused document: Code is the cloud-style error code naming the
 // parameter, Path the place in the document.
 type Error struct {
 	Code  string
@@ -47,7 +64,7 @@ func (e *Error) Error() string {
 }
 
 // Document is a policy document as written: Statement fields keep their
-// list form so it can be returned the way the seeds show it.
+// list form so it can be returned the way the clouds' documents show it.
 type Document struct {
 	Version   string      `json:"Version"`
 	Statement []Statement `json:"Statement"`
@@ -115,9 +132,6 @@ func (l *valueList) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Versions accepted: seed 001 writes "1", seed 003 "1.1", seed 002 "5.0".
-var versions = map[string]bool{"1": true, "1.1": true, "5.0": true}
-
 // Validator checks actions against the operations the API offers, so a
 // misspelt action is refused when written, not silently never matched.
 type Validator struct {
@@ -146,8 +160,8 @@ func (v Validator) Parse(param, text string, kind Kind) (*Policy, error) {
 	if dec.More() {
 		return nil, fail(codeMalformed, "", "text after the policy document")
 	}
-	if !versions[doc.Version] {
-		return nil, fail(codeMalformed, "Version", "%q is not a supported version (expected \"1\", \"1.1\" or \"5.0\")", doc.Version)
+	if want := kind.version(); doc.Version != want {
+		return nil, fail(codeMalformed, "Version", "%q: this kind of policy has Version %q", doc.Version, want)
 	}
 	if len(doc.Statement) == 0 {
 		return nil, fail(codeMalformed, "Statement", "at least one statement is required")
@@ -165,6 +179,19 @@ func (v Validator) Parse(param, text string, kind Kind) (*Policy, error) {
 		p.statements = append(p.statements, cs)
 	}
 	return p, nil
+}
+
+// Normalized is the document in its canonical form: Action, Resource,
+// principals and condition values as lists of strings (a number or a
+// boolean condition value becomes its text). Custom policies are stored
+// this way, so reads always answer the documented types and Huawei Cloud's
+// SDKs, whose models declare lists of strings, decode them.
+func (p *Policy) Normalized() string {
+	raw, err := json.Marshal(p.Doc)
+	if err != nil {
+		panic("iam: a parsed document does not marshal: " + err.Error()) // only strings and lists
+	}
+	return string(raw)
 }
 
 func jsonMsg(err error) string {
@@ -209,6 +236,8 @@ func compileStatement(st *Statement, i int, kind Kind, known map[string]bool) (*
 		resources, field, cs.notResource = st.NotResource, "NotResource", true
 	}
 	if resources == nil && kind == Permission {
+		// Control policies require it; custom policies apply to every
+		// resource without it, as Huawei Cloud IAM's do.
 		return nil, at("Resource"), errors.New("one of Resource and NotResource is required")
 	}
 	if resources != nil && len(resources) == 0 {
@@ -238,7 +267,7 @@ func compileStatement(st *Statement, i int, kind Kind, known map[string]bool) (*
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			c, err := compileCondition(op, k, st.Condition[op][k])
+			c, err := compileCondition(op, k, st.Condition[op][k], kind)
 			if err != nil {
 				return nil, at("Condition." + op + "." + k), err
 			}
@@ -276,7 +305,7 @@ func checkAction(a string, kind Kind, known map[string]bool) error {
 }
 
 func compilePrincipals(st *Statement, cs *statement, kind Kind) error {
-	if kind == Permission {
+	if kind != Trust {
 		if st.Principal != nil || st.NotPrincipal != nil {
 			return errors.New("only trust policies name principals")
 		}
@@ -303,7 +332,8 @@ func compilePrincipals(st *Statement, cs *statement, kind Kind) error {
 				cs.principals = append(cs.principals, compileMatcher(id))
 			}
 		case "Service":
-			// Services never call the management API; kept so seed documents load.
+			// Services never call the management API; kept so the
+			// documented trust policies load.
 		default:
 			return fmt.Errorf("%q: expected IAM or Service", typ)
 		}

@@ -8,7 +8,7 @@ import (
 	"unicode/utf8"
 )
 
-// FuzzParse: any text is either a compiled policy or an *Error with a seed
+// FuzzParse: any text is either a compiled policy or an *Error with a cloud-style
 // code; never a panic. Accepted documents decide requests without panicking.
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
@@ -27,7 +27,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			var e *Error
 			if !errors.As(err, &e) || !strings.HasPrefix(e.Code, "InvalidParameter.PolicyDocument.") {
-				t.Fatalf("error %T %v without a seed code", err, err)
+				t.Fatalf("error %T %v without a cloud-style code", err, err)
 			}
 			return
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -72,7 +73,7 @@ func TestAuthorize(t *testing.T) {
 			}
 			var custom []CustomPolicy
 			for _, p := range c.Custom {
-				pol, err := testValidator.Parse("policy", p.Doc, Permission)
+				pol, err := testValidator.Parse("policy", p.Doc, Custom)
 				if err != nil {
 					t.Fatalf("%s: %v", p.ID, err)
 				}
@@ -145,6 +146,14 @@ func TestParseErrors(t *testing.T) {
 		{"principal in permission policy", "PolicyDocument", `{"Version":"1","Statement":[{"Effect":"Allow","Principal":{"IAM":["x"]},"Action":"*","Resource":"*"}]}`, Permission, "InvalidParameter.PolicyDocument.Malformed", "only trust policies"},
 		{"trust without principal", "trust_policy", `{"Version":"5.0","Statement":[{"Effect":"Allow","Action":["sts:agencies:assume"]}]}`, Trust, "InvalidParameter.trust_policy.Malformed", "Principal"},
 		{"trust with imagegate action", "trust_policy", `{"Version":"5.0","Statement":[{"Effect":"Allow","Action":["imagegate:CreateAttestor"],"Principal":{"IAM":["x"]}}]}`, Trust, "InvalidParameter.trust_policy.Malformed", "sts actions"},
+		{"trust policy with a control policy's version", "trust_policy", `{"Version":"1","Statement":[{"Effect":"Allow","Action":["sts:agencies:assume"],"Principal":{"IAM":["x"]}}]}`, Trust, "InvalidParameter.trust_policy.Malformed", `"1": this kind of policy has Version "5.0"`},
+		{"custom policy with a trust policy's version", "policy", `{"Version":"5.0","Statement":[{"Effect":"Allow","Action":["*"],"Resource":["*"]}]}`, Custom, "InvalidParameter.policy.Malformed", `has Version "1.1"`},
+		{"custom policy with a control policy's version", "policy", `{"Version":"1","Statement":[{"Effect":"Allow","Action":["*"],"Resource":["*"]}]}`, Custom, "InvalidParameter.policy.Malformed", `has Version "1.1"`},
+		{"control policy with a custom policy's version", "PolicyDocument", `{"Version":"1.1","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`, Permission, "InvalidParameter.PolicyDocument.Malformed", `has Version "1"`},
+		// A trust decision has no object: keys describing one would never
+		// have a value there, so a Deny on them would never fire.
+		{"trust policy on an object's key", "trust_policy", `{"Version":"5.0","Statement":[{"Effect":"Deny","Action":["sts:agencies:assume"],"Principal":{"IAM":["*"]},"Condition":{"StringLike":{"imagegate:ClusterId":"prod-*"}}}]}`, Trust, "InvalidParameter.trust_policy.Malformed", `Statement[0].Condition.StringLike.imagegate:ClusterId: condition key "imagegate:ClusterId" has no value when a trust policy is evaluated`},
+		{"trust policy on a strategy's rule action", "trust_policy", `{"Version":"5.0","Statement":[{"Effect":"Allow","Action":["sts:agencies:assume"],"Principal":{"IAM":["*"]},"Condition":{"NumericEquals":{"imagegate:RuleAction":"3"}}}]}`, Trust, "InvalidParameter.trust_policy.Malformed", `"imagegate:RuleAction"`},
 		{"trust bad principal type", "trust_policy", `{"Version":"5.0","Statement":[{"Effect":"Allow","Action":["sts:agencies:assume"],"Principal":{"AWS":["x"]}}]}`, Trust, "InvalidParameter.trust_policy.Malformed", "IAM or Service"},
 	}
 	for _, c := range cases {
@@ -167,8 +176,10 @@ func TestSeedDocumentsParse(t *testing.T) {
 		doc  string
 		kind Kind
 	}{
-		{"seed 002 trust policy", `{"Version":"5.0","Statement":[{"Action":["sts:agencies:assume","sts::tagSession","sts::setSourceIdentity"],"Effect":"Allow","Principal":{"IAM":["xxx"]}}]}`, Trust},
-		{"seed 003 shape", `{"Version":"1.1","Statement":[{"Effect":"Allow","Action":["imagegate:GetOpaStrategyDetailNew"],"Condition":{"StringStartWith":{"imagegate:ClusterId":["cn-north-1"]}},"Resource":["imagegate:opastrategy/*"]}]}`, Permission},
+		{"IAM v5 trust policy", `{"Version":"5.0","Statement":[{"Action":["sts:agencies:assume","sts::tagSession","sts::setSourceIdentity"],"Effect":"Allow","Principal":{"IAM":["xxx"]}}]}`, Trust},
+		{"IAM v3 custom policy", `{"Version":"1.1","Statement":[{"Effect":"Allow","Action":["imagegate:GetOpaStrategyDetailNew"],"Condition":{"StringStartWith":{"imagegate:ClusterId":["cn-north-1"]}},"Resource":["imagegate:opastrategy/*"]}]}`, Custom},
+		{"IAM v3 custom policy without Resource", `{"Version":"1.1","Statement":[{"Effect":"Allow","Action":["imagegate:Get*"]}]}`, Custom},
+		{"control policy", `{"Version":"1","Statement":[{"Effect":"Allow","Action":"imagegate:Get*","Resource":"*"}]}`, Permission},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -202,6 +213,102 @@ func TestTrusts(t *testing.T) {
 			d := p.Trusts(c.caller, TrustAction, map[string][]string{KeySourceIP: {c.ip}})
 			if d.Allowed != c.want {
 				t.Errorf("got %v, want %v", d, c.want)
+			}
+		})
+	}
+}
+
+// TestTrustPrincipalKey: imagegate:Principal, accepted in trust policies,
+// takes effect there: a Deny on it refuses the caller it names, an Allow
+// on it admits only that caller.
+func TestTrustPrincipalKey(t *testing.T) {
+	deny, err := testValidator.Parse("trust_policy", `{"Version":"5.0","Statement":[
+		{"Effect":"Allow","Action":["sts:agencies:assume"],"Principal":{"IAM":["*"]}},
+		{"Effect":"Deny","Action":["sts:agencies:assume"],"Principal":{"IAM":["*"]},"Condition":{"StringEquals":{"imagegate:Principal":["mallory"]}}}]}`, Trust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allow, err := testValidator.Parse("trust_policy", `{"Version":"5.0","Statement":[
+		{"Effect":"Allow","Action":["sts:agencies:assume"],"Principal":{"IAM":["group:ci"]},"Condition":{"StringLike":{"imagegate:Principal":"ci-*"}}}]}`, Trust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		policy *Policy
+		caller Principal
+		want   bool
+		reason string
+	}{
+		{"deny names the caller", deny, Principal{ID: "mallory"}, false, ReasonExplicitDeny},
+		{"deny names another caller", deny, Principal{ID: "alice"}, true, ReasonAllow},
+		{"allow matches the caller", allow, Principal{ID: "ci-bot", Groups: []string{"ci"}}, true, ReasonAllow},
+		{"allow does not match the caller", allow, Principal{ID: "alice", Groups: []string{"ci"}}, false, ReasonImplicitDeny},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := c.policy.Trusts(c.caller, TrustAction, map[string][]string{KeySourceIP: {"10.0.0.1"}})
+			if d.Allowed != c.want || d.Reason != c.reason {
+				t.Errorf("got %v, want allowed=%v (%s)", d, c.want, c.reason)
+			}
+		})
+	}
+}
+
+// TestEveryTrustKeyTakesEffect: each key a trust policy may name has a
+// value when a trust decision is made, so a Deny on it fires.
+func TestEveryTrustKeyTakesEffect(t *testing.T) {
+	ctx := map[string][]string{KeySourceIP: {"10.0.0.1"}, KeyCurrentTime: {"2026-06-01T00:00:00Z"}, KeySecureTransport: {"true"}}
+	for _, k := range TrustKeys() {
+		t.Run(k, func(t *testing.T) {
+			p, err := testValidator.Parse("trust_policy", `{"Version":"5.0","Statement":[
+				{"Effect":"Allow","Action":["sts:agencies:assume"],"Principal":{"IAM":["*"]}},
+				{"Effect":"Deny","Action":["sts:agencies:assume"],"Principal":{"IAM":["*"]},"Condition":{"StringLike":{"`+k+`":"*"}}}]}`, Trust)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := p.Trusts(Principal{ID: "alice"}, TrustAction, ctx); d.Reason != ReasonExplicitDeny {
+				t.Errorf("a Deny on %s did not fire: %v", k, d)
+			}
+		})
+	}
+	for _, k := range Keys() {
+		if slices.Contains(TrustKeys(), k) {
+			continue
+		}
+		t.Run(k+" is refused", func(t *testing.T) {
+			_, err := testValidator.Parse("trust_policy", `{"Version":"5.0","Statement":[{"Effect":"Deny","Action":["sts:agencies:assume"],"Principal":{"IAM":["*"]},"Condition":{"StringLike":{"`+k+`":"*"}}}]}`, Trust)
+			var e *Error
+			if !errors.As(err, &e) || e.Code != "InvalidParameter.trust_policy.Malformed" || !strings.Contains(e.Msg, k) {
+				t.Errorf("got %v", err)
+			}
+		})
+	}
+}
+
+// TestNormalized: a custom policy's strings and numbers become the lists
+// of strings Huawei Cloud's documents (and SDK models) declare.
+func TestNormalized(t *testing.T) {
+	cases := []struct{ name, in, want string }{
+		{"strings become lists", `{"Version":"1.1","Statement":[{"Effect":"Allow","Action":"imagegate:Get*","Resource":"*"}]}`,
+			`{"Version":"1.1","Statement":[{"Effect":"Allow","Action":["imagegate:Get*"],"Resource":["*"]}]}`},
+		{"numbers and booleans become strings", `{"Version":"1.1","Statement":[{"Effect":"Deny","Action":["*"],"Condition":{"NumericEquals":{"imagegate:RuleAction":3},"Bool":{"acs:SecureTransport":false}}}]}`,
+			`{"Version":"1.1","Statement":[{"Effect":"Deny","Action":["*"],"Condition":{"Bool":{"acs:SecureTransport":["false"]},"NumericEquals":{"imagegate:RuleAction":["3"]}}}]}`},
+		{"lists stay", `{"Version":"1.1","Statement":[{"Sid":"s","Effect":"Allow","Action":["imagegate:GetRole","imagegate:List*"],"Resource":["imagegate:role/*"]}]}`,
+			`{"Version":"1.1","Statement":[{"Sid":"s","Effect":"Allow","Action":["imagegate:GetRole","imagegate:List*"],"Resource":["imagegate:role/*"]}]}`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p, err := Validator{}.Parse("policy", c.in, Custom)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := p.Normalized(); got != c.want {
+				t.Errorf("got  %s\nwant %s", got, c.want)
+			}
+			again, err := Validator{}.Parse("policy", p.Normalized(), Custom)
+			if err != nil || again.Normalized() != c.want {
+				t.Errorf("the normalized form does not parse to itself: %v", err)
 			}
 		})
 	}

@@ -29,6 +29,7 @@ type apiFlags struct {
 	review                bool
 	reviewServer          string
 	reviewCA, reviewToken string
+	keyFile               string
 }
 
 // In-cluster service account files, the TokenReview defaults.
@@ -42,6 +43,7 @@ func (f *apiFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.tokens, "api-tokens", "", "CSV file of API bearer tokens: token,principal,group1|group2 (needs --api-listen)")
 	fs.StringVar(&f.state, "api-state", "", "file holding IAM state: control, custom and trust policies, agencies, attachments (needs --api-listen)")
 	fs.Int64Var(&f.maxBody, "api-max-body-bytes", api.DefaultMaxBodyBytes, "largest management API request body")
+	fs.StringVar(&f.keyFile, "api-access-key-encryption-key-file", "", "32-byte key (raw, hex or base64) sealing access key secrets in --api-state; turns on access keys and signed calls")
 	fs.BoolVar(&f.review, "api-token-review", false, "also accept Kubernetes tokens, checked with the API server's TokenReview")
 	fs.StringVar(&f.reviewServer, "api-token-review-server", "", "API server URL for TokenReview (default: in-cluster, from KUBERNETES_SERVICE_HOST/PORT)")
 	fs.StringVar(&f.reviewCA, "api-token-review-ca-file", saCAFile, "CA bundle of the API server for TokenReview")
@@ -51,10 +53,10 @@ func (f *apiFlags) register(fs *flag.FlagSet) {
 // check reports flag combinations that cannot work.
 func (f *apiFlags) check() error {
 	switch {
-	case f.listen == "" && (f.tokens != "" || f.state != "" || f.review):
-		return errors.New("--api-tokens, --api-token-review and --api-state need --api-listen")
-	case f.listen != "" && (f.state == "" || (f.tokens == "" && !f.review)):
-		return errors.New("--api-listen needs --api-state and --api-tokens or --api-token-review")
+	case f.listen == "" && (f.tokens != "" || f.state != "" || f.review || f.keyFile != ""):
+		return errors.New("--api-tokens, --api-token-review, --api-access-key-encryption-key-file and --api-state need --api-listen")
+	case f.listen != "" && (f.state == "" || (f.tokens == "" && !f.review && f.keyFile == "")):
+		return errors.New("--api-listen needs --api-state and --api-tokens, --api-token-review or --api-access-key-encryption-key-file")
 	}
 	return nil
 }
@@ -77,6 +79,13 @@ func (f *apiFlags) start(ctx context.Context, sf *serveFlags, client dynamic.Int
 		return err
 	}
 	opts := []api.Option{api.WithLogger(log.With("component", "api")), api.WithMaxBodyBytes(f.maxBody)}
+	if f.keyFile != "" {
+		sealer, err := api.LoadSealer(f.keyFile)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, api.WithAccessKeys(sealer))
+	}
 	if fn := sf.audit.apiAuditor(); fn != nil {
 		opts = append(opts, api.WithAuditor(fn))
 	}

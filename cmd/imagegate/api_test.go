@@ -95,8 +95,8 @@ func TestServeAPIFlagErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"listen without tokens", []string{"--api-listen", "127.0.0.1:0"}, "--api-listen needs --api-state and --api-tokens or --api-token-review"},
-		{"tokens without listen", []string{"--api-tokens", "t.csv"}, "--api-tokens, --api-token-review and --api-state need --api-listen"},
+		{"listen without tokens", []string{"--api-listen", "127.0.0.1:0"}, "--api-listen needs --api-state and --api-tokens, --api-token-review or --api-access-key-encryption-key-file"},
+		{"tokens without listen", []string{"--api-tokens", "t.csv"}, "--api-tokens, --api-token-review, --api-access-key-encryption-key-file and --api-state need --api-listen"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

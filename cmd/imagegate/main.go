@@ -29,6 +29,7 @@ Commands:
   scan     import scanner reports into a scan store
   events   list audit events from an audit store
   test     run policy tests (expected decisions of manifests)
+  access-key create  make a management API access key (printed once)
   version  print the version and VCS revision
 
 Run 'imagegate COMMAND --help' for a command's flags.
@@ -57,6 +58,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runEvents(args[1:], stdout, stderr)
 	case "test":
 		return runTest(ctx, args[1:], stdout, stderr)
+	case "access-key":
+		return runAccessKey(args[1:], stdout, stderr)
 	case "verify":
 		return runVerify(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
