@@ -112,15 +112,17 @@ func BenchmarkVerifyColdRoundTrips(b *testing.B) {
 func roundTrips(b *testing.B, delay time.Duration, bundles, byTag bool, n int) {
 	reg := at.NewRegistry(b)
 	var atts []*policy.Attestor
+	var keys []crypto.Signer
 	ref, d := reg.Push(b, "app", "v1")
 	for i := 0; i < n; i++ {
 		k := at.ECKey(b, elliptic.P256())
-		atts = append(atts, at.KeyAttestor(b, fmt.Sprintf("a%d", i), k))
+		atts, keys = append(atts, at.KeyAttestor(b, fmt.Sprintf("a%d", i), k)), append(keys, k)
 		if bundles {
 			reg.SignBundle(b, "app", d, k)
-		} else {
-			reg.Sign(b, "app", d, k)
 		}
+	}
+	if !bundles {
+		reg.Sign(b, "app", d, keys...) // one .sig image with a layer per key
 	}
 	if !byTag {
 		ref = reg.Host + "/app@" + d
