@@ -36,6 +36,7 @@ type Verifier struct {
 	checks  sync.Map // *policy.Attestor -> *compiledAttestor
 	metrics *verifierMetrics
 	public  *publicSigstore
+	refs    refCache
 	// resolutions coalesces concurrent uncached resolutions of one tag
 	// (Resolve, for digest pinning).
 	resolutions singleflight.Group
@@ -150,7 +151,7 @@ func (v *Verifier) CheckWith(ctx context.Context, creds Credentials, img workloa
 	if img.Err != nil {
 		return all(Unverifiable, "invalid image reference: "+img.Err.Error())
 	}
-	ref, err := parse(img.Ref, v.opts.insecure)
+	ref, err := v.refs.parse(img.Ref, v.opts.insecure)
 	if err != nil {
 		return all(Unverifiable, "invalid image reference: "+err.Error())
 	}
@@ -161,7 +162,7 @@ func (v *Verifier) CheckWith(ctx context.Context, creds Credentials, img workloa
 		return all(Unverifiable, why)
 	}
 	res.Digest = digest
-	sigs, status, err := v.signatures(ctx, pl, creds.ID, ref.Context(), digest)
+	sigs, status, err := v.signatures(ctx, pl, creds.ID, ref.ref.Context(), ref.repoName+"@"+digest, digest)
 	if err != nil {
 		o, why := outcomeOf(err)
 		return all(o, why)
@@ -244,12 +245,12 @@ func parse(ref string, insecure []string) (name.Reference, error) {
 }
 
 // digest returns the image's digest: as written, or what its tag resolves to.
-func (v *Verifier) digest(ctx context.Context, pl pullerFunc, scope string, img workload.Image, ref name.Reference) (string, error) {
+func (v *Verifier) digest(ctx context.Context, pl pullerFunc, scope string, img workload.Image, ref *parsedRef) (string, error) {
 	if img.Digest != "" {
 		return img.Digest, nil
 	}
-	d, status, err := v.digests.get(ctx, ref.Name(), scope, func(string) time.Duration { return v.opts.digestTTL },
-		func(ctx context.Context) (string, error) { return v.head(ctx, pl, ref) })
+	d, status, err := v.digests.get(ctx, ref.name, scope, func(string) time.Duration { return v.opts.digestTTL },
+		func(ctx context.Context) (string, error) { return v.head(ctx, pl, ref.ref) })
 	v.metrics.cache.WithLabelValues("digest", status).Inc()
 	return d, err
 }
@@ -269,14 +270,15 @@ func (v *Verifier) head(ctx context.Context, pl pullerFunc, ref name.Reference) 
 
 // signatures fetches (once per digest, shared by every attestor and every
 // concurrent request) the image's cosign signatures.
-func (v *Verifier) signatures(ctx context.Context, pl pullerFunc, scope string, repo name.Repository, digest string) (*signatures, string, error) {
+// key is repo@digest, built by the caller from its parsed reference.
+func (v *Verifier) signatures(ctx context.Context, pl pullerFunc, scope string, repo name.Repository, key, digest string) (*signatures, string, error) {
 	ttl := func(s *signatures) time.Duration {
 		if len(s.legacy) == 0 && len(s.bundles) == 0 && s.legacyErr == nil {
 			return v.opts.negativeTTL
 		}
 		return v.opts.ttl
 	}
-	s, status, err := v.sigs.get(ctx, repo.Name()+"@"+digest, scope, ttl, func(ctx context.Context) (*signatures, error) {
+	s, status, err := v.sigs.get(ctx, key, scope, ttl, func(ctx context.Context) (*signatures, error) {
 		p, err := pl()
 		if err != nil {
 			return nil, &UnverifiableError{Reason: "registry credentials: " + err.Error(), Err: err}

@@ -368,3 +368,23 @@ func TestManyAttestorsShareSignatures(t *testing.T) {
 		}
 	}
 }
+
+// TestWarmVerificationAllocations holds the warm path's allocations (the
+// figure BenchmarkVerifyWarm reports): a cached verdict costs no reference
+// parsing and no cache-key building beyond one string.
+func TestWarmVerificationAllocations(t *testing.T) {
+	reg := at.NewRegistry(t)
+	k := at.ECKey(t, elliptic.P256())
+	ref, d := reg.Push(t, "app", "v1")
+	reg.Sign(t, "app", d, k)
+	atts := []*policy.Attestor{at.KeyAttestor(t, "ci", k)}
+	img := workload.ParseImage(ref)
+	v := newVerifier(t)
+	ctx := context.Background()
+	if r := v.Verify(ctx, img, atts); r.Attestors[0].Outcome != attestation.Verified {
+		t.Fatal(r.Attestors[0].Reason)
+	}
+	if n := testing.AllocsPerRun(200, func() { v.Verify(ctx, img, atts) }); n > 4 {
+		t.Errorf("warm verification: %.0f allocations, want at most 4", n)
+	}
+}
