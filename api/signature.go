@@ -198,6 +198,10 @@ func authFields(s string) map[string]string {
 
 // headerValues is a signed header's values as the request carries them:
 // host is the request's Host, which Go keeps out of the header map.
+// acsPathEscaper turns Go's path escaping into the ACS3 canonical form; built
+// once (a Replacer builds its tables on first use).
+var acsPathEscaper = strings.NewReplacer("+", "%20", "*", "%2A", "%7E", "~")
+
 func headerValues(r *http.Request, name string) []string {
 	if name == "host" {
 		return []string{r.Host}
@@ -261,7 +265,7 @@ func parseACS3(r *http.Request, body []byte, rest string) (*signedRequest, error
 		}
 		var cr strings.Builder
 		cr.WriteString(r.Method + "\n")
-		cr.WriteString(strings.NewReplacer("+", "%20", "*", "%2A", "%7E", "~").Replace(r.URL.EscapedPath()) + "\n")
+		cr.WriteString(acsPathEscaper.Replace(r.URL.EscapedPath()) + "\n")
 		keys := make([]string, 0, len(query))
 		for k := range query {
 			keys = append(keys, k)
