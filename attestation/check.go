@@ -36,7 +36,7 @@ import (
 type verifier struct {
 	name     string
 	keys     []signature.Verifier
-	fps      []string // per key: SHA-256 of its PKIX DER, shared by every verifier of that key
+	fps      []string         // per key: SHA-256 of its PKIX DER, shared by every verifier of that key
 	identity *cosign.Identity // keyless; nil when the attestor has none
 	trust    *trust
 	tlog     string
