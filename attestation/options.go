@@ -33,6 +33,12 @@ type options struct {
 	maxReferrerBytes int64
 	cacheBytes       int64
 	tufCacheDir      string
+
+	// reserve is kept of a request's deadline for the decision after the
+	// registry fetches: at least reserveFloor, reserveFraction of the time
+	// left when more.
+	reserveFraction float64
+	reserveFloor    time.Duration
 }
 
 // Defaults, in one place.
@@ -52,6 +58,12 @@ const (
 	DefaultMaxReferrerBytes = 8 << 20
 	// DefaultCacheBytes bounds the signature material the cache holds.
 	DefaultCacheBytes = 64 << 20
+	// DefaultReserveFraction and DefaultReserveFloor: registry fetches get
+	// a request's time left less max(15 %, 100 ms), so that a slow registry
+	// still leaves time to decide with the typed timeout, stale results or
+	// --on-verification-error.
+	DefaultReserveFraction = 0.15
+	DefaultReserveFloor    = 100 * time.Millisecond
 )
 
 func defaults() options {
@@ -61,6 +73,7 @@ func defaults() options {
 		cacheSize: DefaultCacheSize, perRegistry: DefaultPerRegistry, retries: DefaultRetries,
 		backoff: 200 * time.Millisecond, maxBytes: DefaultMaxBytes, now: time.Now,
 		maxLayers: DefaultMaxLayers, maxReferrerBytes: DefaultMaxReferrerBytes, cacheBytes: DefaultCacheBytes,
+		reserveFraction: DefaultReserveFraction, reserveFloor: DefaultReserveFloor,
 	}
 }
 
@@ -128,6 +141,12 @@ func WithCacheBytes(n int64) Option { return func(o *options) { o.cacheBytes = n
 // trusted root are cached (default: $HOME/.sigstore/root).
 func WithTUFCacheDir(dir string) Option { return func(o *options) { o.tufCacheDir = dir } }
 
+// WithDecisionReserve keeps part of a request's deadline from the registry
+// fetches: max(fraction of the time left, floor), at most half of it.
+func WithDecisionReserve(fraction float64, floor time.Duration) Option {
+	return func(o *options) { o.reserveFraction, o.reserveFloor = fraction, floor }
+}
+
 // WithClock sets the clock for cache ages.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
@@ -143,6 +162,8 @@ func (o *options) validate() error {
 		return errors.New("attestation: stale-if-error, retries and backoff must not be negative")
 	case o.cacheSize <= 0 || o.perRegistry <= 0 || o.maxBytes <= 0:
 		return errors.New("attestation: cache size, registry concurrency and response bound must be positive")
+	case o.reserveFraction < 0 || o.reserveFraction >= 1 || o.reserveFloor < 0:
+		return errors.New("attestation: the decision reserve must be a fraction in [0, 1) and a non-negative floor")
 	case o.maxLayers <= 0 || o.maxReferrerBytes <= 0 || o.cacheBytes <= 0:
 		return errors.New("attestation: signature layer, referrer and cache byte bounds must be positive")
 	}

@@ -48,8 +48,8 @@ type signatures struct {
 	legacyErr    error       // why the .sig image could not be used, if it could not
 	// Per signature: the key it verified with (see owner).
 	legacyOwners, bundleOwners []owner
-	attErr       error       // likewise for the .att image
-	size         int64       // approximate bytes held, for the cache's byte bound
+	attErr                     error // likewise for the .att image
+	size                       int64 // approximate bytes held, for the cache's byte bound
 
 	mu      sync.Mutex
 	verdict map[string]error
@@ -148,6 +148,8 @@ func (v *Verifier) CheckWith(ctx context.Context, creds Credentials, img workloa
 		return all(Unverifiable, "invalid image reference: "+err.Error())
 	}
 	pl := v.pullerFor(creds)
+	ctx, cancel := v.fetchContext(ctx)
+	defer cancel()
 	digest, err := v.digest(ctx, pl, creds.ID, img, ref)
 	if err != nil {
 		_, why := outcomeOf(err)
@@ -249,7 +251,7 @@ func (v *Verifier) digest(ctx context.Context, pl pullerFunc, scope string, img 
 			}
 			desc, err := p.Head(ctx, ref)
 			if err != nil {
-				return "", registryError("resolving the tag", err)
+				return "", timedOut(ctx, "resolving the tag", registryError("resolving the tag", err))
 			}
 			return desc.Digest.String(), nil
 		})
@@ -287,6 +289,9 @@ func (v *Verifier) signatures(ctx context.Context, pl pullerFunc, scope string, 
 		var lerr error
 		s.legacy, lerr = v.fetchLayers(ctx, p, repo, digest, ".sig")
 		wg.Wait()
+		if ctx.Err() != nil {
+			return nil, timedOut(ctx, "fetching signatures", nil)
+		}
 		for _, err := range []error{lerr, berr, aerr} {
 			if _, ok := err.(*UnverifiableError); ok {
 				return nil, err
