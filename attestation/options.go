@@ -39,6 +39,9 @@ type options struct {
 	// left when more.
 	reserveFraction float64
 	reserveFloor    time.Duration
+
+	// Images fetched from registries at once: in all, and for one request.
+	fetchConcurrency, requestConcurrency int
 }
 
 // Defaults, in one place.
@@ -64,6 +67,12 @@ const (
 	// --on-verification-error.
 	DefaultReserveFraction = 0.15
 	DefaultReserveFloor    = 100 * time.Millisecond
+	// DefaultFetchConcurrency bounds the images fetched from registries at
+	// once, over all requests; DefaultRequestConcurrency those of one
+	// request, so that a pod with many images cannot take every slot from
+	// the other requests.
+	DefaultFetchConcurrency   = 64
+	DefaultRequestConcurrency = 8
 )
 
 func defaults() options {
@@ -74,6 +83,7 @@ func defaults() options {
 		backoff: 200 * time.Millisecond, maxBytes: DefaultMaxBytes, now: time.Now,
 		maxLayers: DefaultMaxLayers, maxReferrerBytes: DefaultMaxReferrerBytes, cacheBytes: DefaultCacheBytes,
 		reserveFraction: DefaultReserveFraction, reserveFloor: DefaultReserveFloor,
+		fetchConcurrency: DefaultFetchConcurrency, requestConcurrency: DefaultRequestConcurrency,
 	}
 }
 
@@ -147,6 +157,15 @@ func WithDecisionReserve(fraction float64, floor time.Duration) Option {
 	return func(o *options) { o.reserveFraction, o.reserveFloor = fraction, floor }
 }
 
+// WithFetchConcurrency bounds the images whose signatures (or tag) are
+// being fetched at once: perRequest for one request (Source), and total
+// over all requests for their images beyond the first, which each request
+// fetches on its own account so that it never queues behind large pods.
+// Cache hits take no slot.
+func WithFetchConcurrency(total, perRequest int) Option {
+	return func(o *options) { o.fetchConcurrency, o.requestConcurrency = total, perRequest }
+}
+
 // WithClock sets the clock for cache ages.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
@@ -164,6 +183,8 @@ func (o *options) validate() error {
 		return errors.New("attestation: cache size, registry concurrency and response bound must be positive")
 	case o.reserveFraction < 0 || o.reserveFraction >= 1 || o.reserveFloor < 0:
 		return errors.New("attestation: the decision reserve must be a fraction in [0, 1) and a non-negative floor")
+	case o.fetchConcurrency <= 0 || o.requestConcurrency <= 0:
+		return errors.New("attestation: fetch concurrency must be positive")
 	case o.maxLayers <= 0 || o.maxReferrerBytes <= 0 || o.cacheBytes <= 0:
 		return errors.New("attestation: signature layer, referrer and cache byte bounds must be positive")
 	}

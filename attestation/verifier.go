@@ -35,6 +35,7 @@ type Verifier struct {
 	checks  sync.Map // *policy.Attestor -> *compiledAttestor
 	metrics *verifierMetrics
 	public  *publicSigstore
+	fetches chan struct{} // a slot per image being fetched, over all requests
 }
 
 // signatures are an image digest's signatures and attestations as the
@@ -65,7 +66,8 @@ func New(opts ...Option) (*Verifier, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	v := &Verifier{opts: o, metrics: newVerifierMetrics(o.registerer), public: &publicSigstore{cacheDir: o.tufCacheDir, now: o.now}}
+	v := &Verifier{opts: o, metrics: newVerifierMetrics(o.registerer), public: &publicSigstore{cacheDir: o.tufCacheDir, now: o.now},
+		fetches: make(chan struct{}, o.fetchConcurrency)}
 	insecure := map[string]bool{}
 	for _, h := range o.insecure {
 		insecure[h] = true
@@ -245,6 +247,11 @@ func (v *Verifier) digest(ctx context.Context, pl pullerFunc, scope string, img 
 	}
 	d, status, err := v.digests.get(ctx, ref.Name(), scope, func(string) time.Duration { return v.opts.digestTTL },
 		func(ctx context.Context) (string, error) {
+			release, err := v.fetchSlot(ctx, "resolving the tag")
+			if err != nil {
+				return "", err
+			}
+			defer release()
 			p, err := pl()
 			if err != nil {
 				return "", &UnverifiableError{Reason: "registry credentials: " + err.Error(), Err: err}
@@ -259,6 +266,29 @@ func (v *Verifier) digest(ctx context.Context, pl pullerFunc, scope string, img 
 	return d, err
 }
 
+// fetchSlot waits for one of the slots bounding the images fetched at once.
+// A request's first image takes none (see sharedFetch): a pod with one image
+// never queues behind pods with hundreds.
+func (v *Verifier) fetchSlot(ctx context.Context, what string) (func(), error) {
+	if ctx.Value(sharedFetchKey{}) == nil {
+		return func() {}, nil
+	}
+	select {
+	case v.fetches <- struct{}{}:
+		return func() { <-v.fetches }, nil
+	case <-ctx.Done():
+		return nil, &UnverifiableError{Reason: what + ": timeout waiting for a registry fetch slot", Err: ctx.Err()}
+	}
+}
+
+type sharedFetchKey struct{}
+
+// sharedFetch marks the fetches of a request's further images (beyond the
+// one it may always fetch) as taking a slot of the shared pool.
+func sharedFetch(ctx context.Context) context.Context {
+	return context.WithValue(ctx, sharedFetchKey{}, true)
+}
+
 // signatures fetches (once per digest, shared by every attestor and every
 // concurrent request) the image's cosign signatures.
 func (v *Verifier) signatures(ctx context.Context, pl pullerFunc, scope string, repo name.Repository, digest string) (*signatures, string, error) {
@@ -269,6 +299,11 @@ func (v *Verifier) signatures(ctx context.Context, pl pullerFunc, scope string, 
 		return v.opts.ttl
 	}
 	s, status, err := v.sigs.get(ctx, repo.Name()+"@"+digest, scope, ttl, func(ctx context.Context) (*signatures, error) {
+		release, err := v.fetchSlot(ctx, "fetching signatures")
+		if err != nil {
+			return nil, err
+		}
+		defer release()
 		p, err := pl()
 		if err != nil {
 			return nil, &UnverifiableError{Reason: "registry credentials: " + err.Error(), Err: err}

@@ -19,6 +19,8 @@ type verifierFlags struct {
 	ttl, negative time.Duration
 	staleIfError  time.Duration
 	perRegistry   int
+	fetches       int
+	fetchesPerReq int
 	maxBytes      int64
 	scanAttestors stringList
 }
@@ -29,6 +31,8 @@ func (v *verifierFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&v.negative, "verification-negative-ttl", attestation.DefaultNegativeTTL, "how long 'no signatures found' is reused")
 	fs.DurationVar(&v.staleIfError, "stale-if-error", attestation.DefaultStaleIfError, "serve a cached verification this long past its TTL when the registry cannot be reached")
 	fs.IntVar(&v.perRegistry, "registry-concurrency", attestation.DefaultPerRegistry, "concurrent requests to one registry")
+	fs.IntVar(&v.fetches, "fetch-concurrency", attestation.DefaultFetchConcurrency, "images fetched from registries at once beyond each request's first, over all requests")
+	fs.IntVar(&v.fetchesPerReq, "request-fetch-concurrency", attestation.DefaultRequestConcurrency, "images of one request fetched at once")
 	fs.Int64Var(&v.maxBytes, "registry-max-response-bytes", attestation.DefaultMaxBytes, "largest registry response read")
 	fs.Var(&v.scanAttestors, "scan-attestors", "attestors whose cosign vulnerability attestations (cosign attest --type vuln) count as scan results")
 }
@@ -66,5 +70,6 @@ func (v *verifierFlags) build(reg prometheus.Registerer) (*attestation.Verifier,
 		attestation.WithStaleIfError(v.staleIfError), attestation.WithRegistryConcurrency(v.perRegistry),
 		attestation.WithMaxResponseBytes(v.maxBytes), attestation.WithRegisterer(reg),
 		attestation.WithAttestations(len(v.scanAttestors) > 0),
+		attestation.WithFetchConcurrency(v.fetches, v.fetchesPerReq),
 	)
 }
