@@ -42,6 +42,7 @@ type options struct {
 
 	// Images fetched from registries at once: in all, and for one request.
 	fetchConcurrency, requestConcurrency int
+	maxRegistryLabels                    int
 }
 
 // Defaults, in one place.
@@ -73,6 +74,13 @@ const (
 	// the other requests.
 	DefaultFetchConcurrency   = 64
 	DefaultRequestConcurrency = 8
+	// DefaultMaxRegistryLabels bounds the registry label of the request
+	// metrics; registries seen after that many are counted as "other".
+	DefaultMaxRegistryLabels = 100
+	// DefaultClientReuse is how many registry fetches share one registry
+	// client (which keeps a reader and token per repository, forever)
+	// before a fresh one replaces it.
+	DefaultClientReuse = 1000
 )
 
 func defaults() options {
@@ -84,6 +92,7 @@ func defaults() options {
 		maxLayers: DefaultMaxLayers, maxReferrerBytes: DefaultMaxReferrerBytes, cacheBytes: DefaultCacheBytes,
 		reserveFraction: DefaultReserveFraction, reserveFloor: DefaultReserveFloor,
 		fetchConcurrency: DefaultFetchConcurrency, requestConcurrency: DefaultRequestConcurrency,
+		maxRegistryLabels: DefaultMaxRegistryLabels,
 	}
 }
 
@@ -166,6 +175,10 @@ func WithFetchConcurrency(total, perRequest int) Option {
 	return func(o *options) { o.fetchConcurrency, o.requestConcurrency = total, perRequest }
 }
 
+// WithMaxRegistryLabels bounds the distinct registry label values of the
+// request metrics; later registries are counted as "other".
+func WithMaxRegistryLabels(n int) Option { return func(o *options) { o.maxRegistryLabels = n } }
+
 // WithClock sets the clock for cache ages.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
@@ -185,6 +198,8 @@ func (o *options) validate() error {
 		return errors.New("attestation: the decision reserve must be a fraction in [0, 1) and a non-negative floor")
 	case o.fetchConcurrency <= 0 || o.requestConcurrency <= 0:
 		return errors.New("attestation: fetch concurrency must be positive")
+	case o.maxRegistryLabels < 0:
+		return errors.New("attestation: registry label bound must not be negative")
 	case o.maxLayers <= 0 || o.maxReferrerBytes <= 0 || o.cacheBytes <= 0:
 		return errors.New("attestation: signature layer, referrer and cache byte bounds must be positive")
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,7 +29,8 @@ import (
 // and meant to live as long as the process: its caches are its value.
 type Verifier struct {
 	opts    options
-	puller  *remote.Puller // with the process keychain only
+	puller  atomic.Pointer[remote.Puller] // with the process keychain only; see sharedPuller
+	pulls   atomic.Int64                  // fetches made with puller
 	guard   *guard
 	digests *ttlCache[string]
 	sigs    *ttlCache[*signatures]
@@ -66,21 +68,21 @@ func New(opts ...Option) (*Verifier, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	v := &Verifier{opts: o, metrics: newVerifierMetrics(o.registerer), public: &publicSigstore{cacheDir: o.tufCacheDir, now: o.now},
+	v := &Verifier{opts: o, metrics: newVerifierMetrics(o.registerer, o.maxRegistryLabels), public: &publicSigstore{cacheDir: o.tufCacheDir, now: o.now},
 		fetches: make(chan struct{}, o.fetchConcurrency)}
 	insecure := map[string]bool{}
 	for _, h := range o.insecure {
 		insecure[h] = true
 	}
 	g := &guard{next: o.transport, insecure: insecure, perHost: o.perRegistry, maxBody: o.maxBytes,
-		retries: o.retries, backoff: o.backoff, slots: map[string]chan struct{}{},
-		count: func(reg, status string) { v.metrics.requests.WithLabelValues(reg, status).Inc() }}
+		retries: o.retries, backoff: o.backoff, slots: map[string]*hostSlots{},
+		count: v.metrics.request}
 	v.guard = g
-	var err error
-	v.puller, err = v.newPuller(o.keychain)
+	p, err := v.newPuller(o.keychain)
 	if err != nil {
 		return nil, err
 	}
+	v.puller.Store(p)
 	v.digests = newTTLCache[string](o.cacheSize, o.staleIfError, o.now)
 	v.sigs = newTTLCache[*signatures](o.cacheSize, o.staleIfError, o.now)
 	v.sigs.maxBytes, v.sigs.sizeOf = o.cacheBytes, func(s *signatures) int64 { return s.size }
@@ -91,6 +93,23 @@ func (v *Verifier) newPuller(kc authn.Keychain) (*remote.Puller, error) {
 	// ggcr's own retries are off: the guard retries within the deadline.
 	return remote.NewPuller(remote.WithTransport(v.guard), remote.WithAuthFromKeychain(kc),
 		remote.WithUserAgent("imagegate"), remote.WithRetryBackoff(remote.Backoff{Steps: 1}))
+}
+
+// sharedPuller is the process keychain's registry client. A client keeps a
+// reader (transport, token) per repository for its whole life, so it is
+// replaced after every DefaultClientReuse fetches: images from thousands
+// of repositories or registries do not accumulate. The cost is a token
+// fetch per repository once per generation.
+func (v *Verifier) sharedPuller() (*remote.Puller, error) {
+	if n := v.pulls.Add(1); n%DefaultClientReuse == 0 {
+		p, err := v.newPuller(v.opts.keychain)
+		if err != nil {
+			return nil, err
+		}
+		v.puller.Store(p)
+		return p, nil
+	}
+	return v.puller.Load(), nil
 }
 
 // Credentials are one request's registry credentials (a pod's pull
@@ -110,7 +129,7 @@ type pullerFunc func() (*remote.Puller, error)
 // credentials of one request never serve another through it.
 func (v *Verifier) pullerFor(c Credentials) pullerFunc {
 	if c.Keychain == nil {
-		return func() (*remote.Puller, error) { return v.puller, nil }
+		return v.sharedPuller
 	}
 	return sync.OnceValues(func() (*remote.Puller, error) {
 		return v.newPuller(authn.NewMultiKeychain(c.Keychain, v.opts.keychain))
