@@ -81,6 +81,9 @@ const (
 	// client (which keeps a reader and token per repository, forever)
 	// before a fresh one replaces it.
 	DefaultClientReuse = 1000
+	// DefaultMaxAttestors bounds the compiled attestors remembered (by
+	// pointer and by definition, per generation; see compiledAttestors).
+	DefaultMaxAttestors = 256
 )
 
 func defaults() options {

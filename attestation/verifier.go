@@ -34,7 +34,7 @@ type Verifier struct {
 	guard   *guard
 	digests *ttlCache[string]
 	sigs    *ttlCache[*signatures]
-	checks  sync.Map // *policy.Attestor -> *compiledAttestor
+	checks  *compiledAttestors
 	metrics *verifierMetrics
 	public  *publicSigstore
 	fetches chan struct{} // a slot per image being fetched, over all requests
@@ -69,7 +69,7 @@ func New(opts ...Option) (*Verifier, error) {
 		return nil, err
 	}
 	v := &Verifier{opts: o, metrics: newVerifierMetrics(o.registerer, o.maxRegistryLabels), public: &publicSigstore{cacheDir: o.tufCacheDir, now: o.now},
-		fetches: make(chan struct{}, o.fetchConcurrency)}
+		fetches: make(chan struct{}, o.fetchConcurrency), checks: newCompiledAttestors(DefaultMaxAttestors)}
 	insecure := map[string]bool{}
 	for _, h := range o.insecure {
 		insecure[h] = true
@@ -520,17 +520,22 @@ func attestorResult(a *policy.Attestor, verdict error) AttestorResult {
 
 // verifierFor returns the attestor's compiled verifier and the key of its
 // definition. Snapshot objects are immutable, so the pointer is remembered
-// to keep the warm path free of hashing.
+// to keep the warm path free of hashing; a new pointer to a known
+// definition (a policy reload) reuses its compiled verifier.
 func (v *Verifier) verifierFor(a *policy.Attestor) (string, *verifier, error) {
-	if got, ok := v.checks.Load(a); ok {
-		c := got.(*compiledAttestor)
+	if c, ok := v.checks.load(a); ok {
 		return c.key, c.ver, c.err
 	}
 	b, _ := json.Marshal(a.Spec)
 	sum := sha256.Sum256(append([]byte(a.Metadata.Name+"\x00"), b...))
-	c := &compiledAttestor{key: hex.EncodeToString(sum[:])}
-	c.ver, c.err = newVerifier(a, v.public.get)
-	v.checks.Store(a, c)
+	key := hex.EncodeToString(sum[:])
+	c, ok := v.checks.load(key)
+	if !ok {
+		c = &compiledAttestor{key: key}
+		c.ver, c.err = newVerifier(a, v.public.get)
+		v.checks.store(key, c)
+	}
+	v.checks.store(a, c)
 	return c.key, c.ver, c.err
 }
 
