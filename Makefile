@@ -53,6 +53,11 @@ fuzz:
 fuzz-long:
 	$(MAKE) fuzz FUZZTIME=10m
 
+# Ten minutes of distinct images through imagegate serve, memory and
+# goroutines sampled into soak-out/ (not part of make test).
+soak:
+	bash test/soak/run.sh
+
 demo:
 	$(GO) run ./cmd/imagegate check --policies examples/policies --facts examples/facts.yaml \
 		--cluster-id prod-cluster examples/manifests/*.yaml || true
