@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -198,7 +199,7 @@ spec:
 `
 	dir := t.TempDir()
 	ig := harness.StartImagegate(t, "--policies", filepath.Dir(writeFile(t, filepath.Join(dir, "policies"), "p.yaml", policies)),
-		"--cluster-id", clusterID, "--on-verification-error", "allow")
+		"--cluster-id", clusterID, "--on-verification-error", "allow", "--verification-ttl", "1s", "--verification-negative-ttl", "1s")
 	client := ig.HTTPClient()
 	client.Timeout = time.Minute // the deadline is imagegate's to keep
 
@@ -221,6 +222,26 @@ spec:
 		{"3,000 junk referrers beside a valid signature", manyReferrers(digest), verified},
 	}
 	const timeout = 3 * time.Second
+	// stale-if-error covers a registry that has become slow: verified
+	// once, then the registry hangs past the TTL; the cached verdict is
+	// served, within the deadline.
+	t.Run("slow after a verification: served stale", func(t *testing.T) {
+		var slow atomic.Bool
+		host := faultProxy(t, registry, func(w http.ResponseWriter, r *http.Request) bool {
+			return slow.Load() && delay(w, r)
+		})
+		image := host + "/team/app@" + digest
+		if got, text := admit(t, client, ig.URL, image, timeout); got != verified {
+			t.Fatalf("first admission: %s: %s", got, text)
+		}
+		slow.Store(true)
+		time.Sleep(1500 * time.Millisecond) // past --verification-ttl
+		start := time.Now()
+		got, text := admit(t, client, ig.URL, image, timeout)
+		if took := time.Since(start); got != verified || took >= timeout {
+			t.Errorf("after the TTL, registry hanging: %s in %v: %s", got, took, text)
+		}
+	})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			host := faultProxy(t, registry, c.fault)
