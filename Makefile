@@ -40,7 +40,7 @@ bench-verify:
 # land in the package's testdata/fuzz and then run with the unit tests.
 FUZZTIME    ?= 30s
 FUZZFLAGS   ?=
-FUZZ_TARGETS := workload:FuzzDecode webhook:FuzzHandler policy:FuzzParse facts:FuzzParseFile \
+FUZZ_TARGETS := workload:FuzzDecode webhook:FuzzReview webhook:FuzzHandler policy:FuzzParse facts:FuzzParseFile \
 	scan:FuzzParse api:FuzzRPC api:FuzzREST iam:FuzzParse \
 	attestation:FuzzLegacySignature attestation:FuzzBundle
 
