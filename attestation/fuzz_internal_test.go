@@ -22,7 +22,7 @@ import (
 // fuzzDigest is the image every fuzzed signature is checked for.
 const fuzzDigest = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
 
-// fuzzKey is fixed, so that seeds signed with it stay valid signatures
+// fuzzKey is fixed, so that corpus entries signed with it stay valid signatures
 // across runs and machines.
 func fuzzKey(f testing.TB) *ecdsa.PrivateKey {
 	k, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), []byte("imagegate fuzzing key, 32 bytes!"))
@@ -129,7 +129,7 @@ func namesDigest(payload []byte) bool {
 
 // The fuzz targets start from material that verifies, so that mutations
 // reach the libraries' checks rather than stopping at a parse error.
-func TestFuzzSeedsVerify(t *testing.T) {
+func TestFuzzCorpusVerifies(t *testing.T) {
 	key := fuzzKey(t)
 	vs := fuzzVerifiers(t, key)
 	p := at.Payload("registry.example.com/app", fuzzDigest)
@@ -141,7 +141,7 @@ func TestFuzzSeedsVerify(t *testing.T) {
 	bundled := &signatures{bundles: []sigBundle{b}, bundleOwners: make([]owner, 1)}
 	for _, s := range []*signatures{legacy, bundled} {
 		if err := vs[0].verify(fuzzDigest, s, 0); err != nil {
-			t.Errorf("seed does not verify: %v", err)
+			t.Errorf("corpus entry does not verify: %v", err)
 		}
 	}
 }
