@@ -27,7 +27,7 @@ func TestSlowRegistryLeavesTimeToDecide(t *testing.T) {
 	defer close(gate)
 	reg.SetFault(func(w http.ResponseWriter, r *http.Request) bool { <-gate; return false })
 	src := attestation.NewSource(newVerifier(t), nil)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	fs, err := src.Facts(ctx, facts.Request{Images: []workload.Image{workload.ParseImage(reg.Host + "/app@" + d)},
 		Attestors: []*policy.Attestor{at.KeyAttestor(t, "ci", k)}})

@@ -52,7 +52,7 @@ func TestSlowRegistryAnswersWithAttestorTimeout(t *testing.T) {
 			t.Fatal(err)
 		}
 		h, _ := webhook.NewHandler(admission.NewDecider(admission.Static{E: e}, attestation.NewSource(v, nil)))
-		_, out := post(t, h, reviewJSON("CREATE", "Pod", "default", pod("default", reg.Host+"/app@"+d), ""), "application/json", "?timeout=1s")
+		_, out := post(t, h, reviewJSON("CREATE", "Pod", "default", pod("default", reg.Host+"/app@"+d), ""), "application/json", "?timeout=2s")
 		text := fmt32(out)
 		if out.Response.Allowed != allow || strings.Contains(text, "could not decide") || !strings.Contains(text, `attestor \"ci\"`) || !strings.Contains(text, "timeout") {
 			t.Errorf("allow=%v: %s", allow, text)
