@@ -101,7 +101,10 @@ func FuzzREST(f *testing.F) {
 		if err != nil || !strings.HasPrefix(u.Path, "/") || u.Host != "" || u.Scheme != "" {
 			return
 		}
-		req := httptest.NewRequest(methods[int(method)%len(methods)], "http://imagegate"+u.RequestURI(), bytes.NewReader(body))
+		// The URL is set after the fact: a path with a space is no request
+		// line NewRequest can parse, but a router can still be handed one.
+		req := httptest.NewRequest(methods[int(method)%len(methods)], "http://imagegate/", bytes.NewReader(body))
+		req.URL, req.RequestURI = u, u.RequestURI()
 		req.Header.Set("Content-Type", "application/json;charset=utf8")
 		req.Header.Set("X-Auth-Token", "admin-token")
 		serveFuzz(t, h, log, req)
