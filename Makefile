@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin/imagegate
 PKGS    := ./...
 
-.PHONY: all build unit test e2e sdk bench bench-verify fuzz demo fmt clean generate
+.PHONY: all build unit test e2e sdk bench bench-verify fuzz fuzz-long soak demo fmt clean generate
 
 all: build
 
@@ -49,8 +49,27 @@ bench-verify:
 	$(GO) test -run '^$$' -bench 'Verify' -benchmem ./attestation/
 	cd test/cosignlib && $(GO) test -run '^$$' -bench . -benchtime 100x
 
+# Every decoder of outside input, FUZZTIME each (package:target). Crashers
+# land in the package's testdata/fuzz and then run with the unit tests.
+FUZZTIME    ?= 30s
+FUZZFLAGS   ?=
+FUZZ_TARGETS := workload:FuzzDecode webhook:FuzzReview webhook:FuzzHandler policy:FuzzParse facts:FuzzParseFile \
+	scan:FuzzParse api:FuzzRPC api:FuzzREST iam:FuzzParse \
+	attestation:FuzzLegacySignature attestation:FuzzBundle
+
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./workload/
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./$$pkg/; \
+	done
+
+fuzz-long:
+	$(MAKE) fuzz FUZZTIME=10m
+
+# Ten minutes of distinct images through imagegate serve, memory and
+# goroutines sampled into soak-out/ (not part of make test).
+soak:
+	bash test/soak/run.sh
 
 demo:
 	$(GO) run ./cmd/imagegate check --policies examples/policies --facts examples/facts.yaml \

@@ -82,8 +82,14 @@ func (c *ttlCache[V]) get(ctx context.Context, key, scope string, ttl func(V) ti
 		case <-f.done:
 			return f.val, cacheJoin, f.err
 		case <-ctx.Done():
+			// This caller's deadline came before the shared fetch ended:
+			// the registry is slow, which stale-if-error covers as well as
+			// a registry that is down.
+			if stale != nil {
+				return stale.val, cacheStale, nil
+			}
 			var zero V
-			return zero, cacheJoin, ctx.Err()
+			return zero, cacheJoin, &UnverifiableError{Reason: "waiting for the registry: timeout", Err: ctx.Err()}
 		}
 	}
 	f := &flight[V]{done: make(chan struct{})}

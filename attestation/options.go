@@ -33,6 +33,16 @@ type options struct {
 	maxReferrerBytes int64
 	cacheBytes       int64
 	tufCacheDir      string
+
+	// reserve is kept of a request's deadline for the decision after the
+	// registry fetches: at least reserveFloor, reserveFraction of the time
+	// left when more.
+	reserveFraction float64
+	reserveFloor    time.Duration
+
+	// Images fetched from registries at once: in all, and for one request.
+	fetchConcurrency, requestConcurrency int
+	maxRegistryLabels                    int
 }
 
 // Defaults, in one place.
@@ -52,6 +62,28 @@ const (
 	DefaultMaxReferrerBytes = 8 << 20
 	// DefaultCacheBytes bounds the signature material the cache holds.
 	DefaultCacheBytes = 64 << 20
+	// DefaultReserveFraction and DefaultReserveFloor: registry fetches get
+	// a request's time left less max(15 %, 100 ms), so that a slow registry
+	// still leaves time to decide with the typed timeout, stale results or
+	// --on-verification-error.
+	DefaultReserveFraction = 0.15
+	DefaultReserveFloor    = 100 * time.Millisecond
+	// DefaultFetchConcurrency bounds the images fetched from registries at
+	// once, over all requests; DefaultRequestConcurrency those of one
+	// request, so that a pod with many images cannot take every slot from
+	// the other requests.
+	DefaultFetchConcurrency   = 64
+	DefaultRequestConcurrency = 8
+	// DefaultMaxRegistryLabels bounds the registry label of the request
+	// metrics; registries seen after that many are counted as "other".
+	DefaultMaxRegistryLabels = 100
+	// DefaultClientReuse is how many registry fetches share one registry
+	// client (which keeps a reader and token per repository, forever)
+	// before a fresh one replaces it.
+	DefaultClientReuse = 1000
+	// DefaultMaxAttestors bounds the compiled attestors remembered (by
+	// pointer and by definition, per generation; see compiledAttestors).
+	DefaultMaxAttestors = 256
 )
 
 func defaults() options {
@@ -61,6 +93,9 @@ func defaults() options {
 		cacheSize: DefaultCacheSize, perRegistry: DefaultPerRegistry, retries: DefaultRetries,
 		backoff: 200 * time.Millisecond, maxBytes: DefaultMaxBytes, now: time.Now,
 		maxLayers: DefaultMaxLayers, maxReferrerBytes: DefaultMaxReferrerBytes, cacheBytes: DefaultCacheBytes,
+		reserveFraction: DefaultReserveFraction, reserveFloor: DefaultReserveFloor,
+		fetchConcurrency: DefaultFetchConcurrency, requestConcurrency: DefaultRequestConcurrency,
+		maxRegistryLabels: DefaultMaxRegistryLabels,
 	}
 }
 
@@ -128,6 +163,25 @@ func WithCacheBytes(n int64) Option { return func(o *options) { o.cacheBytes = n
 // trusted root are cached (default: $HOME/.sigstore/root).
 func WithTUFCacheDir(dir string) Option { return func(o *options) { o.tufCacheDir = dir } }
 
+// WithDecisionReserve keeps part of a request's deadline from the registry
+// fetches: max(fraction of the time left, floor), at most half of it.
+func WithDecisionReserve(fraction float64, floor time.Duration) Option {
+	return func(o *options) { o.reserveFraction, o.reserveFloor = fraction, floor }
+}
+
+// WithFetchConcurrency bounds the images whose signatures (or tag) are
+// being fetched at once: perRequest for one request (Source), and total
+// over all requests for their images beyond the first, which each request
+// fetches on its own account so that it never queues behind large pods.
+// Cache hits take no slot.
+func WithFetchConcurrency(total, perRequest int) Option {
+	return func(o *options) { o.fetchConcurrency, o.requestConcurrency = total, perRequest }
+}
+
+// WithMaxRegistryLabels bounds the distinct registry label values of the
+// request metrics; later registries are counted as "other".
+func WithMaxRegistryLabels(n int) Option { return func(o *options) { o.maxRegistryLabels = n } }
+
 // WithClock sets the clock for cache ages.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
@@ -143,6 +197,12 @@ func (o *options) validate() error {
 		return errors.New("attestation: stale-if-error, retries and backoff must not be negative")
 	case o.cacheSize <= 0 || o.perRegistry <= 0 || o.maxBytes <= 0:
 		return errors.New("attestation: cache size, registry concurrency and response bound must be positive")
+	case o.reserveFraction < 0 || o.reserveFraction >= 1 || o.reserveFloor < 0:
+		return errors.New("attestation: the decision reserve must be a fraction in [0, 1) and a non-negative floor")
+	case o.fetchConcurrency <= 0 || o.requestConcurrency <= 0:
+		return errors.New("attestation: fetch concurrency must be positive")
+	case o.maxRegistryLabels < 0:
+		return errors.New("attestation: registry label bound must not be negative")
 	case o.maxLayers <= 0 || o.maxReferrerBytes <= 0 || o.cacheBytes <= 0:
 		return errors.New("attestation: signature layer, referrer and cache byte bounds must be positive")
 	}

@@ -9,7 +9,7 @@ import (
 // maxParsedRefs bounds the parsed-reference cache. Image strings come from
 // admission requests (each at most the request body), so the bound in
 // entries bounds its bytes too.
-const maxParsedRefs = 10000
+const maxParsedRefs = 2048
 
 // parsedRef is an image reference parsed once: a warm verification is
 // otherwise mostly reference parsing (about 60 % of its allocations).

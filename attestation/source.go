@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -86,13 +87,23 @@ func (s *Source) Facts(ctx context.Context, req facts.Request) ([]*facts.Image, 
 		s.check(ctx, creds, req, 0, out[0])
 		return out, nil
 	}
+	// A bounded number of workers: a pod with thousands of images must not
+	// take every registry slot (nor thousands of goroutines) from the
+	// requests beside it. The first worker fetches on the request's own
+	// account, the others from the shared pool, so every request makes
+	// progress however many large pods are being fetched.
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	for i := range req.Images {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			s.check(ctx, creds, req, i, out[i])
-		}(i)
+	for w := range min(len(req.Images), s.verifier.opts.requestConcurrency) {
+		ctx := ctx
+		if w > 0 {
+			ctx = sharedFetch(ctx)
+		}
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(req.Images); i = int(next.Add(1) - 1) {
+				s.check(ctx, creds, req, i, out[i])
+			}
+		})
 	}
 	wg.Wait()
 	return out, nil

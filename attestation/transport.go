@@ -26,8 +26,16 @@ type guard struct {
 	backoff  time.Duration
 	count    func(registry, status string)
 
+	// slots holds a limiter per registry while requests to it are in
+	// flight or waiting; the last one out removes it, so pods naming
+	// thousands of registries leave nothing behind.
 	mu    sync.Mutex
-	slots map[string]chan struct{}
+	slots map[string]*hostSlots
+}
+
+type hostSlots struct {
+	ch    chan struct{}
+	users int // requests holding or waiting for a slot
 }
 
 func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -35,13 +43,14 @@ func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Scheme == "http" && !g.plainHTTPAllowed(req.URL.Hostname(), host) {
 		return nil, fmt.Errorf("%w %s (only loopback and --insecure-registries)", errPlainHTTP, host)
 	}
-	slot := g.slot(host)
+	slot := g.enter(host)
+	defer g.leave(host, slot)
 	select {
-	case slot <- struct{}{}:
+	case slot.ch <- struct{}{}:
 	case <-req.Context().Done():
 		return nil, req.Context().Err()
 	}
-	defer func() { <-slot }()
+	defer func() { <-slot.ch }()
 	for attempt := 0; ; attempt++ {
 		resp, err := g.next.RoundTrip(req)
 		if err != nil {
@@ -82,15 +91,24 @@ func (g *guard) plainHTTPAllowed(hostname, hostport string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func (g *guard) slot(host string) chan struct{} {
+func (g *guard) enter(host string) *hostSlots {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	s, ok := g.slots[host]
 	if !ok {
-		s = make(chan struct{}, g.perHost)
+		s = &hostSlots{ch: make(chan struct{}, g.perHost)}
 		g.slots[host] = s
 	}
+	s.users++
 	return s
+}
+
+func (g *guard) leave(host string, s *hostSlots) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if s.users--; s.users == 0 {
+		delete(g.slots, host)
+	}
 }
 
 func retryable(code int) bool {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -29,17 +30,19 @@ import (
 // and meant to live as long as the process: its caches are its value.
 type Verifier struct {
 	opts    options
-	puller  *remote.Puller // with the process keychain only
+	puller  atomic.Pointer[remote.Puller] // with the process keychain only; see sharedPuller
+	pulls   atomic.Int64                  // fetches made with puller
 	guard   *guard
 	digests *ttlCache[string]
 	sigs    *ttlCache[*signatures]
-	checks  sync.Map // *policy.Attestor -> *compiledAttestor
+	checks  *compiledAttestors
 	metrics *verifierMetrics
 	public  *publicSigstore
 	refs    refCache
 	// resolutions coalesces concurrent uncached resolutions of one tag
 	// (Resolve, for digest pinning).
 	resolutions singleflight.Group
+	fetches     chan struct{} // a slot per image being fetched, over all requests
 }
 
 // signatures are an image digest's signatures and attestations as the
@@ -70,20 +73,21 @@ func New(opts ...Option) (*Verifier, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	v := &Verifier{opts: o, metrics: newVerifierMetrics(o.registerer), public: &publicSigstore{cacheDir: o.tufCacheDir, now: o.now}}
+	v := &Verifier{opts: o, metrics: newVerifierMetrics(o.registerer, o.maxRegistryLabels), public: &publicSigstore{cacheDir: o.tufCacheDir, now: o.now},
+		fetches: make(chan struct{}, o.fetchConcurrency), checks: newCompiledAttestors(DefaultMaxAttestors)}
 	insecure := map[string]bool{}
 	for _, h := range o.insecure {
 		insecure[h] = true
 	}
 	g := &guard{next: o.transport, insecure: insecure, perHost: o.perRegistry, maxBody: o.maxBytes,
-		retries: o.retries, backoff: o.backoff, slots: map[string]chan struct{}{},
-		count: func(reg, status string) { v.metrics.requests.WithLabelValues(reg, status).Inc() }}
+		retries: o.retries, backoff: o.backoff, slots: map[string]*hostSlots{},
+		count: v.metrics.request}
 	v.guard = g
-	var err error
-	v.puller, err = v.newPuller(o.keychain)
+	p, err := v.newPuller(o.keychain)
 	if err != nil {
 		return nil, err
 	}
+	v.puller.Store(p)
 	v.digests = newTTLCache[string](o.cacheSize, o.staleIfError, o.now)
 	v.sigs = newTTLCache[*signatures](o.cacheSize, o.staleIfError, o.now)
 	v.sigs.maxBytes, v.sigs.sizeOf = o.cacheBytes, func(s *signatures) int64 { return s.size }
@@ -97,6 +101,23 @@ func (v *Verifier) newPuller(kc authn.Keychain) (*remote.Puller, error) {
 		// The referrers tag fallback is fetched alongside the API call
 		// (fetchBundles), not after it.
 		remote.WithReferrersTagFallback(false))
+}
+
+// sharedPuller is the process keychain's registry client. A client keeps a
+// reader (transport, token) per repository for its whole life, so it is
+// replaced after every DefaultClientReuse fetches: images from thousands
+// of repositories or registries do not accumulate. The cost is a token
+// fetch per repository once per generation.
+func (v *Verifier) sharedPuller() (*remote.Puller, error) {
+	if n := v.pulls.Add(1); n%DefaultClientReuse == 0 {
+		p, err := v.newPuller(v.opts.keychain)
+		if err != nil {
+			return nil, err
+		}
+		v.puller.Store(p)
+		return p, nil
+	}
+	return v.puller.Load(), nil
 }
 
 // Credentials are one request's registry credentials (a pod's pull
@@ -116,7 +137,7 @@ type pullerFunc func() (*remote.Puller, error)
 // credentials of one request never serve another through it.
 func (v *Verifier) pullerFor(c Credentials) pullerFunc {
 	if c.Keychain == nil {
-		return func() (*remote.Puller, error) { return v.puller, nil }
+		return v.sharedPuller
 	}
 	return sync.OnceValues(func() (*remote.Puller, error) {
 		return v.newPuller(authn.NewMultiKeychain(c.Keychain, v.opts.keychain))
@@ -156,6 +177,8 @@ func (v *Verifier) CheckWith(ctx context.Context, creds Credentials, img workloa
 		return all(Unverifiable, "invalid image reference: "+err.Error())
 	}
 	pl := v.pullerFor(creds)
+	ctx, cancel := v.fetchContext(ctx)
+	defer cancel()
 	digest, err := v.digest(ctx, pl, creds.ID, img, ref)
 	if err != nil {
 		_, why := outcomeOf(err)
@@ -250,7 +273,18 @@ func (v *Verifier) digest(ctx context.Context, pl pullerFunc, scope string, img 
 		return img.Digest, nil
 	}
 	d, status, err := v.digests.get(ctx, ref.name, scope, func(string) time.Duration { return v.opts.digestTTL },
-		func(ctx context.Context) (string, error) { return v.head(ctx, pl, ref.ref) })
+		func(ctx context.Context) (string, error) {
+			release, err := v.fetchSlot(ctx, "resolving the tag")
+			if err != nil {
+				return "", err
+			}
+			defer release()
+			d, err := v.head(ctx, pl, ref.ref)
+			if err != nil {
+				return "", timedOut(ctx, "resolving the tag", err)
+			}
+			return d, nil
+		})
 	v.metrics.cache.WithLabelValues("digest", status).Inc()
 	return d, err
 }
@@ -268,6 +302,29 @@ func (v *Verifier) head(ctx context.Context, pl pullerFunc, ref name.Reference) 
 	return desc.Digest.String(), nil
 }
 
+// fetchSlot waits for one of the slots bounding the images fetched at once.
+// A request's first image takes none (see sharedFetch): a pod with one image
+// never queues behind pods with hundreds.
+func (v *Verifier) fetchSlot(ctx context.Context, what string) (func(), error) {
+	if ctx.Value(sharedFetchKey{}) == nil {
+		return func() {}, nil
+	}
+	select {
+	case v.fetches <- struct{}{}:
+		return func() { <-v.fetches }, nil
+	case <-ctx.Done():
+		return nil, &UnverifiableError{Reason: what + ": timeout waiting for a registry fetch slot", Err: ctx.Err()}
+	}
+}
+
+type sharedFetchKey struct{}
+
+// sharedFetch marks the fetches of a request's further images (beyond the
+// one it may always fetch) as taking a slot of the shared pool.
+func sharedFetch(ctx context.Context) context.Context {
+	return context.WithValue(ctx, sharedFetchKey{}, true)
+}
+
 // signatures fetches (once per digest, shared by every attestor and every
 // concurrent request) the image's cosign signatures.
 // key is repo@digest, built by the caller from its parsed reference.
@@ -279,6 +336,11 @@ func (v *Verifier) signatures(ctx context.Context, pl pullerFunc, scope string, 
 		return v.opts.ttl
 	}
 	s, status, err := v.sigs.get(ctx, key, scope, ttl, func(ctx context.Context) (*signatures, error) {
+		release, err := v.fetchSlot(ctx, "fetching signatures")
+		if err != nil {
+			return nil, err
+		}
+		defer release()
 		p, err := pl()
 		if err != nil {
 			return nil, &UnverifiableError{Reason: "registry credentials: " + err.Error(), Err: err}
@@ -299,6 +361,9 @@ func (v *Verifier) signatures(ctx context.Context, pl pullerFunc, scope string, 
 		var lerr error
 		s.legacy, lerr = v.fetchLayers(ctx, p, repo, digest, ".sig")
 		wg.Wait()
+		if ctx.Err() != nil {
+			return nil, timedOut(ctx, "fetching signatures", nil)
+		}
 		for _, err := range []error{lerr, berr, aerr} {
 			if _, ok := err.(*UnverifiableError); ok {
 				return nil, err
@@ -473,17 +538,22 @@ func attestorResult(a *policy.Attestor, verdict error) AttestorResult {
 
 // verifierFor returns the attestor's compiled verifier and the key of its
 // definition. Snapshot objects are immutable, so the pointer is remembered
-// to keep the warm path free of hashing.
+// to keep the warm path free of hashing; a new pointer to a known
+// definition (a policy reload) reuses its compiled verifier.
 func (v *Verifier) verifierFor(a *policy.Attestor) (string, *verifier, error) {
-	if got, ok := v.checks.Load(a); ok {
-		c := got.(*compiledAttestor)
+	if c, ok := v.checks.load(a); ok {
 		return c.key, c.ver, c.err
 	}
 	b, _ := json.Marshal(a.Spec)
 	sum := sha256.Sum256(append([]byte(a.Metadata.Name+"\x00"), b...))
-	c := &compiledAttestor{key: hex.EncodeToString(sum[:])}
-	c.ver, c.err = newVerifier(a, v.public.get)
-	v.checks.Store(a, c)
+	key := hex.EncodeToString(sum[:])
+	c, ok := v.checks.load(key)
+	if !ok {
+		c = &compiledAttestor{key: key}
+		c.ver, c.err = newVerifier(a, v.public.get)
+		v.checks.store(key, c)
+	}
+	v.checks.store(a, c)
 	return c.key, c.ver, c.err
 }
 

@@ -148,6 +148,14 @@ func (h *Handler) answer(ctx context.Context, req *request, tooShort error) (res
 		h.audit(req, obj, admission.Outcome{}, resp, tooShort)
 		return resp, "error"
 	}
+	if n := len(obj.Images); n > h.opts.maxImages {
+		// Denied whatever --on-verification-error says: the workload, not
+		// a registry, is at fault, and it would be so on every retry.
+		err := fmt.Errorf("%s %s/%s has %d distinct images, more than the %d imagegate checks in one request", obj.Kind, obj.Namespace, obj.Name, n, h.opts.maxImages)
+		resp := deny(req, http.StatusForbidden, "imagegate denied the request: "+err.Error())
+		h.audit(req, obj, admission.Outcome{}, resp, err)
+		return resp, "denied"
+	}
 	select {
 	case h.slots <- struct{}{}:
 		defer func() { <-h.slots }()

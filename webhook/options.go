@@ -18,6 +18,7 @@ type options struct {
 	defaultTimeout time.Duration
 	maxInFlight    int
 	maxBodyBytes   int64
+	maxImages      int
 	failOpen       bool
 	logger         *slog.Logger
 	registerer     prometheus.Registerer
@@ -38,6 +39,9 @@ const (
 	MinTimeout          = 100 * time.Millisecond
 	DefaultMaxInFlight  = 512
 	DefaultMaxBodyBytes = 3 << 20 // the API server's own request limit
+	// DefaultMaxImages bounds the distinct images of one workload: each may
+	// cost registry round trips, so thousands would outlast any deadline.
+	DefaultMaxImages = 64
 )
 
 // DefaultExemptNamespaces are left alone unless configured otherwise.
@@ -49,6 +53,7 @@ func defaults() options {
 		defaultTimeout: DefaultTimeout,
 		maxInFlight:    DefaultMaxInFlight,
 		maxBodyBytes:   DefaultMaxBodyBytes,
+		maxImages:      DefaultMaxImages,
 		logger:         slog.New(slog.DiscardHandler),
 	}
 	for _, ns := range DefaultExemptNamespaces {
@@ -77,6 +82,10 @@ func WithMaxInFlight(n int) Option { return func(o *options) { o.maxInFlight = n
 
 // WithMaxBodyBytes bounds the request body.
 func WithMaxBodyBytes(n int64) Option { return func(o *options) { o.maxBodyBytes = n } }
+
+// WithMaxImages bounds the distinct images of a workload; one with more is
+// denied without looking at any of them.
+func WithMaxImages(n int) Option { return func(o *options) { o.maxImages = n } }
 
 // WithFailOpen admits (with a warning) requests that could not be decided in
 // time or at all, instead of denying them.
@@ -107,6 +116,8 @@ func (o *options) validate() error {
 		return errors.New("webhook: max in flight must be positive")
 	case o.maxBodyBytes <= 0:
 		return errors.New("webhook: max body bytes must be positive")
+	case o.maxImages <= 0:
+		return errors.New("webhook: max images must be positive")
 	case o.logger == nil:
 		return errors.New("webhook: logger must not be nil")
 	}

@@ -27,7 +27,7 @@ type serveFlags struct {
 	onVerificationError, logLevel, ownNamespace                              string
 	exempt                                                                   stringList
 	maxScanAge, pollInterval, shutdownTimeout, defaultTimeout                time.Duration
-	maxInFlight                                                              int
+	maxInFlight, maxImages                                                   int
 	allowEmpty                                                               bool
 	maxBody                                                                  int64
 	verifier                                                                 verifierFlags
@@ -59,6 +59,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long to drain requests in flight on SIGTERM")
 	fs.DurationVar(&f.defaultTimeout, "default-timeout", webhook.DefaultTimeout, "decision budget when the API server sends no timeout")
 	fs.IntVar(&f.maxInFlight, "max-in-flight", webhook.DefaultMaxInFlight, "concurrent decisions; more wait within their deadline")
+	fs.IntVar(&f.maxImages, "max-images-per-request", webhook.DefaultMaxImages, "distinct images a workload may have; one with more is denied")
 	fs.Int64Var(&f.maxBody, "max-body-bytes", webhook.DefaultMaxBodyBytes, "largest AdmissionReview accepted")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.verifier.register(fs)
@@ -224,7 +225,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	limits := []webhook.Option{webhook.WithExemptNamespaces(f.exempt...), webhook.WithDefaultTimeout(f.defaultTimeout),
 		webhook.WithMaxInFlight(f.maxInFlight), webhook.WithMaxBodyBytes(f.maxBody), webhook.WithLogger(log), webhook.WithRegisterer(reg)}
 	handler, err := webhook.NewHandler(admission.NewDecider(engines, source, admission.WithScanAttestors(f.verifier.scanAttestors...)),
-		slices.Concat(limits, []webhook.Option{webhook.WithFailOpen(failOpen)}, auditOpts)...)
+		slices.Concat(limits, []webhook.Option{webhook.WithFailOpen(failOpen), webhook.WithMaxImages(f.maxImages)}, auditOpts)...)
 	if err != nil {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return exitBadUsage

@@ -19,6 +19,8 @@ type verifierFlags struct {
 	ttl, negative time.Duration
 	staleIfError  time.Duration
 	perRegistry   int
+	fetches       int
+	fetchesPerReq int
 	maxBytes      int64
 	maxReferrer   int64
 	cacheBytes    int64
@@ -32,6 +34,8 @@ func (v *verifierFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&v.negative, "verification-negative-ttl", attestation.DefaultNegativeTTL, "how long 'no signatures found' is reused")
 	fs.DurationVar(&v.staleIfError, "stale-if-error", attestation.DefaultStaleIfError, "serve a cached verification this long past its TTL when the registry cannot be reached")
 	fs.IntVar(&v.perRegistry, "registry-concurrency", attestation.DefaultPerRegistry, "concurrent requests to one registry")
+	fs.IntVar(&v.fetches, "fetch-concurrency", attestation.DefaultFetchConcurrency, "images fetched from registries at once beyond each request's first, over all requests")
+	fs.IntVar(&v.fetchesPerReq, "request-fetch-concurrency", attestation.DefaultRequestConcurrency, "images of one request fetched at once")
 	fs.Int64Var(&v.maxBytes, "registry-max-response-bytes", attestation.DefaultMaxBytes, "largest registry response read")
 	fs.Int64Var(&v.maxReferrer, "registry-max-referrer-bytes", attestation.DefaultMaxReferrerBytes, "bytes read of one image's referrers (Sigstore bundles); past it the rest are not read")
 	fs.Int64Var(&v.cacheBytes, "verification-cache-bytes", attestation.DefaultCacheBytes, "bytes of signature material the verification cache holds (least recently used evicted)")
@@ -75,5 +79,6 @@ func (v *verifierFlags) build(reg prometheus.Registerer) (*attestation.Verifier,
 		attestation.WithAttestations(len(v.scanAttestors) > 0),
 		attestation.WithMaxReferrerBytes(v.maxReferrer), attestation.WithCacheBytes(v.cacheBytes),
 		attestation.WithTUFCacheDir(v.tufCache),
+		attestation.WithFetchConcurrency(v.fetches, v.fetchesPerReq),
 	)
 }

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Soak of imagegate serve (not run in CI): distinct images at a fixed rate
+# against a local signing registry for SOAK_DURATION (default 10m), sampling
+# resident memory, Go heap and goroutines every SOAK_EVERY into
+# $SOAK_OUT/soak.csv and soak.png. See docs/benchmarks.md, "Soak".
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+out=${SOAK_OUT:-soak-out}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+go build -o "$work/imagegate" ./cmd/imagegate
+go build -o "$work/soak" ./test/soak
+"$work/soak" -imagegate "$work/imagegate" -d "${SOAK_DURATION:-10m}" -rate "${SOAK_RATE:-50}" \
+  -images "${SOAK_IMAGES:-3}" -every "${SOAK_EVERY:-5s}" -out "$out"
+echo "csv: $out/soak.csv, plot: $out/soak.png"
