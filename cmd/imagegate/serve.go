@@ -145,7 +145,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 				fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 				return exitBadUsage
 			}
-			h := &scan.Handler{Path: f.scanStore, Tokens: tokens, MaxBytes: f.scanMaxBytes,
+			h := &scan.Handler{Store: scan.NewFile(f.scanStore), Tokens: tokens, MaxBytes: f.scanMaxBytes,
 				Now: time.Now, OnImport: func() { _, _ = scans.Refresh() }, Audit: f.audit.recordScanCall}
 			extra[scan.RouteImport], extra[scan.RouteClearMalicious] = h, h
 		}
