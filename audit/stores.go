@@ -22,3 +22,7 @@ type EventStore interface {
 }
 
 var _ EventStore = (*Store)(nil)
+
+// Repositories are the forms of an image's repository that the image
+// filter matches: as written (without tag or digest) and canonical.
+func Repositories(ref string) []string { return repositories(ref) }
