@@ -13,7 +13,7 @@ import (
 // with the filters of imagegate events (type, principal, namespace, action,
 // image, since, until, limit, pageToken), answering a Page as JSON.
 type Handler struct {
-	Store *Store
+	Store Querier
 	// Tokens checks the bearer token (a token file re-read when it
 	// changes); without it, Token is the token.
 	Tokens TokenChecker

@@ -288,7 +288,7 @@ func (r *Recorder) write(batch []*Event) {
 		if err := s.Write(batch); err != nil {
 			r.sinkErrors.WithLabelValues(s.Name()).Inc()
 			if n, ok := r.errLog.tick(r.opts.now()); ok {
-				r.opts.logger.Error("audit sink failed; its events are lost", "sink", s.Name(), "error", err.Error(), "failures", n)
+				r.opts.logger.Error("audit sink failed to write a batch (lost for that sink, unless the error says it holds them)", "sink", s.Name(), "error", err.Error(), "failures", n)
 			}
 			continue
 		}

@@ -51,11 +51,11 @@ type Call struct {
 
 // Handler serves RouteImport, a bearer-authenticated upload of one report
 // (a Trivy JSON report by default; ?format= names another), imported whole
-// or not at all into the store at Path, and RouteClearMalicious, the only
+// or not at all into Store, and RouteClearMalicious, the only
 // way a malicious mark goes away. A report not newer than the scan stored
 // for its image is refused with 409 and the stored scan's time.
 type Handler struct {
-	Path string
+	Store Store
 	// Tokens checks the bearer token (a token file re-read when it
 	// changes); without it, Token is the token, of TokenPrincipal.
 	Tokens   TokenChecker
@@ -161,7 +161,7 @@ func (h *Handler) importReport(w http.ResponseWriter, r *http.Request, c *Call) 
 				at.Format(time.RFC3339), c.Time.UTC().Format(time.RFC3339)))
 		}
 	}
-	if err := Import(h.Path, recs, mal, RefuseStale()); err != nil {
+	if err := h.Store.Import(r.Context(), recs, mal, RefuseStale()); err != nil {
 		var stale *StaleError
 		if errors.As(err, &stale) {
 			c.Code = "Conflict.StaleScan"
@@ -185,7 +185,7 @@ func (h *Handler) clear(r *http.Request, c *Call, digest string) (int, map[strin
 		c.Code = "InvalidParameter.Digest"
 		return http.StatusBadRequest, errBody(fmt.Sprintf("digest %q: expected sha256: and 64 hex digits", digest))
 	}
-	found, err := ClearMalicious(h.Path, digest)
+	found, err := h.Store.ClearMalicious(r.Context(), digest)
 	if err != nil {
 		c.Code = "ServerError"
 		return http.StatusInternalServerError, errBody(err.Error())

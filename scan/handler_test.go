@@ -41,7 +41,7 @@ func newScansServer(t *testing.T) *scansServer {
 	if s.reader, err = scan.OpenReader(s.path); err != nil {
 		t.Fatal(err)
 	}
-	h := &scan.Handler{Path: s.path, Token: "s3cret", MaxBytes: 1 << 20, Now: func() time.Time { return now },
+	h := &scan.Handler{Store: scan.NewFile(s.path), Token: "s3cret", MaxBytes: 1 << 20, Now: func() time.Time { return now },
 		OnImport: func() { s.reader.Refresh() },
 		Audit:    func(c scan.Call) { s.mu.Lock(); s.calls = append(s.calls, c); s.mu.Unlock() }}
 	mux := http.NewServeMux()

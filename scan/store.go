@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -53,6 +54,37 @@ func (e *StaleError) Error() string {
 		e.Image, e.Stored.Format(time.RFC3339Nano), e.Offered.Format(time.RFC3339Nano))
 }
 
+// File is the scan store in a bbolt file at a path, opened for each
+// operation so that imagegate scan import and serve can share it.
+type File struct {
+	path string
+	// mod and size are the file's when Changes last read it to the end,
+	// up to seen: a follower that has seen that far is not sent to open an
+	// unchanged file again.
+	mu   sync.Mutex
+	mod  time.Time
+	size int64
+	seen uint64
+}
+
+var (
+	_ Store     = (*File)(nil)
+	_ ChangeLog = (*File)(nil)
+)
+
+// NewFile is the store at path; a missing file is an empty store.
+func NewFile(path string) *File { return &File{path: path} }
+
+// Import writes into the store file at path (File.Import).
+func Import(path string, records []*Record, malicious map[string]string, opts ...ImportOption) error {
+	return NewFile(path).Import(context.Background(), records, malicious, opts...)
+}
+
+// ClearMalicious clears a mark in the store file at path (File.ClearMalicious).
+func ClearMalicious(path, digest string) (bool, error) {
+	return NewFile(path).ClearMalicious(context.Background(), digest)
+}
+
 // Import writes records and malicious digests in one transaction: a report
 // is imported whole or not at all. Under each key (the image's digest, and
 // its tag) the newest scan by its own time is kept: a record whose digest
@@ -62,14 +94,14 @@ func (e *StaleError) Error() string {
 // nothing. A tag holding a newer scan (of another image the tag named) keeps
 // it. Malicious digests are only ever added here; ClearMalicious removes
 // one.
-func Import(path string, records []*Record, malicious map[string]string, opts ...ImportOption) error {
+func (f *File) Import(_ context.Context, records []*Record, malicious map[string]string, opts ...ImportOption) error {
 	var o importOptions
 	for _, fn := range opts {
 		fn(&o)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	db, err := bolt.Open(f.path, 0o600, &bolt.Options{Timeout: lockTimeout})
 	if err != nil {
-		return fmt.Errorf("scan store %s: %w", path, err)
+		return fmt.Errorf("scan store %s: %w", f.path, err)
 	}
 	defer db.Close()
 	return db.Update(func(tx *bolt.Tx) error {
@@ -155,10 +187,10 @@ func staleAt(scans *bolt.Bucket, key string, r *Record, b []byte) (stale *StaleE
 
 // ClearMalicious removes the malicious mark of a digest (set by a feed);
 // reports never clear one. It says whether the digest was marked.
-func ClearMalicious(path, digest string) (bool, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+func (f *File) ClearMalicious(_ context.Context, digest string) (bool, error) {
+	db, err := bolt.Open(f.path, 0o600, &bolt.Options{Timeout: lockTimeout})
 	if err != nil {
-		return false, fmt.Errorf("scan store %s: %w", path, err)
+		return false, fmt.Errorf("scan store %s: %w", f.path, err)
 	}
 	defer db.Close()
 	found := false
@@ -186,29 +218,41 @@ func seqKey(n uint64) []byte {
 	return b
 }
 
-// load reads into idx every write logged after seq, and returns the last
-// sequence seen.
-func load(path string, idx *Index, seq uint64) (uint64, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout, ReadOnly: true})
+// Changes reads the writes logged after seq, unless the file is as it was
+// when Changes last read it to the end.
+func (f *File) Changes(_ context.Context, after uint64, limit int) ([]Change, uint64, error) {
+	info, err := os.Stat(f.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, after, nil
+	}
 	if err != nil {
-		return seq, fmt.Errorf("scan store %s: %w", path, err)
+		return nil, after, err
+	}
+	f.mu.Lock()
+	unchanged := info.ModTime().Equal(f.mod) && info.Size() == f.size && after == f.seen
+	f.mu.Unlock()
+	if unchanged {
+		return nil, after, nil
+	}
+	db, err := bolt.Open(f.path, 0o600, &bolt.Options{Timeout: lockTimeout, ReadOnly: true})
+	if err != nil {
+		return nil, after, fmt.Errorf("scan store %s: %w", f.path, err)
 	}
 	defer db.Close()
+	var out []Change
+	seq := after
 	err = db.View(func(tx *bolt.Tx) error {
 		log, scans, mal := tx.Bucket(bucketLog), tx.Bucket(bucketScans), tx.Bucket(bucketMalicious)
 		if log == nil {
 			return nil
 		}
 		c := log.Cursor()
-		for k, v := c.Seek(seqKey(seq + 1)); k != nil; k, v = c.Next() {
+		for k, v := c.Seek(seqKey(seq + 1)); k != nil && len(out) < limit; k, v = c.Next() {
 			seq = binary.BigEndian.Uint64(k)
 			key := string(v)
 			if len(key) > 2 && key[:2] == "m:" {
-				if reason := mal.Get([]byte(key[2:])); reason != nil {
-					idx.setMalicious(key[2:], string(reason))
-				} else {
-					idx.clearMalicious(key[2:]) // cleared explicitly
-				}
+				reason := mal.Get([]byte(key[2:]))
+				out = append(out, Change{Key: key, Reason: string(reason), Cleared: reason == nil})
 				continue
 			}
 			b := scans.Get([]byte(key))
@@ -217,71 +261,19 @@ func load(path string, idx *Index, seq uint64) (uint64, error) {
 			}
 			var r Record
 			if err := json.Unmarshal(b, &r); err != nil {
-				return fmt.Errorf("scan store %s: record %s: %w", path, key, err)
+				return fmt.Errorf("scan store %s: record %s: %w", f.path, key, err)
 			}
-			idx.set(key, &r.Scan)
+			out = append(out, Change{Key: key, Scan: &r.Scan})
 		}
 		return nil
 	})
-	return seq, err
-}
-
-// Reader keeps an Index in step with a store file that other processes
-// (imagegate scan import, the scans endpoint) write to.
-type Reader struct {
-	path string
-	idx  *Index
-	seq  uint64
-	mod  time.Time
-	size int64
-}
-
-// OpenReader loads the store at path; a missing file is an empty store.
-func OpenReader(path string) (*Reader, error) {
-	r := &Reader{path: path, idx: NewIndex()}
-	if _, err := r.Refresh(); err != nil {
-		return nil, err
-	}
-	return r, nil
-}
-
-// Index is the reader's index, updated in place by Refresh.
-func (r *Reader) Index() *Index { return r.idx }
-
-// Refresh loads what was written since the last refresh, if the file changed.
-func (r *Reader) Refresh() (bool, error) {
-	info, err := os.Stat(r.path)
-	if errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
 	if err != nil {
-		return false, err
+		return nil, after, err
 	}
-	if info.ModTime().Equal(r.mod) && info.Size() == r.size {
-		return false, nil
+	if len(out) < limit {
+		f.mu.Lock()
+		f.mod, f.size, f.seen = info.ModTime(), info.Size(), seq
+		f.mu.Unlock()
 	}
-	seq, err := load(r.path, r.idx, r.seq)
-	if err != nil {
-		return false, err
-	}
-	r.mod, r.size = info.ModTime(), info.Size()
-	changed := seq != r.seq
-	r.seq = seq
-	return changed, nil
-}
-
-// Watch refreshes every interval until ctx ends, reporting errors.
-func (r *Reader) Watch(ctx context.Context, interval time.Duration, onError func(error)) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := r.Refresh(); err != nil && onError != nil {
-				onError(err)
-			}
-		}
-	}
+	return out, seq, nil
 }

@@ -4,6 +4,9 @@
 #
 #   ETCD, REGISTRY   Debian packages etcd-server and docker-registry (apt-get,
 #                    only when the binaries are missing)
+#   PG_BINDIR        Debian package postgresql (apt-get, only when no
+#                    /usr/lib/postgresql/<version>/bin/initdb is there): the
+#                    shared-store tests run initdb and postgres from it
 #   KUBE_APISERVER   built from the k8s.io/kubernetes module at the version
 #                    test/tools/go.mod pins (about 8 minutes the first time)
 #   COSIGN           the cosign v2 CLI, go installed at $COSIGN_VERSION
@@ -48,6 +51,15 @@ timed() {
 apt_missing=()
 command -v etcd >/dev/null || apt_missing+=(etcd-server)
 command -v docker-registry >/dev/null || apt_missing+=(docker-registry)
+# initdb is not on PATH in Debian's layout: look where the package puts it.
+pg_bindir() {
+  local d best=
+  for d in /usr/lib/postgresql/*/bin; do
+    if [[ -x $d/initdb ]]; then best=$d; fi
+  done
+  echo "$best"
+}
+[[ -n $(pg_bindir) ]] || apt_missing+=(postgresql)
 if ((${#apt_missing[@]})); then
   as_root() {
     if [[ $(id -u) == 0 ]]; then
@@ -66,7 +78,7 @@ if ((${#apt_missing[@]})); then
   log "apt-get install ${apt_missing[*]}: done in $((SECONDS - start))s"
   # The packages install services; the tests start their own processes.
   if command -v systemctl >/dev/null; then
-    for svc in etcd docker-registry; do
+    for svc in etcd docker-registry postgresql; do
       if systemctl is-active --quiet "$svc" 2>/dev/null; then
         as_root systemctl disable --now "$svc" >/dev/null 2>&1 || true
       fi
@@ -75,6 +87,11 @@ if ((${#apt_missing[@]})); then
 fi
 etcd_bin=$(command -v etcd)
 registry_bin=$(command -v docker-registry)
+pg_bin=$(pg_bindir)
+# initdb and postgres refuse root; the tests run them as this user.
+if [[ $(id -u) == 0 ]] && ! id postgres >/dev/null 2>&1; then
+  useradd --system --no-create-home --shell /usr/sbin/nologin postgres
+fi
 
 # --- kube-apiserver from k8s.io/kubernetes ----------------------------------
 kube_dir=$cache/kube-apiserver-$kube_version
@@ -134,6 +151,7 @@ env_file=$cache/env.sh
   printf 'export KUBE_APISERVER=%q\n' "$kube_bin"
   printf 'export ETCD=%q\n' "$etcd_bin"
   printf 'export REGISTRY=%q\n' "$registry_bin"
+  printf 'export PG_BINDIR=%q\n' "$pg_bin"
   printf 'export COSIGN=%q\n' "$cosign_bin"
   # The root module's cosign conformance test (attestation/) runs when set.
   printf 'export IMAGEGATE_COSIGN=%q\n' "$cosign_bin"
@@ -144,6 +162,7 @@ mv -f "$env_file.tmp" "$env_file"
 echo "kube-apiserver $kube_version: $kube_bin"
 echo "etcd $("$etcd_bin" --version 2>/dev/null | awk '/etcd Version/ {print $3}'): $etcd_bin"
 echo "docker-registry $("$registry_bin" --version 2>/dev/null | awk '{print $3}'): $registry_bin"
+echo "postgresql $("$pg_bin/postgres" --version 2>/dev/null | awk '{print $3}'): $pg_bin"
 echo "cosign $cosign_version: $cosign_bin"
 echo "helm $helm_version: $helm_bin"
 echo "env file: $env_file"

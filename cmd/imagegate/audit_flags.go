@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/imagegate/imagegate/audit"
+	"github.com/imagegate/imagegate/pgstore"
 	"github.com/imagegate/imagegate/webhook"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/dynamic"
@@ -35,7 +36,7 @@ func (f *auditFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.log, "audit-log", "", "write audit events as JSON lines to FILE, or - for stdout")
 	fs.Int64Var(&f.maxSize, "audit-log-max-size", 100<<20, "rotate --audit-log FILE before it grows past this many bytes (0: never)")
 	fs.IntVar(&f.maxBackups, "audit-log-max-backups", 5, "rotated audit log files to keep (0: all)")
-	fs.StringVar(&f.store, "audit-store", "", "keep audit events in this store file, for imagegate events and GET /api/v1/events")
+	fs.StringVar(&f.store, "audit-store", "", "keep audit events in this store (a file, or a postgres:// URL shared by replicas and clusters), for imagegate events and GET /api/v1/events")
 	fs.DurationVar(&f.retention, "audit-retention", audit.DefaultRetention, "how long --audit-store keeps events")
 	fs.DurationVar(&f.pruneEvery, "audit-prune-interval", time.Hour, "how often --audit-store drops events past --audit-retention")
 	fs.StringVar(&f.tokenFile, "audit-token-file", "", "file holding the bearer token for GET /api/v1/events (needs --audit-store)")
@@ -64,6 +65,8 @@ func (f *auditFlags) validate() error {
 		return errors.New("--audit-token-file needs --audit-store")
 	case f.sync && f.store == "" && f.log == "":
 		return errors.New("--audit-sync needs --audit-store or --audit-log")
+	case f.sync && pgstore.IsURL(f.store) && f.log == "":
+		return errors.New("--audit-sync waits for files only: with a PostgreSQL --audit-store (written in batches) it needs --audit-log")
 	}
 	return nil
 }
@@ -72,7 +75,7 @@ func (f *auditFlags) validate() error {
 // extra, and returns the webhook option (none without sinks) and a stop
 // function that flushes queued events. The flags are validated already
 // (parseServeFlags), before serve touches the cluster.
-func (f *auditFlags) start(ctx context.Context, clusterID string, log *slog.Logger, reg prometheus.Registerer, extra map[string]http.Handler) ([]webhook.Option, func(), error) {
+func (f *auditFlags) start(ctx context.Context, clusterID string, log *slog.Logger, reg prometheus.Registerer, extra map[string]http.Handler, st *stores) ([]webhook.Option, func(), error) {
 	var sinks []audit.Sink
 	switch f.log {
 	case "":
@@ -86,18 +89,18 @@ func (f *auditFlags) start(ctx context.Context, clusterID string, log *slog.Logg
 		sinks = append(sinks, s)
 	}
 	if f.store != "" {
-		st, err := audit.OpenStore(f.store)
+		es, err := st.audit(ctx, f.store)
 		if err != nil {
 			return nil, nil, fmt.Errorf("--audit-store: %w", err)
 		}
-		sinks = append(sinks, st)
-		go st.RunRetention(ctx, f.retention, f.pruneEvery, log)
+		sinks = append(sinks, es)
+		go es.RunRetention(ctx, f.retention, f.pruneEvery, log)
 		if f.tokenFile != "" {
 			tokens, err := watchTokenFile("--audit-token-file", f.tokenFile, "audit-token", log)
 			if err != nil {
 				return nil, nil, err
 			}
-			extra["GET /api/v1/events"] = &audit.Handler{Store: st, Tokens: tokens, Now: time.Now}
+			extra["GET /api/v1/events"] = &audit.Handler{Store: es, Tokens: tokens, Now: time.Now}
 		}
 	}
 	if f.kubeEvents || f.reports {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/imagegate/imagegate/admission"
@@ -43,7 +44,9 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err != nil {
 		return out.bad(err)
 	}
-	source, _, verifier, err := factsSource(*factsFile, *scanStore, &vf, nil)
+	st := newStores(slog.New(slog.DiscardHandler), nil)
+	defer st.close()
+	source, _, _, verifier, err := factsSource(context.Background(), *factsFile, *scanStore, st, &vf, nil)
 	if err != nil {
 		return out.bad(err)
 	}

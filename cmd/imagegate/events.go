@@ -1,16 +1,19 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/imagegate/imagegate/audit"
+	"github.com/imagegate/imagegate/pgstore"
 )
 
 // runEvents is imagegate events: a query of the audit store (docs/audit.md).
@@ -19,7 +22,7 @@ func runEvents(args []string, stdout, stderr io.Writer) int {
 	var p audit.QueryParams
 	var store, output string
 	var limit int
-	fs.StringVar(&store, "store", "", "audit store file (serve --audit-store)")
+	fs.StringVar(&store, "store", "", "audit store: the file or postgres:// URL of serve --audit-store")
 	fs.StringVar(&p.Type, "type", "", "only admission events or only management API calls (api); default both")
 	fs.StringVar(&p.Principal, "principal", "", "only management API calls by this principal (implies --type api)")
 	fs.StringVar(&p.Namespace, "namespace", "", "only events in this namespace")
@@ -44,7 +47,7 @@ func runEvents(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "imagegate events: -o %q: expected table or json\n", output)
 		return exitBadUsage
 	}
-	if _, err := os.Stat(store); err != nil {
+	if _, err := os.Stat(store); err != nil && !pgstore.IsURL(store) {
 		fmt.Fprintf(stderr, "imagegate events: --store: %v\n", err)
 		return exitBadUsage
 	}
@@ -58,7 +61,14 @@ func runEvents(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "imagegate events: %v\n", err)
 		return exitBadUsage
 	}
-	page, err := audit.ReadStore(store).Query(q)
+	st := newStores(slog.New(slog.DiscardHandler), nil)
+	defer st.close()
+	querier, err := st.querier(context.Background(), store)
+	if err != nil {
+		fmt.Fprintf(stderr, "imagegate events: %v\n", err)
+		return exitBadUsage
+	}
+	page, err := querier.Query(q)
 	if err != nil {
 		fmt.Fprintf(stderr, "imagegate events: %v\n", err)
 		return exitBadUsage

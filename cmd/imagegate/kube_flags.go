@@ -141,14 +141,14 @@ func restConfig(flag, path, userAgent string) (*rest.Config, error) {
 	return cfg, nil
 }
 
-// startReports imports VulnerabilityReports into the scan store at path when
+// startReports imports VulnerabilityReports into the scan store when
 // --kube-vulnerability-reports is set, refreshing the facts after each batch.
-func (k *kubeFlags) startReports(ctx context.Context, client dynamic.Interface, log *slog.Logger, path string, scans *scan.Reader) error {
+func (k *kubeFlags) startReports(ctx context.Context, client dynamic.Interface, log *slog.Logger, store scan.Store, scans *scan.Reader) error {
 	if !k.vulnReports {
 		return nil
 	}
 	go kube.WatchVulnerabilityReports(ctx, client, func(records []*scan.Record) error {
-		if err := scan.Import(path, records, nil); err != nil {
+		if err := store.Import(ctx, records, nil); err != nil {
 			return err
 		}
 		_, err := scans.Refresh()

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"time"
 
@@ -29,7 +31,7 @@ func runScan(args []string, stdout, stderr io.Writer) int {
 
 func runScanImport(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("scan import", "scan import --store PATH [--format FORMAT] FILE...", stderr)
-	store := fs.String("store", "", "scan store file (created if missing)")
+	store := fs.String("store", "", "scan store: a file (created if missing) or a postgres:// URL")
 	format := fs.String("format", scan.FormatAuto, "report format: auto, trivy, vulnerabilityreport or malicious-feed")
 	files, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -37,6 +39,13 @@ func runScanImport(args []string, stdout, stderr io.Writer) int {
 	}
 	if *store == "" || len(files) == 0 {
 		fmt.Fprintln(stderr, "imagegate scan import: --store and at least one FILE are required")
+		return exitBadUsage
+	}
+	st := newStores(slog.New(slog.DiscardHandler), nil)
+	defer st.close()
+	target, _, err := st.scan(context.Background(), *store)
+	if err != nil {
+		fmt.Fprintf(stderr, "imagegate scan import: --store: %v\n", err)
 		return exitBadUsage
 	}
 	failed := false
@@ -48,7 +57,7 @@ func runScanImport(args []string, stdout, stderr io.Writer) int {
 			if recs, mal, err = scan.Parse(*format, data, time.Now()); err == nil {
 				// A report older than the stored scan of its image is
 				// refused (scan.StaleError names both times).
-				err = scan.Import(*store, recs, mal, scan.RefuseStale())
+				err = target.Import(context.Background(), recs, mal, scan.RefuseStale())
 				if err == nil {
 					fmt.Fprintf(stdout, "%s: imported %d scan(s), %d malicious digest(s)\n", f, len(recs), len(mal))
 				}
@@ -69,7 +78,7 @@ func runScanImport(args []string, stdout, stderr io.Writer) int {
 // runClearMalicious removes malicious marks: reports never do.
 func runClearMalicious(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("scan clear-malicious", "scan clear-malicious --store PATH DIGEST...", stderr)
-	store := fs.String("store", "", "scan store file")
+	store := fs.String("store", "", "scan store: a file or a postgres:// URL")
 	digests, err := parseInterspersed(fs, args)
 	if err != nil {
 		return flagError(err)
@@ -78,9 +87,16 @@ func runClearMalicious(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "imagegate scan clear-malicious: --store and at least one DIGEST are required")
 		return exitBadUsage
 	}
+	st := newStores(slog.New(slog.DiscardHandler), nil)
+	defer st.close()
+	target, _, err := st.scan(context.Background(), *store)
+	if err != nil {
+		fmt.Fprintf(stderr, "imagegate scan clear-malicious: --store: %v\n", err)
+		return exitBadUsage
+	}
 	code := exitOK
 	for _, d := range digests {
-		found, err := scan.ClearMalicious(*store, d)
+		found, err := target.ClearMalicious(context.Background(), d)
 		switch {
 		case err != nil:
 			fmt.Fprintf(stderr, "imagegate scan clear-malicious: %s: %v\n", d, err)

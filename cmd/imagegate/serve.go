@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/imagegate/imagegate/admission"
 	"github.com/imagegate/imagegate/internal/version"
+	"github.com/imagegate/imagegate/pgstore"
 	"github.com/imagegate/imagegate/policy"
 	"github.com/imagegate/imagegate/rego"
 	"github.com/imagegate/imagegate/scan"
@@ -31,7 +33,7 @@ type serveFlags struct {
 	allowEmpty                                                               bool
 	maxBody                                                                  int64
 	verifier                                                                 verifierFlags
-	scanStore, scanTokenFile                                                 string
+	store, scanStore, scanTokenFile                                          string
 	scanMaxBytes                                                             int64
 	api                                                                      apiFlags
 	audit                                                                    auditFlags
@@ -63,7 +65,8 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 	fs.Int64Var(&f.maxBody, "max-body-bytes", webhook.DefaultMaxBodyBytes, "largest AdmissionReview accepted")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.verifier.register(fs)
-	fs.StringVar(&f.scanStore, "scan-store", "", "scan store file to take scan facts from; new imports are seen without restart")
+	fs.StringVar(&f.store, "store", "", "PostgreSQL URL (postgres://…) for both --scan-store and --audit-store: state shared by every replica")
+	fs.StringVar(&f.scanStore, "scan-store", "", "scan store to take scan facts from: a file, or a postgres:// URL shared by replicas; new imports are seen without restart")
 	fs.StringVar(&f.scanTokenFile, "scan-token-file", "", "file holding the bearer token for POST /api/v1/scans (needs --scan-store)")
 	fs.Int64Var(&f.scanMaxBytes, "scan-max-bytes", 64<<20, "largest report POST /api/v1/scans accepts")
 	f.api.register(fs)
@@ -75,6 +78,14 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 		return nil, flagError(err)
 	}
 	var missing []string
+	if f.store != "" {
+		if !pgstore.IsURL(f.store) {
+			fmt.Fprintln(stderr, "imagegate serve: --store takes a postgres:// URL (for files: --scan-store and --audit-store)")
+			return nil, exitBadUsage
+		}
+		f.scanStore = cmp.Or(f.scanStore, f.store)
+		f.audit.store = cmp.Or(f.audit.store, f.store)
+	}
 	if msg := f.kube.resolve(f.policies, f.scanStore); msg != "" {
 		fmt.Fprintf(stderr, "imagegate serve: %s\n", msg)
 		return nil, exitBadUsage
@@ -128,7 +139,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		return exitBadUsage
 	}
 	sourceOpts, keychains := f.kube.pullSecretOptions(ctx, kubeClient, log, f.factsFile == "")
-	source, scans, verifier, err := factsSource(f.factsFile, f.scanStore, &f.verifier, reg, sourceOpts...)
+	st := newStores(log, reg)
+	defer st.close()
+	source, scans, scanStore, verifier, err := factsSource(ctx, f.factsFile, f.scanStore, st, &f.verifier, reg, sourceOpts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return exitBadUsage
@@ -136,7 +149,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	extra := map[string]http.Handler{}
 	if scans != nil {
 		go scans.Watch(ctx, f.pollInterval, func(err error) { log.Warn("scan store not refreshed", "error", err.Error()) })
-		if err := f.kube.startReports(ctx, kubeClient, log, f.scanStore, scans); err != nil {
+		if err := f.kube.startReports(ctx, kubeClient, log, scanStore, scans); err != nil {
 			fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 			return exitBadUsage
 		}
@@ -146,7 +159,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 				fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 				return exitBadUsage
 			}
-			h := &scan.Handler{Path: f.scanStore, Tokens: tokens, MaxBytes: f.scanMaxBytes,
+			h := &scan.Handler{Store: scanStore, Tokens: tokens, MaxBytes: f.scanMaxBytes,
 				Now: time.Now, OnImport: func() { _, _ = scans.Refresh() }, Audit: f.audit.recordScanCall}
 			extra[scan.RouteImport], extra[scan.RouteClearMalicious] = h, h
 		}
@@ -211,7 +224,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	} else if !kubeSource {
 		go policy.Watch(ctx, f.policies, f.pollInterval, onLoad)
 	}
-	auditOpts, stopAudit, err := f.audit.start(ctx, f.clusterID, log, reg, extra)
+	auditOpts, stopAudit, err := f.audit.start(ctx, f.clusterID, log, reg, extra, st)
 	if err != nil {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return exitBadUsage
@@ -238,8 +251,18 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	extra["POST "+webhook.MutatePath] = mutator
 	srv := &webhook.Server{
 		Listen: f.listen, MetricsListen: f.metricsListen, Handler: handler, Ready: engines.Ready, ReadyDetail: guard.Status,
-		ReadyWarnings: warnings.get,
-		Certs:         certs, Gatherer: reg, ShutdownTimeout: f.shutdownTimeout, Logger: log, Extra: extra,
+		ReadyWarnings: func() []string {
+			// The scan store away: admissions go on from the facts last
+			// read, so the replica stays ready, and says so.
+			w := warnings.get()
+			if scans != nil {
+				if s := scans.Status(); s != "" {
+					w = append(w, s)
+				}
+			}
+			return w
+		},
+		Certs: certs, Gatherer: reg, ShutdownTimeout: f.shutdownTimeout, Logger: log, Extra: extra,
 	}
 	if err := f.listener.apply(srv); err != nil {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"time"
 
 	"github.com/imagegate/imagegate/facts"
@@ -44,30 +46,40 @@ func (v *verifierFlags) register(fs *flag.FlagSet) {
 }
 
 // factsSource is where facts come from: a static facts file, or live
-// signature verification plus, with a scan store, its scans. The verifier
-// is the live one's (nil with a facts file).
-func factsSource(factsFile, scanStore string, vf *verifierFlags, reg prometheus.Registerer, opts ...attestation.SourceOption) (facts.Source, *scan.Reader, *attestation.Verifier, error) {
+// signature verification plus, with a scan store, its scans (the reader
+// keeping them in memory, and the store to write to). The verifier is the
+// live one's (nil with a facts file).
+func factsSource(ctx context.Context, factsFile, scanStore string, st *stores, vf *verifierFlags, reg prometheus.Registerer, opts ...attestation.SourceOption) (facts.Source, *scan.Reader, scan.Store, *attestation.Verifier, error) {
 	if factsFile != "" {
 		if scanStore != "" {
-			return nil, nil, nil, errors.New("--facts and --scan-store exclude each other: a facts file holds every fact")
+			return nil, nil, nil, nil, errors.New("--facts and --scan-store exclude each other: a facts file holds every fact")
 		}
 		f, err := facts.LoadFile(factsFile)
-		return f, nil, nil, err
+		return f, nil, nil, nil, err
 	}
 	var scans facts.Source
 	var reader *scan.Reader
+	var store scan.Store
 	if scanStore != "" {
+		var log scan.ChangeLog
 		var err error
-		if reader, err = scan.OpenReader(scanStore); err != nil {
-			return nil, nil, nil, err
+		if store, log, err = st.scan(ctx, scanStore); err != nil {
+			return nil, nil, nil, nil, fmt.Errorf("--scan-store: %w", err)
+		}
+		var ropts []scan.ReaderOption
+		if reg != nil {
+			ropts = append(ropts, scan.WithReaderRegisterer(reg))
+		}
+		if reader, err = scan.NewReader(ctx, log, ropts...); err != nil {
+			return nil, nil, nil, nil, fmt.Errorf("--scan-store: %w", err)
 		}
 		scans = scan.NewSource(reader.Index())
 	}
 	v, err := vf.build(reg)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
-	return attestation.NewSource(v, scans, opts...), reader, v, nil
+	return attestation.NewSource(v, scans, opts...), reader, store, v, nil
 }
 
 func (v *verifierFlags) build(reg prometheus.Registerer) (*attestation.Verifier, error) {

@@ -10,7 +10,7 @@ cache=${IMAGEGATE_TOOLS_CACHE:-$HOME/.cache/imagegate-tools}
 bash "$repo/scripts/e2e-tools.sh"
 # shellcheck source=/dev/null
 source "$cache/env.sh"
-export KUBE_APISERVER ETCD REGISTRY COSIGN IMAGEGATE_COSIGN
+export KUBE_APISERVER ETCD REGISTRY COSIGN IMAGEGATE_COSIGN PG_BINDIR
 
 cd "$repo/test/e2e"
 IMAGEGATE_E2E=1 go test -count=1 -timeout 30m -v "$@" ./...
@@ -19,3 +19,7 @@ IMAGEGATE_E2E=1 go test -count=1 -timeout 30m -v "$@" ./...
 # when IMAGEGATE_COSIGN is set; make unit runs it without, so it skips there.
 cd "$repo"
 go test -count=1 -timeout 10m -run 'Conformance' ./attestation/
+
+# The PostgreSQL stores against a real server (make unit skips them when
+# PostgreSQL is not installed; here it is, so they must run).
+IMAGEGATE_E2E=1 go test -count=1 -timeout 10m ./pgstore/

@@ -28,7 +28,7 @@ type Process struct {
 // startProcess runs bin with args, output to a log file in logDir, and
 // stops it (SIGTERM, then SIGKILL after 15s) in a cleanup that also shows
 // the end of the log when the test failed.
-func startProcess(t TB, name, logDir, bin string, args []string, env []string) *Process {
+func startProcess(t TB, name, logDir, bin string, args []string, env []string, cred ...*syscall.Credential) *Process {
 	t.Helper()
 	logPath := filepath.Join(logDir, name+".log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -40,6 +40,9 @@ func startProcess(t TB, name, logDir, bin string, args []string, env []string) *
 	cmd.Env = append(childEnv(), env...)
 	// Its own process group, and killed if the test binary dies first.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if len(cred) > 0 {
+		cmd.SysProcAttr.Credential = cred[0] // another user (postgres refuses root)
+	}
 	fmt.Fprintf(logFile, "# %s %s\n", bin, strings.Join(args, " "))
 	if err := cmd.Start(); err != nil {
 		logFile.Close()

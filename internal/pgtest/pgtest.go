@@ -1,0 +1,273 @@
+// Package pgtest runs a throwaway PostgreSQL server for tests: initdb into
+// a temporary directory, then the server on 127.0.0.1 at a free port, as the
+// postgres user when the tests run as root (initdb refuses root). Tests
+// skip when no PostgreSQL binaries are installed, unless IMAGEGATE_E2E is
+// set (the end-to-end target installs them and must not skip).
+package pgtest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// BinDir is where initdb and postgres are: $PG_BINDIR, else the newest
+// /usr/lib/postgresql/<version>/bin (Debian's layout), else the directory
+// of initdb on PATH; "" when none.
+func BinDir() string {
+	if d := os.Getenv("PG_BINDIR"); d != "" {
+		return d
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
+			return d
+		}
+	}
+	if p, err := exec.LookPath("initdb"); err == nil {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			return filepath.Dir(real)
+		}
+	}
+	return ""
+}
+
+func version(dir string) int {
+	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(dir)))
+	return n
+}
+
+// Server is a running PostgreSQL.
+type Server struct {
+	Port    int
+	dataDir string
+	bin     string
+	logPath string
+	cred    *syscall.Credential
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	done    chan struct{}
+}
+
+// Start runs a new server; Stop ends it and removes its files.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	bin := BinDir()
+	if bin == "" {
+		if os.Getenv("IMAGEGATE_E2E") != "" {
+			t.Fatal("PostgreSQL binaries not found (set PG_BINDIR, or run scripts/e2e-tools.sh)")
+		}
+		t.Skip("PostgreSQL binaries not found (set PG_BINDIR, or apt-get install postgresql)")
+	}
+	s, err := start(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func start(bin string) (*Server, error) {
+	dir, err := os.MkdirTemp("", "imagegate-pg-")
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{bin: bin, dataDir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "postgres.log")}
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			return nil, fmt.Errorf("running as root, and initdb refuses root: no postgres user to run as (%w)", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		s.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		if err := os.Chown(dir, uid, gid); err != nil {
+			return nil, err
+		}
+	}
+	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", s.dataDir, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "-N")
+	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+	if out, err := initdb.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("initdb: %v\n%s", err, out)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s.Port = l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	if err := s.Restart(); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Restart starts the server again (after Kill) on the same port and data,
+// and waits until it accepts connections.
+func (s *Server) Restart() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// After a kill, a backend may hold the shared memory a moment longer:
+	// the new postmaster then refuses to start, and is started again.
+	var err error
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		var exited bool
+		if exited, err = s.startOnce(); err == nil || !exited {
+			return err
+		}
+	}
+	return err
+}
+
+func (s *Server) startOnce() (exited bool, err error) {
+	log, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o666)
+	if err != nil {
+		return false, err
+	}
+	// fsync off makes each test's schema and writes fast and loses nothing
+	// when only the server is killed (the page cache survives it); commits
+	// stay synchronous, so a killed server keeps what it acknowledged.
+	cmd := exec.Command(filepath.Join(s.bin, "postgres"), "-D", s.dataDir, "-p", strconv.Itoa(s.Port),
+		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "fsync=off",
+		"-c", "full_page_writes=off", "-c", "max_connections=200")
+	cmd.Stdout, cmd.Stderr = log, log
+	// Killed with the test binary, whatever ends it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return false, err
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); log.Close(); close(done) }()
+	s.cmd, s.done = cmd, done
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		conn, err := pgx.Connect(ctx, s.URL("postgres"))
+		cancel()
+		if err == nil {
+			conn.Close(context.Background())
+			return false, nil
+		}
+		select {
+		case <-done:
+			s.cmd = nil
+			return true, fmt.Errorf("postgres exited: %s", s.tail())
+		default:
+		}
+		if time.Now().After(deadline) {
+			return false, fmt.Errorf("postgres not accepting connections after 30s: %v\n%s", err, s.tail())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (s *Server) tail() string {
+	b, _ := os.ReadFile(s.logPath)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(lines[max(0, len(lines)-20):], "\n")
+}
+
+// Kill ends the server the way a crash does (SIGKILL of the postmaster and
+// its backends), for tests of an unreachable database; Restart brings it
+// back with its data.
+func (s *Server) Kill() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+	<-s.done
+	// Backends notice their postmaster's death a moment later.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if syscall.Kill(-s.cmd.Process.Pid, 0) != nil {
+			break
+		}
+	}
+	s.cmd = nil
+}
+
+// Stop ends the server and removes its files.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	if s.cmd != nil {
+		_ = s.cmd.Process.Signal(syscall.SIGQUIT) // immediate shutdown
+		select {
+		case <-s.done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+			<-s.done
+		}
+		s.cmd = nil
+	}
+	s.mu.Unlock()
+	os.RemoveAll(filepath.Dir(s.dataDir))
+}
+
+// URL is the connection URL of database db.
+func (s *Server) URL(db string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.Port, db)
+}
+
+var dbSeq atomic.Int64
+
+// NewDatabase creates an empty database for one test and returns its URL.
+func (s *Server) NewDatabase(t testing.TB) string {
+	t.Helper()
+	name := fmt.Sprintf("t%d_%d", os.Getpid(), dbSeq.Add(1))
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	return s.URL(name)
+}
+
+var (
+	sharedOnce sync.Once
+	shared     *Server
+	sharedErr  error
+)
+
+// Shared is one server for the whole test binary (StopShared ends it, from
+// TestMain); each test takes a database of its own with NewDatabase.
+func Shared(t testing.TB) *Server {
+	t.Helper()
+	bin := BinDir()
+	if bin == "" {
+		Start(t) // skips or fails as Start does
+	}
+	sharedOnce.Do(func() { shared, sharedErr = start(bin) })
+	if sharedErr != nil {
+		t.Fatal(sharedErr)
+	}
+	return shared
+}
+
+// StopShared stops the shared server if one was started.
+func StopShared() {
+	if shared != nil {
+		shared.Stop()
+	}
+}
