@@ -109,7 +109,7 @@ func TestEventsHeldWhileDatabaseDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The retry loop writes them with no new batch coming.
-	for deadline := time.Now().Add(10 * time.Second); ev.Held() > 0; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); ev.Held() > 0; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d events still held after the database came back", ev.Held())
 		}
