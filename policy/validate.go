@@ -265,7 +265,7 @@ func (o *OpaStrategy) validate(p *problems) {
 	p.length("spec.clusterName", s.ClusterName, 0, MaxNameLen)
 	p.length("spec.description", s.Description, 0, MaxDescriptionLen)
 	if s.RuleAction < ActionAlert || s.RuleAction > ActionAllow {
-		p.add("spec.ruleAction", "%d is not one of 1 (alert), 2 (block), 3 (allow)", s.RuleAction)
+		p.add("spec.ruleAction", "%d is not one of %s", s.RuleAction, RuleActionValues)
 	}
 	p.nonEmpty("spec.imageName", s.ImageName)
 	p.globs("spec.imageName", s.ImageName)
@@ -287,7 +287,7 @@ func (o *OpaStrategy) validate(p *problems) {
 			p.add(path+".clusterId", "is required")
 		}
 		if sc.AllNamespace != 0 && sc.AllNamespace != 1 {
-			p.add(path+".allNamespace", "%d is not one of 0, 1", sc.AllNamespace)
+			p.add(path+".allNamespace", "%d is not one of %s", sc.AllNamespace, AllNamespaceValues)
 		}
 		p.nonEmpty(path+".namespaceList", sc.NamespaceList)
 	}
