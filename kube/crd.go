@@ -42,6 +42,8 @@ func Resources() []Resource {
 			spec: reflect.TypeOf(policy.BinarySecurityPolicySpec{}),
 			columns: []map[string]any{
 				{"name": "Status", "type": "string", "jsonPath": ".spec.status"},
+				{"name": "Mode", "type": "string", "jsonPath": ".spec.mode"},
+				{"name": "Images", "type": "string", "jsonPath": ".spec.images", "priority": 1},
 				{"name": "Attestors", "type": "string", "jsonPath": ".spec.policy.requiredAttestors"},
 				accepted, age,
 			}},

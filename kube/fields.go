@@ -67,6 +67,13 @@ func fields() map[string]field {
 		"BinarySecurityPolicySpec.Status": {desc: "enabled puts the policy in force; disabled keeps it without effect.",
 			enum: []any{"enabled", "disabled"}, def: "enabled"},
 		"BinarySecurityPolicySpec.SourceIP": {desc: "Address the change came from (seed SourceIp); informational."},
+		"BinarySecurityPolicySpec.Images": {desc: "Globs over image names (the forms OpaStrategy imageName matches: the " +
+			"repository's last path segment, the repository path or the full name; * also crosses /). The policy applies " +
+			"only to images matching one, for example to leave third-party images to another policy; empty means every image."},
+		"BinarySecurityPolicySpec.Mode": {desc: "enforce: an image missing a required attestor's signature is denied. " +
+			"warn: it is admitted with a warning and an audit event naming the policy and the attestor. When an enforce " +
+			"and a warn policy require the same attestor of an image, enforce wins.",
+			enum: []any{"enforce", "warn"}, def: "enforce"},
 		"SignaturePolicy.PolicyMode": {desc: "How attestors are required; requireAttestor is the only mode.",
 			enum: []any{"requireAttestor"}, def: "requireAttestor"},
 		"SignaturePolicy.RequiredAttestors": {desc: "Names of Attestor objects; every image must be signed by ALL of them.", minItems: 1},

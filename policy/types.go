@@ -115,7 +115,25 @@ type BinarySecurityPolicySpec struct {
 	// Status is enabled (the default) or disabled.
 	Status   string `json:"status,omitempty"`
 	SourceIP string `json:"sourceIp,omitempty"`
+	// Images limits the policy to images whose name matches one of these
+	// globs (the name forms of OpaStrategy imageName), so that for example
+	// third-party images can be left to another policy; empty means every
+	// image.
+	Images []string `json:"images,omitempty"`
+	// Mode is enforce (the default: a missing signature denies) or warn (it
+	// admits with a warning and an audit event naming the policy and the
+	// attestor).
+	Mode string `json:"mode,omitempty"`
 }
+
+// Modes of a BinarySecurityPolicy.
+const (
+	PolicyEnforce = "enforce"
+	PolicyWarn    = "warn"
+)
+
+// Warn reports whether the policy only warns.
+func (p *BinarySecurityPolicy) Warn() bool { return p.Spec.Mode == PolicyWarn }
 
 // SignaturePolicy is seed 000's Policy JSON.
 type SignaturePolicy struct {

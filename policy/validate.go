@@ -248,6 +248,11 @@ func (b *BinarySecurityPolicy) validate(p *problems) {
 	if s.Status != "" {
 		p.enum("spec.status", s.Status, []string{StatusEnabled, StatusDisabled})
 	}
+	p.nonEmpty("spec.images", s.Images)
+	p.globs("spec.images", s.Images)
+	if s.Mode != "" {
+		p.enum("spec.mode", s.Mode, []string{PolicyEnforce, PolicyWarn})
+	}
 }
 
 func (o *OpaStrategy) validate(p *problems) {

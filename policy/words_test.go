@@ -80,3 +80,39 @@ func TestActionName(t *testing.T) {
 		t.Error("ActionName")
 	}
 }
+
+// images and mode of a BinarySecurityPolicy: globs checked like imageName,
+// mode one of enforce, warn.
+func TestPolicyImagesAndMode(t *testing.T) {
+	for _, tc := range []struct{ spec, want string }{
+		{"  images: [\"registry.example.com/*\", app]\n  mode: warn\n", ""},
+		{"  mode: enforce\n", ""},
+		{"  mode: audit\n", `spec.mode: "audit" is not one of enforce, warn`},
+		{"  images: [\"[\"]\n", `spec.images[0]: pattern "[": unterminated [`},
+		{"  images: [\" \"]\n", `spec.images[0]: must not be empty`},
+	} {
+		doc := validAttestor + "---\n" + policyHead + "  policy: {requiredAttestors: [ci]}\n  clusters: [{clusterId: c1}]\n" + tc.spec
+		objs, err := policy.Parse("p.yaml", []byte(doc))
+		if err == nil {
+			_, err = policy.NewSnapshot(objs...)
+		}
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%q: %v", tc.spec, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%q: error %v, want %q", tc.spec, err, tc.want)
+		}
+	}
+}
+
+const validAttestor = `apiVersion: imagegate.dev/v1alpha1
+kind: Attestor
+metadata: {name: ci}
+spec:
+  publicKeys:
+  - |
+    -----BEGIN PUBLIC KEY-----
+    MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE17L1CDixpC6Umq7sna4KFil3Hd2i
+    Vwa/O2oifOFPIoRfQXLnmx0Zky5fhVSiU/lkeX+0ojts/CFlxIp7EYr+xw==
+    -----END PUBLIC KEY-----
+`

@@ -181,6 +181,7 @@ func objectsData(snap *policy.Snapshot, o options) (map[string]any, error) {
 		if err != nil {
 			return nil, err
 		}
+		m["id"] = p.Metadata.Name // messages name the policy that would deny
 		policies = append(policies, m)
 	}
 	return map[string]any{"imagegate": map[string]any{
