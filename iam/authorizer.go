@@ -12,7 +12,7 @@ const AdminGroup = "imagegate:admins"
 // EffectScope says whom a control policy bounds.
 type EffectScope string
 
-// Effect scopes, as seed 001 names them.
+// Effect scopes, as Alibaba Cloud Resource Directory control policies name them.
 const (
 	ScopeAll EffectScope = "All" // everyone, administrators included
 	ScopeRAM EffectScope = "RAM" // everyone but administrators

@@ -24,7 +24,7 @@ const (
 )
 
 // keys maps the lower-cased spelling to the canonical one: condition keys
-// are case-insensitive, as in the seeds' clouds.
+// are case-insensitive, as in the clouds whose policies this reproduces.
 var keys = func() map[string]string {
 	m := map[string]string{}
 	for _, k := range []string{KeyClusterID, KeyNamespace, KeyRuleAction, KeyStatus, KeyAttestor, KeyPrincipal,

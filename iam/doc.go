@@ -1,6 +1,7 @@
 // Package iam decides who may call the management API. It parses and
-// validates IAM-style policy documents (the grammar of the seeds' control,
-// custom and trust policies), compiles each once into matchers, and answers
+// validates IAM-style policy documents (the grammar of Alibaba Cloud Resource Directory
+// control policies, Huawei Cloud IAM custom policies and Huawei Cloud IAM
+// agency trust policies), compiles each once into matchers, and answers
 // an authorization request with the statement that decided it.
 //
 // Decision order: an explicit Deny in any applicable statement refuses;

@@ -10,7 +10,7 @@ import (
 	"unicode/utf8"
 )
 
-// MaxDocumentLen is the seeds' limit on a policy document, in characters.
+// MaxDocumentLen is the clouds' limit on a policy document, in characters.
 const MaxDocumentLen = 4096
 
 // Kind says which grammar a document follows.
@@ -23,14 +23,14 @@ const (
 	Trust
 )
 
-// Error codes, completed with the parameter name as the seeds spell them
+// Error codes, completed with the parameter name as the clouds' APIs spell them
 // (InvalidParameter.NewPolicyDocument.Length).
 const (
 	codeLength    = "Length"
 	codeMalformed = "Malformed"
 )
 
-// Error is a refused document: Code is the seed-style error code naming the
+// Error is a refused document: Code is the cloud-style error code naming the
 // parameter, Path the place in the document.
 type Error struct {
 	Code  string
@@ -47,7 +47,7 @@ func (e *Error) Error() string {
 }
 
 // Document is a policy document as written: Statement fields keep their
-// list form so it can be returned the way the seeds show it.
+// list form so it can be returned the way the clouds' APIs return it.
 type Document struct {
 	Version   string      `json:"Version"`
 	Statement []Statement `json:"Statement"`
@@ -115,7 +115,8 @@ func (l *valueList) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Versions accepted: seed 001 writes "1", seed 003 "1.1", seed 002 "5.0".
+// Versions accepted: Resource Directory control policies write "1", Huawei
+// Cloud IAM custom policies "1.1", Huawei Cloud IAM trust policies "5.0".
 var versions = map[string]bool{"1": true, "1.1": true, "5.0": true}
 
 // Validator checks actions against the operations the API offers, so a
@@ -303,7 +304,7 @@ func compilePrincipals(st *Statement, cs *statement, kind Kind) error {
 				cs.principals = append(cs.principals, compileMatcher(id))
 			}
 		case "Service":
-			// Services never call the management API; kept so seed documents load.
+			// Services never call the management API; kept so the clouds' documents load.
 		default:
 			return fmt.Errorf("%q: expected IAM or Service", typ)
 		}

@@ -82,7 +82,7 @@ func (r Resource) crd() (map[string]any, error) {
 	if g.err != nil {
 		return nil, g.err
 	}
-	spec["description"] = "The " + r.Kind + " as policy files write it (DESIGN.md §1); imagegate validates it again when it is applied."
+	spec["description"] = "The " + r.Kind + " as policy files write it (docs/policy-reference.md); imagegate validates it again when it is applied."
 	root := map[string]any{
 		"type":        "object",
 		"description": r.Kind + " is an imagegate policy object (" + Group + "/" + Version + ", cluster-scoped).",

@@ -60,13 +60,13 @@ func fields() map[string]field {
 		"Keyless.RekorPublicKey": {desc: "PEM public key of the Rekor log, to verify bundles offline."},
 
 		// BinarySecurityPolicy
-		"BinarySecurityPolicySpec.Name":     {desc: "Display name (seed Name); metadata.name is the identity.", maxLength: 128},
-		"BinarySecurityPolicySpec.Remark":   {desc: "Free text (seed Remark).", maxLength: 1024},
-		"BinarySecurityPolicySpec.Policy":   {desc: "The signature requirement (seed Policy)."},
-		"BinarySecurityPolicySpec.Clusters": {desc: "Clusters and namespaces the policy applies in (seed Clusters).", minItems: 1},
+		"BinarySecurityPolicySpec.Name":     {desc: "Display name (the Name parameter of ModifyBinarySecurityPolicy); metadata.name is the identity.", maxLength: 128},
+		"BinarySecurityPolicySpec.Remark":   {desc: "Free text (Remark).", maxLength: 1024},
+		"BinarySecurityPolicySpec.Policy":   {desc: "The signature requirement (the Policy document of ModifyBinarySecurityPolicy)."},
+		"BinarySecurityPolicySpec.Clusters": {desc: "Clusters and namespaces the policy applies in (Clusters).", minItems: 1},
 		"BinarySecurityPolicySpec.Status": {desc: "enabled puts the policy in force; disabled keeps it without effect.",
 			enum: []any{"enabled", "disabled"}, def: "enabled"},
-		"BinarySecurityPolicySpec.SourceIP": {desc: "Address the change came from (seed SourceIp); informational."},
+		"BinarySecurityPolicySpec.SourceIP": {desc: "Address the change came from (SourceIp); informational."},
 		"BinarySecurityPolicySpec.Images": {desc: "Globs over image names (the forms OpaStrategy imageName matches: the " +
 			"repository's last path segment, the repository path or the full name; * also crosses /). The policy applies " +
 			"only to images matching one, for example to leave third-party images to another policy; empty means every image."},
@@ -82,7 +82,7 @@ func fields() map[string]field {
 
 		// OpaStrategy
 		"OpaStrategySpec.StrategyID":         {desc: "Strategy id, unique across OpaStrategy objects; messages name it.", minimum: minimum(1)},
-		"OpaStrategySpec.StrategyTemplateID": {desc: "Template the strategy was made from (seed StrategyTemplateId); informational.", minimum: minimum(0)},
+		"OpaStrategySpec.StrategyTemplateID": {desc: "Template the strategy was made from (StrategyTemplateId); informational.", minimum: minimum(0)},
 		"OpaStrategySpec.StrategyName":       {desc: "Display name; defaults to metadata.name in messages.", maxLength: 128},
 		"OpaStrategySpec.Description":        {desc: "Free text.", maxLength: 1024},
 		"OpaStrategySpec.ClusterID":          {desc: "Cluster the strategy applies to when it has no scopes (then in every namespace)."},
@@ -100,10 +100,10 @@ func fields() map[string]field {
 		"OpaStrategySpec.WhiteList":   {desc: "Tag globs exempt from this strategy."},
 		"OpaStrategySpec.AlarmDetail": {desc: "Finding criteria per scan category; a finding hits when its level is in riskLevel or its id in item."},
 		"OpaStrategySpec.Scopes":      {desc: "Clusters and namespaces the strategy applies in; empty means clusterId with every namespace."},
-		"OpaStrategySpec.Lang":        {desc: "Language of the seed request; informational.", enum: []any{"zh", "en"}},
-		"OpaStrategySpec.CurrentPage": {desc: "Seed paging field, kept so seed-shaped requests map one to one; informational.",
+		"OpaStrategySpec.Lang":        {desc: "Language of the management API request (Lang); informational.", enum: []any{"zh", "en"}},
+		"OpaStrategySpec.CurrentPage": {desc: "Paging field of GetOpaStrategyDetailNew, kept so its objects map one to one; informational.",
 			minimum: minimum(0)},
-		"OpaStrategySpec.PageSize": {desc: "Seed paging field, kept so seed-shaped requests map one to one; informational.",
+		"OpaStrategySpec.PageSize": {desc: "Paging field of GetOpaStrategyDetailNew, kept so its objects map one to one; informational.",
 			minimum: minimum(0)},
 		"AlarmDetail.Baseline":      {desc: "Baseline (configuration check) findings that hit."},
 		"AlarmDetail.Vul":           {desc: "Vulnerability findings that hit."},
@@ -122,6 +122,6 @@ func fields() map[string]field {
 			"The numbers 1 (true) and 0 (false) of the management API are accepted too.",
 			enum: []any{true, false, 1, 0}, scalar: intOrBool},
 		"OpaScope.NamespaceList":       {desc: "Namespaces the strategy applies in when allNamespace is 0."},
-		"OpaScope.AckPolicyInstanceID": {desc: "Seed AckPolicyInstanceId; informational."},
+		"OpaScope.AckPolicyInstanceID": {desc: "AckPolicyInstanceId of the scope; informational."},
 	}
 }

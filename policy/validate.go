@@ -12,7 +12,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 )
 
-// Limits from the seeds.
+// Limits the cloud APIs imagegate reproduces document.
 const (
 	MaxNameLen        = 128
 	MaxDescriptionLen = 1024
