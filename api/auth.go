@@ -189,7 +189,7 @@ var errAuthUnavailable = errors.New("could not authenticate the token")
 var errExpired = errors.New("the assumed-agency token has expired")
 
 // authenticate finds the caller from Authorization: Bearer or X-Auth-Token
-// (seed 003's header).
+// (Huawei Cloud IAM's header).
 func (h *Handler) authenticate(r *http.Request, now time.Time) (iam.Principal, error) {
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok {

@@ -117,7 +117,7 @@ func NewHandler(store Store, auth Authenticator, statePath string, opts ...Optio
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
-// apiError is a refused call: the seeds' HTTP status, code and message.
+// apiError is a refused call: the clouds' HTTP status, code and message.
 type apiError struct {
 	status int
 	code   string
@@ -205,7 +205,7 @@ func (h *Handler) wrap(rest bool, fn func(c *call) (any, int, error)) http.Handl
 			if rest {
 				m := map[string]any{"error_code": ae.code, "error_msg": ae.msg, "request_id": c.id}
 				if ae.detail != nil {
-					// Seed 002's field for why access was denied; here the
+					// Huawei Cloud IAM's field for why access was denied; here the
 					// same detail the RPC style gives, base64-encoded JSON.
 					raw, _ := json.Marshal(ae.detail)
 					m["encoded_authorization_message"] = base64.StdEncoding.EncodeToString(raw)

@@ -169,7 +169,7 @@ func without(list []string, s string) []string {
 	return out
 }
 
-// putTrustPolicy is seed 002: PUT /v5/agencies/{agency_id}/trust-policy.
+// putTrustPolicy is Huawei Cloud IAM's agency trust policy update: PUT /v5/agencies/{agency_id}/trust-policy.
 func (h *Handler) putTrustPolicy(c *call) (any, int, error) {
 	var req struct {
 		TrustPolicy *string `json:"trust_policy"`

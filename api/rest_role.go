@@ -14,7 +14,7 @@ import (
 
 func roleResource(id string) string { return "imagegate:role/" + id }
 
-// roleBody is seed 003's request: {"role": {...}}.
+// roleBody is a Huawei Cloud IAM custom policy request: {"role": {...}}.
 type roleBody struct {
 	Role *struct {
 		DisplayName   string          `json:"display_name"`
@@ -139,7 +139,7 @@ func (h *Handler) getRole(c *call) (any, int, error) {
 	return map[string]any{"role": h.roleView(c, r)}, http.StatusOK, nil
 }
 
-// updateRole is seed 003: PATCH /v3.0/OS-ROLE/roles/{role_id}.
+// updateRole is Huawei Cloud IAM's custom policy update: PATCH /v3.0/OS-ROLE/roles/{role_id}.
 func (h *Handler) updateRole(c *call) (any, int, error) {
 	var b roleBody
 	if err := c.decodeBody(&b); err != nil {

@@ -43,7 +43,7 @@ func (h *Handler) rpcOps() map[string]rpcFunc {
 	}
 }
 
-// restActions are the actions of the REST operations (seeds 002 and 003).
+// restActions are the actions of the REST operations (Huawei Cloud IAM agencies and custom policies).
 var restActions = []string{
 	"CreateAgency", "GetAgency", "DeleteAgency", "UpdateTrustPolicy",
 	"CreateRole", "GetRole", "ListRoles", "UpdateRole", "DeleteRole", "AttachRole", "DetachRole",
@@ -158,8 +158,8 @@ type field struct {
 }
 
 // setFields sets the spec fields whose parameters the request carries.
-// Complex values are JSON strings (seed 000), decoded strictly into the
-// field's type; keys match case-insensitively, so the seed's
+// Complex values are JSON strings (as ModifyBinarySecurityPolicy takes them), decoded strictly into the
+// field's type; keys match case-insensitively, so the documented
 // {"PolicyMode":…,"RequiredAttestors":[…]} and the spec's lowerCamel both load.
 func (c *call) setFields(spec any, fields []field) error {
 	v := reflect.ValueOf(spec).Elem()
@@ -285,7 +285,7 @@ func upperFirst(s string) string {
 	return string(unicode.ToUpper(r)) + s[n:]
 }
 
-// pascal re-keys a value's JSON form with upper-case initials, the seeds'
+// pascal re-keys a value's JSON form with upper-case initials, the clouds'
 // response spelling (clusterId → ClusterId).
 func pascal(v any) any {
 	raw, _ := json.Marshal(v)

@@ -14,7 +14,7 @@ import (
 	"github.com/imagegate/imagegate/iam"
 )
 
-// Seed 001's rules for names and descriptions.
+// Resource Directory's rules for control policy names and descriptions.
 var (
 	policyNameRE  = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*$`)
 	descriptionRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
@@ -42,7 +42,7 @@ func checkDescription(param, v string) error {
 	return checkText(param, v, 1024, descriptionRE, "letters, digits, underscores and hyphens, starting with a letter")
 }
 
-// docErr turns a refused document into its seed error code.
+// docErr turns a refused document into the cloud's error code.
 func docErr(err error) error {
 	var e *iam.Error
 	if errors.As(err, &e) {

@@ -77,7 +77,7 @@ func (c *call) strategyID() (int64, error) {
 	return id, nil
 }
 
-// plain wraps a result the way seed 004 answers (PlainResult).
+// plain wraps a result the way GetOpaStrategyDetailNew answers (PlainResult).
 func plain(data any) map[string]any {
 	return map[string]any{"Data": data, "Success": true, "Code": "200", "Message": "success", "HttpStatusCode": http.StatusOK}
 }
@@ -247,7 +247,7 @@ func nonEmpty(s string) []string {
 	return []string{s}
 }
 
-// opaDTO is seed 004's Data object, every field present.
+// opaDTO is GetOpaStrategyDetailNew's Data object, every field present.
 type opaDTO struct {
 	StrategyID         int64      `json:"StrategyId"`
 	StrategyTemplateID int64      `json:"StrategyTemplateId"`

@@ -12,7 +12,7 @@ import (
 	"github.com/imagegate/imagegate/iam"
 )
 
-// ControlPolicy is a stored control policy (seed 001).
+// ControlPolicy is a stored control policy (Alibaba Cloud Resource Directory).
 type ControlPolicy struct {
 	PolicyID       string   `json:"PolicyId"`
 	PolicyName     string   `json:"PolicyName"`
@@ -25,7 +25,7 @@ type ControlPolicy struct {
 	Targets        []string `json:"Targets,omitempty"`
 }
 
-// Role is a stored custom policy (seed 003).
+// Role is a stored custom policy (Huawei Cloud IAM).
 type Role struct {
 	ID            string          `json:"id"`
 	Name          string          `json:"name"`
@@ -39,7 +39,7 @@ type Role struct {
 	Targets       []string        `json:"targets,omitempty"`
 }
 
-// Agency is a stored agency with its trust policy (seed 002).
+// Agency is a stored agency with its trust policy (Huawei Cloud IAM).
 type Agency struct {
 	ID                 string `json:"agency_id"`
 	Name               string `json:"agency_name"`
