@@ -41,16 +41,16 @@ var decisionPlan = sync.OnceValues(func() (*plan, error) {
 // Engine decides admission for one policy snapshot and cluster. It is safe for
 // concurrent use.
 type Engine struct {
-	snap      *policy.Snapshot
-	opts      options
-	plan      *plan
-	required  map[string][]string // namespace -> attestors; "" for the rest
+	snap     *policy.Snapshot
+	opts     options
+	plan     *plan
+	required map[string][]string // namespace -> attestors; "" for the rest
 	// policyAttestors: per BinarySecurityPolicy in force, its attestors.
 	policyAttestors map[string][]string
-	index     *ast.Term
-	lookups   lookups
-	attestors attestorSets
-	cache     *decisionCache
+	index           *ast.Term
+	lookups         lookups
+	attestors       attestorSets
+	cache           *decisionCache
 	// crossCheck, set only by tests, compares each result of the plan with
 	// OPA's own evaluation of the same input.
 	crossCheck func(ctx context.Context, input ast.Value, result *ast.Term) error
