@@ -66,8 +66,12 @@ func (d *Decider) DecideOutcome(ctx context.Context, obj *workload.Object) (Outc
 	if e == nil {
 		return Outcome{}, fmt.Errorf("admission: no policy snapshot loaded")
 	}
+	perImage := make([][]*policy.Attestor, len(obj.Images))
+	for i := range obj.Images {
+		perImage[i] = resolve(e, e.ImageAttestors(obj.Namespace, obj.Images[i].Names))
+	}
 	fs, err := d.facts.Facts(ctx, facts.Request{Namespace: obj.Namespace, Images: obj.Images,
-		Attestors: resolve(e, e.RequiredAttestors(obj.Namespace)), ScanAttestors: resolve(e, d.scanAttestors),
+		Attestors: resolve(e, e.RequiredAttestors(obj.Namespace)), ImageAttestors: perImage, ScanAttestors: resolve(e, d.scanAttestors),
 		ServiceAccount: obj.ServiceAccount, PullSecrets: obj.PullSecrets})
 	if err != nil {
 		return Outcome{Engine: e}, fmt.Errorf("admission: gathering facts: %w", err)

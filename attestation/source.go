@@ -111,7 +111,14 @@ func (s *Source) Facts(ctx context.Context, req facts.Request) ([]*facts.Image, 
 
 // check verifies the request's image i into f.
 func (s *Source) check(ctx context.Context, creds Credentials, req facts.Request, i int, f *facts.Image) {
-	r := s.verifier.CheckWith(ctx, creds, req.Images[i], req.Attestors, req.ScanAttestors)
+	attestors := req.Attestors
+	if i < len(req.ImageAttestors) {
+		attestors = req.ImageAttestors[i]
+	}
+	if len(attestors) == 0 && len(req.ScanAttestors) == 0 {
+		return // no policy governs this image: no registry call
+	}
+	r := s.verifier.CheckWith(ctx, creds, req.Images[i], attestors, req.ScanAttestors)
 	if r.Digest != "" {
 		f.Digest = r.Digest
 	}

@@ -69,6 +69,10 @@ type Request struct {
 	Images    []workload.Image
 	// Attestors the applicable policies require; sources verify only these.
 	Attestors []*policy.Attestor
+	// ImageAttestors, when set, narrows Attestors per image (one entry per
+	// image): a policy whose images globs do not name an image needs no
+	// signature of it, so its registry is not asked.
+	ImageAttestors [][]*policy.Attestor
 	// ScanAttestors may vouch for vulnerability attestations (--scan-attestors).
 	ScanAttestors []*policy.Attestor
 	// ServiceAccount and PullSecrets are the pod's, for registry credentials

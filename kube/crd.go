@@ -42,6 +42,8 @@ func Resources() []Resource {
 			spec: reflect.TypeOf(policy.BinarySecurityPolicySpec{}),
 			columns: []map[string]any{
 				{"name": "Status", "type": "string", "jsonPath": ".spec.status"},
+				{"name": "Mode", "type": "string", "jsonPath": ".spec.mode"},
+				{"name": "Images", "type": "string", "jsonPath": ".spec.images", "priority": 1},
 				{"name": "Attestors", "type": "string", "jsonPath": ".spec.policy.requiredAttestors"},
 				accepted, age,
 			}},
@@ -50,7 +52,7 @@ func Resources() []Resource {
 			columns: []map[string]any{
 				{"name": "ID", "type": "integer", "jsonPath": ".spec.strategyId"},
 				{"name": "Strategy", "type": "string", "jsonPath": ".spec.strategyName"},
-				{"name": "Action", "type": "integer", "jsonPath": ".spec.ruleAction", "description": "1 alert, 2 block, 3 allow"},
+				{"name": "Action", "type": "string", "jsonPath": ".spec.ruleAction", "description": "alert, block or allow (1, 2, 3 as the management API numbers them)"},
 				accepted, age,
 			}},
 	}
@@ -80,7 +82,7 @@ func (r Resource) crd() (map[string]any, error) {
 	if g.err != nil {
 		return nil, g.err
 	}
-	spec["description"] = "The " + r.Kind + " as policy files write it (DESIGN.md §1); imagegate validates it again when it is applied."
+	spec["description"] = "The " + r.Kind + " as policy files write it (docs/policy-reference.md); imagegate validates it again when it is applied."
 	root := map[string]any{
 		"type":        "object",
 		"description": r.Kind + " is an imagegate policy object (" + Group + "/" + Version + ", cluster-scoped).",
@@ -205,6 +207,19 @@ func (g *schemaGen) schema(t reflect.Type, path string) map[string]any {
 // applyField puts a field's description and constraints on its schema; enums
 // of list fields constrain the items.
 func applyField(s map[string]any, f field, key string) {
+	switch f.scalar {
+	case intOrString:
+		delete(s, "type")
+		delete(s, "format")
+		s["x-kubernetes-int-or-string"] = true
+	case intOrBool:
+		// A structural schema has no integer-or-boolean type; a node that
+		// keeps what it is given may leave its type out, and the enum
+		// still limits the values.
+		delete(s, "type")
+		delete(s, "format")
+		s["x-kubernetes-preserve-unknown-fields"] = true
+	}
 	s["description"] = f.desc
 	target := s
 	if s["type"] == "array" {

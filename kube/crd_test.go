@@ -127,11 +127,13 @@ func TestSchemaConstraints(t *testing.T) {
 		key        string
 		want       any
 	}{
-		{"ruleAction enum", "OpaStrategy", []string{"ruleAction"}, "enum", []any{1, 2, 3}},
+		{"ruleAction enum", "OpaStrategy", []string{"ruleAction"}, "enum", []any{"alert", "block", "allow", 1, 2, 3}},
+		{"ruleAction int or string", "OpaStrategy", []string{"ruleAction"}, "x-kubernetes-int-or-string", true},
 		{"riskLevel item enum", "OpaStrategy", []string{"alarmDetail", "vul", "riskLevel", "[]"}, "enum", []any{"high", "medium", "low"}},
 		{"riskClass id enum", "OpaStrategy", []string{"alarmDetail", "vul", "riskClass", "[]", "id"}, "enum", []any{"cve", "app"}},
 		{"item id free elsewhere", "OpaStrategy", []string{"alarmDetail", "vul", "item", "[]", "id"}, "enum", nil},
-		{"allNamespace enum", "OpaStrategy", []string{"scopes", "[]", "allNamespace"}, "enum", []any{0, 1}},
+		{"allNamespace enum", "OpaStrategy", []string{"scopes", "[]", "allNamespace"}, "enum", []any{true, false, 1, 0}},
+		{"allNamespace any scalar", "OpaStrategy", []string{"scopes", "[]", "allNamespace"}, "type", nil},
 		{"strategyId minimum", "OpaStrategy", []string{"strategyId"}, "minimum", int64(1)},
 		{"status default", "BinarySecurityPolicy", []string{"status"}, "default", "enabled"},
 		{"policyMode default", "BinarySecurityPolicy", []string{"policy", "policyMode"}, "default", "requireAttestor"},

@@ -12,7 +12,16 @@ type field struct {
 	maxLength int
 	minimum   *int64
 	minItems  int
+	// scalar replaces the Go type in the schema for the numeric fields that
+	// also take words (policy's wordFields): intOrString or intOrBool.
+	scalar string
 }
+
+// Schemas of fields that take a number or a word.
+const (
+	intOrString = "int-or-string" // x-kubernetes-int-or-string
+	intOrBool   = "int-or-bool"   // no such OpenAPI type: any scalar, then the enum
+)
 
 func minimum(v int64) *int64 { return &v }
 
@@ -51,13 +60,20 @@ func fields() map[string]field {
 		"Keyless.RekorPublicKey": {desc: "PEM public key of the Rekor log, to verify bundles offline."},
 
 		// BinarySecurityPolicy
-		"BinarySecurityPolicySpec.Name":     {desc: "Display name (seed Name); metadata.name is the identity.", maxLength: 128},
-		"BinarySecurityPolicySpec.Remark":   {desc: "Free text (seed Remark).", maxLength: 1024},
-		"BinarySecurityPolicySpec.Policy":   {desc: "The signature requirement (seed Policy)."},
-		"BinarySecurityPolicySpec.Clusters": {desc: "Clusters and namespaces the policy applies in (seed Clusters).", minItems: 1},
+		"BinarySecurityPolicySpec.Name":     {desc: "Display name (the Name parameter of ModifyBinarySecurityPolicy); metadata.name is the identity.", maxLength: 128},
+		"BinarySecurityPolicySpec.Remark":   {desc: "Free text (Remark).", maxLength: 1024},
+		"BinarySecurityPolicySpec.Policy":   {desc: "The signature requirement (the Policy document of ModifyBinarySecurityPolicy)."},
+		"BinarySecurityPolicySpec.Clusters": {desc: "Clusters and namespaces the policy applies in (Clusters).", minItems: 1},
 		"BinarySecurityPolicySpec.Status": {desc: "enabled puts the policy in force; disabled keeps it without effect.",
 			enum: []any{"enabled", "disabled"}, def: "enabled"},
-		"BinarySecurityPolicySpec.SourceIP": {desc: "Address the change came from (seed SourceIp); informational."},
+		"BinarySecurityPolicySpec.SourceIP": {desc: "Address the change came from (SourceIp); informational."},
+		"BinarySecurityPolicySpec.Images": {desc: "Globs over image names (the forms OpaStrategy imageName matches: the " +
+			"repository's last path segment, the repository path or the full name; * also crosses /). The policy applies " +
+			"only to images matching one, for example to leave third-party images to another policy; empty means every image."},
+		"BinarySecurityPolicySpec.Mode": {desc: "enforce: an image missing a required attestor's signature is denied. " +
+			"warn: it is admitted with a warning and an audit event naming the policy and the attestor. When an enforce " +
+			"and a warn policy require the same attestor of an image, enforce wins.",
+			enum: []any{"enforce", "warn"}, def: "enforce"},
 		"SignaturePolicy.PolicyMode": {desc: "How attestors are required; requireAttestor is the only mode.",
 			enum: []any{"requireAttestor"}, def: "requireAttestor"},
 		"SignaturePolicy.RequiredAttestors": {desc: "Names of Attestor objects; every image must be signed by ALL of them.", minItems: 1},
@@ -66,7 +82,7 @@ func fields() map[string]field {
 
 		// OpaStrategy
 		"OpaStrategySpec.StrategyID":         {desc: "Strategy id, unique across OpaStrategy objects; messages name it.", minimum: minimum(1)},
-		"OpaStrategySpec.StrategyTemplateID": {desc: "Template the strategy was made from (seed StrategyTemplateId); informational.", minimum: minimum(0)},
+		"OpaStrategySpec.StrategyTemplateID": {desc: "Template the strategy was made from (StrategyTemplateId); informational.", minimum: minimum(0)},
 		"OpaStrategySpec.StrategyName":       {desc: "Display name; defaults to metadata.name in messages.", maxLength: 128},
 		"OpaStrategySpec.Description":        {desc: "Free text.", maxLength: 1024},
 		"OpaStrategySpec.ClusterID":          {desc: "Cluster the strategy applies to when it has no scopes (then in every namespace)."},
@@ -77,31 +93,35 @@ func fields() map[string]field {
 			"full name matches one of these globs; empty targets every image."},
 		"OpaStrategySpec.Label": {desc: "Target only pods carrying one of these labels (key:value, key=value, or key " +
 			"for presence); empty targets every pod."},
-		"OpaStrategySpec.RuleAction": {desc: "What a hit does: 1 alert (admit with a warning), 2 block (deny), " +
-			"3 allow (cancels block and alert of other strategies, never the signature gate).", enum: []any{1, 2, 3}},
+		"OpaStrategySpec.RuleAction": {desc: "What a hit does: alert (admit with a warning), block (deny) or " +
+			"allow (cancels block and alert of other strategies, never the signature gate). The numbers 1 (alert), " +
+			"2 (block) and 3 (allow) of the management API are accepted too.",
+			enum: []any{"alert", "block", "allow", 1, 2, 3}, scalar: intOrString},
 		"OpaStrategySpec.WhiteList":   {desc: "Tag globs exempt from this strategy."},
 		"OpaStrategySpec.AlarmDetail": {desc: "Finding criteria per scan category; a finding hits when its level is in riskLevel or its id in item."},
 		"OpaStrategySpec.Scopes":      {desc: "Clusters and namespaces the strategy applies in; empty means clusterId with every namespace."},
-		"OpaStrategySpec.Lang":        {desc: "Language of the seed request; informational.", enum: []any{"zh", "en"}},
-		"OpaStrategySpec.CurrentPage": {desc: "Seed paging field, kept so seed-shaped requests map one to one; informational.",
+		"OpaStrategySpec.Lang":        {desc: "Language of the management API request (Lang); informational.", enum: []any{"zh", "en"}},
+		"OpaStrategySpec.CurrentPage": {desc: "Paging field of GetOpaStrategyDetailNew, kept so its objects map one to one; informational.",
 			minimum: minimum(0)},
-		"OpaStrategySpec.PageSize": {desc: "Seed paging field, kept so seed-shaped requests map one to one; informational.",
+		"OpaStrategySpec.PageSize": {desc: "Paging field of GetOpaStrategyDetailNew, kept so its objects map one to one; informational.",
 			minimum: minimum(0)},
-		"AlarmDetail.Baseline":         {desc: "Baseline (configuration check) findings that hit."},
-		"AlarmDetail.Vul":              {desc: "Vulnerability findings that hit."},
-		"AlarmDetail.MaliciousFile":    {desc: "Malicious file findings that hit."},
-		"AlarmDetail.SensitiveFile":    {desc: "Sensitive file findings (secrets, keys) that hit."},
-		"AlarmDetail.BuildRisk":        {desc: "Build risk (image configuration) findings that hit."},
-		"RiskRule.RiskLevel":           {desc: "Finding levels that hit: high, medium or low.", enum: levels},
-		"RiskRule.Item":                {desc: "Finding ids that hit, whatever their level."},
-		"VulRule.RiskLevel":            {desc: "Vulnerability levels that hit: high, medium or low.", enum: levels},
-		"VulRule.Item":                 {desc: "Vulnerability ids (e.g. CVE ids) that hit, whatever their level."},
-		"VulRule.RiskClass":            {desc: "When non-empty, a vulnerability hits only if its class is listed: cve (OS packages) or app (language packages)."},
-		"Item.ID":                      {desc: "The id: check item, vulnerability id, sample id or class (cve, app in riskClass)."},
-		"Item.Name":                    {desc: "Display name; informational."},
-		"OpaScope.ClusterID":           {desc: "Cluster id, as imagegate serve --cluster-id names it."},
-		"OpaScope.AllNamespace":        {desc: "1: every namespace of the cluster; 0: only namespaceList.", enum: []any{0, 1}},
+		"AlarmDetail.Baseline":      {desc: "Baseline (configuration check) findings that hit."},
+		"AlarmDetail.Vul":           {desc: "Vulnerability findings that hit."},
+		"AlarmDetail.MaliciousFile": {desc: "Malicious file findings that hit."},
+		"AlarmDetail.SensitiveFile": {desc: "Sensitive file findings (secrets, keys) that hit."},
+		"AlarmDetail.BuildRisk":     {desc: "Build risk (image configuration) findings that hit."},
+		"RiskRule.RiskLevel":        {desc: "Finding levels that hit: high, medium or low.", enum: levels},
+		"RiskRule.Item":             {desc: "Finding ids that hit, whatever their level."},
+		"VulRule.RiskLevel":         {desc: "Vulnerability levels that hit: high, medium or low.", enum: levels},
+		"VulRule.Item":              {desc: "Vulnerability ids (e.g. CVE ids) that hit, whatever their level."},
+		"VulRule.RiskClass":         {desc: "When non-empty, a vulnerability hits only if its class is listed: cve (OS packages) or app (language packages)."},
+		"Item.ID":                   {desc: "The id: check item, vulnerability id, sample id or class (cve, app in riskClass)."},
+		"Item.Name":                 {desc: "Display name; informational."},
+		"OpaScope.ClusterID":        {desc: "Cluster id, as imagegate serve --cluster-id names it."},
+		"OpaScope.AllNamespace": {desc: "true: every namespace of the cluster; false (the default): only namespaceList. " +
+			"The numbers 1 (true) and 0 (false) of the management API are accepted too.",
+			enum: []any{true, false, 1, 0}, scalar: intOrBool},
 		"OpaScope.NamespaceList":       {desc: "Namespaces the strategy applies in when allNamespace is 0."},
-		"OpaScope.AckPolicyInstanceID": {desc: "Seed AckPolicyInstanceId; informational."},
+		"OpaScope.AckPolicyInstanceID": {desc: "AckPolicyInstanceId of the scope; informational."},
 	}
 }

@@ -220,6 +220,10 @@ func (w *walker) checkStruct(n *yaml.Node, t reflect.Type, path string) {
 			continue
 		}
 		seen[key.Value] = true
+		if wf, ok := wordFields[t.Name()+"."+key.Value]; ok {
+			w.word(val, p, wf)
+			continue
+		}
 		ft, ok := fields[key.Value]
 		if !ok {
 			if (path == "" && key.Value == "status") || (path == "metadata" && ignoredMeta[key.Value]) {

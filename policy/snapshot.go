@@ -46,7 +46,7 @@ func (s *Snapshot) Policies() []*BinarySecurityPolicy {
 // Strategies returns every OpaStrategy, sorted by strategyId.
 func (s *Snapshot) Strategies() []*OpaStrategy { return append([]*OpaStrategy(nil), s.strategies...) }
 
-// Glob returns the compiled form of an imageName or whiteList pattern of this
+// Glob returns the compiled form of an imageName, whiteList or images pattern of this
 // snapshot, so matching never compiles on the request path.
 func (s *Snapshot) Glob(pattern string) (*Glob, bool) {
 	g, ok := s.globs[pattern]
@@ -190,6 +190,12 @@ func build(ds []decoded) (*Snapshot, error) {
 	for _, o := range s.strategies {
 		for _, pat := range append(append([]string(nil), o.Spec.ImageName...), o.Spec.WhiteList...) {
 			g, _ := CompileGlob(pat) // validated above
+			s.globs[pat] = g
+		}
+	}
+	for _, bp := range s.policies {
+		for _, pat := range bp.Spec.Images {
+			g, _ := CompileGlob(pat)
 			s.globs[pat] = g
 		}
 	}

@@ -10,7 +10,8 @@ const (
 	KindOpaStrategy          = "OpaStrategy"
 )
 
-// Rule actions of an OpaStrategy, as seed 004 numbers them.
+// Rule actions of an OpaStrategy, as Alibaba Cloud Security Center's OpaStrategy operations
+// number them (files may also write the words: see wordFields).
 const (
 	ActionAlert = 1
 	ActionBlock = 2
@@ -99,14 +100,15 @@ type Keyless struct {
 }
 
 // BinarySecurityPolicy requires attestors' signatures in clusters and namespaces
-// (seed 000, ModifyBinarySecurityPolicy).
+// (Alibaba Cloud Security Center ModifyBinarySecurityPolicy).
 type BinarySecurityPolicy struct {
 	TypeMeta `json:",inline"`
 	Metadata ObjectMeta               `json:"metadata"`
 	Spec     BinarySecurityPolicySpec `json:"spec"`
 }
 
-// BinarySecurityPolicySpec carries seed 000's parameters.
+// BinarySecurityPolicySpec carries ModifyBinarySecurityPolicy's parameters,
+// plus images and mode.
 type BinarySecurityPolicySpec struct {
 	Name     string          `json:"name,omitempty"`
 	Remark   string          `json:"remark,omitempty"`
@@ -115,15 +117,33 @@ type BinarySecurityPolicySpec struct {
 	// Status is enabled (the default) or disabled.
 	Status   string `json:"status,omitempty"`
 	SourceIP string `json:"sourceIp,omitempty"`
+	// Images limits the policy to images whose name matches one of these
+	// globs (the name forms of OpaStrategy imageName), so that for example
+	// third-party images can be left to another policy; empty means every
+	// image.
+	Images []string `json:"images,omitempty"`
+	// Mode is enforce (the default: a missing signature denies) or warn (it
+	// admits with a warning and an audit event naming the policy and the
+	// attestor).
+	Mode string `json:"mode,omitempty"`
 }
 
-// SignaturePolicy is seed 000's Policy JSON.
+// Modes of a BinarySecurityPolicy.
+const (
+	PolicyEnforce = "enforce"
+	PolicyWarn    = "warn"
+)
+
+// Warn reports whether the policy only warns.
+func (p *BinarySecurityPolicy) Warn() bool { return p.Spec.Mode == PolicyWarn }
+
+// SignaturePolicy is ModifyBinarySecurityPolicy's Policy JSON.
 type SignaturePolicy struct {
 	PolicyMode        string   `json:"policyMode,omitempty"`
 	RequiredAttestors []string `json:"requiredAttestors"`
 }
 
-// ClusterScope is one entry of seed 000's Clusters.
+// ClusterScope is one entry of ModifyBinarySecurityPolicy's Clusters.
 type ClusterScope struct {
 	ClusterID  string   `json:"clusterId"`
 	Namespaces []string `json:"namespaces,omitempty"`
@@ -143,14 +163,15 @@ const (
 // PolicyModeRequireAttestor is the only policy mode.
 const PolicyModeRequireAttestor = "requireAttestor"
 
-// OpaStrategy is a rule over at-risk images (seed 004's Data object).
+// OpaStrategy is a rule over at-risk images (the Data object of
+// Alibaba Cloud Security Center GetOpaStrategyDetailNew).
 type OpaStrategy struct {
 	TypeMeta `json:",inline"`
 	Metadata ObjectMeta      `json:"metadata"`
 	Spec     OpaStrategySpec `json:"spec"`
 }
 
-// OpaStrategySpec carries every field of seed 004's Data object.
+// OpaStrategySpec carries every field of GetOpaStrategyDetailNew's Data object.
 type OpaStrategySpec struct {
 	StrategyID         int64       `json:"strategyId"`
 	StrategyTemplateID int64       `json:"strategyTemplateId,omitempty"`
@@ -199,7 +220,7 @@ type Item struct {
 	Name string `json:"name,omitempty"`
 }
 
-// OpaScope is one entry of seed 004's Scopes.
+// OpaScope is one entry of GetOpaStrategyDetailNew's Scopes.
 type OpaScope struct {
 	ClusterID           string   `json:"clusterId"`
 	AllNamespace        int      `json:"allNamespace,omitempty"`

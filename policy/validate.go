@@ -12,7 +12,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 )
 
-// Limits from the seeds.
+// Limits the cloud APIs imagegate reproduces document.
 const (
 	MaxNameLen        = 128
 	MaxDescriptionLen = 1024
@@ -248,6 +248,11 @@ func (b *BinarySecurityPolicy) validate(p *problems) {
 	if s.Status != "" {
 		p.enum("spec.status", s.Status, []string{StatusEnabled, StatusDisabled})
 	}
+	p.nonEmpty("spec.images", s.Images)
+	p.globs("spec.images", s.Images)
+	if s.Mode != "" {
+		p.enum("spec.mode", s.Mode, []string{PolicyEnforce, PolicyWarn})
+	}
 }
 
 func (o *OpaStrategy) validate(p *problems) {
@@ -265,7 +270,7 @@ func (o *OpaStrategy) validate(p *problems) {
 	p.length("spec.clusterName", s.ClusterName, 0, MaxNameLen)
 	p.length("spec.description", s.Description, 0, MaxDescriptionLen)
 	if s.RuleAction < ActionAlert || s.RuleAction > ActionAllow {
-		p.add("spec.ruleAction", "%d is not one of 1 (alert), 2 (block), 3 (allow)", s.RuleAction)
+		p.add("spec.ruleAction", "%d is not one of %s", s.RuleAction, RuleActionValues)
 	}
 	p.nonEmpty("spec.imageName", s.ImageName)
 	p.globs("spec.imageName", s.ImageName)
@@ -287,7 +292,7 @@ func (o *OpaStrategy) validate(p *problems) {
 			p.add(path+".clusterId", "is required")
 		}
 		if sc.AllNamespace != 0 && sc.AllNamespace != 1 {
-			p.add(path+".allNamespace", "%d is not one of 0, 1", sc.AllNamespace)
+			p.add(path+".allNamespace", "%d is not one of %s", sc.AllNamespace, AllNamespaceValues)
 		}
 		p.nonEmpty(path+".namespaceList", sc.NamespaceList)
 	}

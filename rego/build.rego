@@ -252,6 +252,57 @@ attestors_by_namespace[ns] contains a if {
 	some a in p.policy.requiredAttestors
 }
 
+# Per policy, for the per-image half of the gate: a policy in force here
+# applies to an image in a namespace when one of its clusters lists the
+# namespace (or every namespace) and its images globs name the image (or
+# it has none). Which policies apply in the namespace and which name the
+# image are resolved per request from these sets; decision.rego unions the
+# attestors of those that apply both ways, enforce winning over warn.
+policy_ns_default contains p.id if {
+	some p in policies
+	enabled(p)
+	some c in p.clusters
+	cluster_match(c.clusterId)
+	policy_ns_all(c)
+}
+
+policy_by_namespace[ns] contains p.id if {
+	some p in policies
+	enabled(p)
+	some c in p.clusters
+	cluster_match(c.clusterId)
+	not policy_ns_all(c)
+	some ns in c.namespaces
+}
+
+relevant_policies := policy_ns_default | {id | some ids in policy_by_namespace; some id in ids}
+
+policy_by_id := {p.id: p | some p in policies; p.id in relevant_policies}
+
+policy_images_any contains id if {
+	some id, p in policy_by_id
+	count(object.get(p, "images", [])) == 0
+}
+
+policy_images[n] contains id if {
+	some id, p in policy_by_id
+	some n in object.get(p, "images", [])
+	not is_glob(n)
+}
+
+policy_image_globs[n] contains id if {
+	some id, p in policy_by_id
+	some n in object.get(p, "images", [])
+	is_glob(n)
+}
+
+policy_attestors[id] := {a | some a in p.policy.requiredAttestors} if some id, p in policy_by_id
+
+warn_policies contains id if {
+	some id, p in policy_by_id
+	object.get(p, "mode", "enforce") == "warn"
+}
+
 # --- the index -----------------------------------------------------------------
 
 # Each name and label key selects the strategies whose entries it meets and
@@ -263,6 +314,13 @@ attestors_by_namespace[ns] contains a if {
 index := {
 	"applicableDefault": all_namespaces,
 	"applicable": {ns: ids | some ns, nids in by_namespace; ids := all_namespaces | nids},
+	"policiesDefault": policy_ns_default,
+	"policies": {ns: ids | some ns, nids in policy_by_namespace; ids := policy_ns_default | nids},
+	"policyImagesAny": policy_images_any,
+	"policyImages": {n: with_any | some n, ids in policy_images; with_any := ids | policy_images_any},
+	"policyImageGlobs": {n: with_any | some n, ids in policy_image_globs; with_any := ids | policy_images_any},
+	"policyAttestors": policy_attestors,
+	"warnPolicies": warn_policies,
 	"requiredDefault": attestors_all,
 	"required": {ns: atts | some ns, nas in attestors_by_namespace; atts := attestors_all | nas},
 	"nameAny": name_any,

@@ -1,4 +1,4 @@
-# Request-time half of the decision (DESIGN.md §2). It reads the snapshot's
+# Request-time half of the decision (docs/semantics.md). It reads the snapshot's
 # index (built by build.rego) and the request's facts, and combines
 # strategy-id sets, so its cost follows the strategies that could hit an
 # image, not the number configured; the common case (an image no strategy can
@@ -9,7 +9,10 @@
 # The engine resolves the request's keys against the index before evaluation
 # (see keys.go) and passes the strategy-id sets they select:
 #   applicable   (per request) strategies whose scopes apply in the namespace;
-#   required     (per request) attestors the policies require there;
+#   policies     (per request) BinarySecurityPolicies in force in the namespace;
+#   policyIds    (per image, only when policies is not empty) the policies
+#                whose images globs match the image's name, and those
+#                without images globs;
 #   labelIds     (per request) strategies the pod's labels target: those with
 #                a label entry the pod meets and those without label entries;
 #   criteriaIds  strategies whose criteria the image meets: "*" (rules without
@@ -55,7 +58,7 @@ decide(i, img, hits) := d if {
 	d := {"action": "block", "strategies": [], "missing": [], "reasons": [line], "violations": [line], "warnings": [], "findings": []}
 } else := passed if {
 	count(hits) == 0
-	count(input.required - img.attestors) == 0
+	count(all_required(img) - img.attestors) == 0
 } else := full(i, img, hits)
 
 passed := {"action": "pass", "strategies": [], "missing": [], "reasons": [], "violations": [], "warnings": [], "findings": []}
@@ -77,9 +80,9 @@ full(i, img, hits) := d if {
 		"action": final_action(verdict, sig.missing),
 		"strategies": ids,
 		"missing": sig.missing,
-		"reasons": array.concat(sig.unsigned, lines),
+		"reasons": array.concat(array.concat(sig.unsigned, sig.warned), lines),
 		"violations": array.concat(sig.unsigned, out[0]),
-		"warnings": array.concat(sig.excused, out[1]),
+		"warnings": array.concat(array.concat(sig.excused, sig.warned), out[1]),
 		"findings": hit_findings(img, hits),
 	}
 }
@@ -146,16 +149,40 @@ flag_text(_, "m") := "malicious image"
 
 # --- signature gate --------------------------------------------------------------
 
+# The BinarySecurityPolicies that govern the image: in force in the
+# namespace and naming the image in images (or naming no images).
+governing(img) := input.policies & img.policyIds
+
+governing(img) := set() if not img.policyIds
+
+# Attestors the governing policies require: all of them, those of enforce
+# policies (required) and those only warn policies require (an attestor an
+# enforce policy requires too is enforced: enforce wins).
+all_required(img) := {a | some p in governing(img); some a in idx.policyAttestors[p]}
+
+required(img) := {a | some p in governing(img) - idx.warnPolicies; some a in idx.policyAttestors[p]}
+
+warned(img) := all_required(img) - required(img)
+
 # The signature gate's part of an image's decision: the missing attestors,
-# their lines, and the warnings for attestors excused by configuration.
+# their lines, the warnings for attestors excused by configuration, and
+# those for attestors only warn-mode policies require.
 signature(img) := signed if {
-	count(input.required - img.attestors) == 0
-} else := {"missing": missing, "unsigned": unsigned, "excused": excused_lines(img)} if {
-	missing := sort((input.required - img.attestors) - excused(img))
+	count(all_required(img) - img.attestors) == 0
+} else := {"missing": missing, "unsigned": unsigned, "excused": excused_lines(img), "warned": warn_lines(img)} if {
+	missing := sort((required(img) - img.attestors) - excused(img))
 	unsigned := [sprintf("image %q is not signed by attestor %q: %s", [img.ref, a, reason(img, a)]) | some a in missing]
 }
 
-signed := {"missing": [], "unsigned": [], "excused": []}
+signed := {"missing": [], "unsigned": [], "excused": [], "warned": []}
+
+# A warn-mode policy that would deny admits with one line per policy and
+# missing attestor.
+warn_lines(img) := [sprintf("image %q would be denied by BinarySecurityPolicy %q (mode warn): not signed by attestor %q: %s", [img.ref, p, a, reason(img, a)]) |
+	some a in sort(warned(img) - img.attestors)
+	some p in sort(governing(img) & idx.warnPolicies)
+	a in idx.policyAttestors[p]
+]
 
 # With --on-verification-error=allow, an attestor that could not be checked
 # (registry unreachable, timeout) does not deny; it warns.
@@ -164,7 +191,7 @@ excused(img) := img.detail.unverifiable if idx.failOpen else := set()
 excused_lines(img) := [] if {
 	not idx.failOpen
 } else := [sprintf("image %q: attestor %q could not be verified (%s); admitted because verification errors are allowed", [img.ref, a, reason(img, a)]) |
-	some a in sort((input.required - img.attestors) & excused(img))
+	some a in sort((required(img) - img.attestors) & excused(img))
 ]
 
 reason(img, a) := object.get(img.detail.errors, a, "no verified signature")

@@ -1,4 +1,4 @@
-// Package rego holds imagegate's decisions (DESIGN.md §2) as embedded Rego
+// Package rego holds imagegate's decisions (docs/semantics.md) as embedded Rego
 // modules and the Engine that runs them.
 //
 // An Engine is built once per policy snapshot and cluster: build.rego

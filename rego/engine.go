@@ -41,14 +41,16 @@ var decisionPlan = sync.OnceValues(func() (*plan, error) {
 // Engine decides admission for one policy snapshot and cluster. It is safe for
 // concurrent use.
 type Engine struct {
-	snap      *policy.Snapshot
-	opts      options
-	plan      *plan
-	required  map[string][]string // namespace -> attestors; "" for the rest
-	index     *ast.Term
-	lookups   lookups
-	attestors attestorSets
-	cache     *decisionCache
+	snap     *policy.Snapshot
+	opts     options
+	plan     *plan
+	required map[string][]string // namespace -> attestors; "" for the rest
+	// policyAttestors: per BinarySecurityPolicy in force, its attestors.
+	policyAttestors map[string][]string
+	index           *ast.Term
+	lookups         lookups
+	attestors       attestorSets
+	cache           *decisionCache
 	// crossCheck, set only by tests, compares each result of the plan with
 	// OPA's own evaluation of the same input.
 	crossCheck func(ctx context.Context, input ast.Value, result *ast.Term) error
@@ -87,6 +89,8 @@ func New(ctx context.Context, snap *policy.Snapshot, opts ...Option) (*Engine, e
 	}
 	e.index = index
 	e.lookups = newLookups(index.Value.(ast.Object), snap)
+	e.policyAttestors = map[string][]string{}
+	each(index.Value.(ast.Object), "policyAttestors", func(id string, atts *ast.Term) { e.policyAttestors[id] = stringSet(atts) })
 	if e.plan, err = decisionPlan(); err != nil {
 		return nil, err
 	}
@@ -106,6 +110,35 @@ func (e *Engine) RequiredAttestors(namespace string) []string {
 		return a
 	}
 	return e.required[""]
+}
+
+// ImageAttestors returns the attestors the signature policies governing an
+// image in namespace name (by their scopes and images globs), whatever
+// their mode, so that fact gathering verifies those and no more; names are
+// the image's name forms (workload.Image.Names). The decision itself is
+// decision.rego's.
+func (e *Engine) ImageAttestors(namespace string, names []string) []string {
+	ns, ok := e.lookups.namespacePolicies(namespace).Value.(ast.Set)
+	if !ok || ns.Len() == 0 {
+		return nil
+	}
+	img, _ := e.lookups.policyIDs(names).Value.(ast.Set)
+	if img == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	ns.Intersect(img).Foreach(func(p *ast.Term) {
+		id, _ := p.Value.(ast.String)
+		for _, a := range e.policyAttestors[string(id)] {
+			if !seen[a] {
+				seen[a] = true
+				out = append(out, a)
+			}
+		}
+	})
+	sort.Strings(out)
+	return out
 }
 
 // Eval decides one request. It fails only when the decision cannot be made
@@ -181,6 +214,7 @@ func objectsData(snap *policy.Snapshot, o options) (map[string]any, error) {
 		if err != nil {
 			return nil, err
 		}
+		m["id"] = p.Metadata.Name // messages name the policy that would deny
 		policies = append(policies, m)
 	}
 	return map[string]any{"imagegate": map[string]any{

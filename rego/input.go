@@ -14,7 +14,8 @@ import (
 var (
 	kNamespace    = ast.StringTerm("namespace")
 	kApplicable   = ast.StringTerm("applicable")
-	kRequired     = ast.StringTerm("required")
+	kPolicies     = ast.StringTerm("policies")
+	kPolicyIDs    = ast.StringTerm("policyIds")
 	kIndex        = ast.StringTerm("index")
 	kLabelIDs     = ast.StringTerm("labelIds")
 	kImages       = ast.StringTerm("images")
@@ -43,19 +44,20 @@ var (
 // pod's labels already resolved to strategy-id sets. It is what the decision
 // cache compares; withIndex adds the snapshot's index for evaluation.
 func (e *Engine) toInput(in Input, now time.Time) ast.Object {
+	applicable, _ := e.lookups.namespace(in.Namespace)
+	policies := e.lookups.namespacePolicies(in.Namespace)
 	imgs := make([]*ast.Term, len(in.Images))
 	for i := range in.Images {
 		var f *facts.Image
 		if i < len(in.Facts) {
 			f = in.Facts[i]
 		}
-		imgs[i] = ast.NewTerm(e.imageValue(&in.Images[i], f, now))
+		imgs[i] = ast.NewTerm(e.imageValue(&in.Images[i], f, now, setLen(policies) > 0))
 	}
-	applicable, required := e.lookups.namespace(in.Namespace)
 	return ast.NewObject(
 		ast.Item(kNamespace, ast.StringTerm(in.Namespace)),
 		ast.Item(kApplicable, applicable),
-		ast.Item(kRequired, required),
+		ast.Item(kPolicies, policies),
 		ast.Item(kLabelIDs, e.lookups.labelIDs(in.Labels)),
 		ast.Item(kImages, ast.ArrayTerm(imgs...)),
 	)
@@ -71,7 +73,11 @@ func (e *Engine) withIndex(request ast.Object) ast.Value {
 
 var noFacts facts.Image
 
-func (e *Engine) imageValue(img *workload.Image, f *facts.Image, now time.Time) ast.Value {
+// imageValue is one image of the input. withPolicies says whether any
+// signature policy is in force in the namespace; only then does the image
+// carry the policies its name selects (policyIds), which the decision
+// intersects with them.
+func (e *Engine) imageValue(img *workload.Image, f *facts.Image, now time.Time, withPolicies bool) ast.Value {
 	if f == nil {
 		f = &noFacts
 	}
@@ -122,7 +128,8 @@ func (e *Engine) imageValue(img *workload.Image, f *facts.Image, now time.Time) 
 	// eleven. What only the signature gate's and the scan's messages read
 	// goes into detail, shared when empty (the usual case); invalid is there
 	// only for an invalid reference (decision.rego's first clause is then
-	// undefined for the others, as with "").
+	// undefined for the others, as with ""), and policyIds only where a
+	// signature policy is in force.
 	detail := noDetail
 	if errs != emptyObject || len(f.Unverifiable) > 0 || scanNote != emptyString {
 		detail = ast.ObjectTerm(
@@ -143,6 +150,9 @@ func (e *Engine) imageValue(img *workload.Image, f *facts.Image, now time.Time) 
 	}
 	if invalid != emptyString {
 		items = append(items, ast.Item(kInvalid, invalid))
+	}
+	if withPolicies {
+		items = append(items, ast.Item(kPolicyIDs, e.lookups.policyIDs(img.Names)))
 	}
 	return ast.NewObject(items...)
 }
@@ -257,6 +267,13 @@ func hasCategory(fs []facts.Finding, category string) bool {
 // such an image is unscanned. A result without a time never goes stale.
 func (e *Engine) stale(s *facts.Scan, now time.Time) bool {
 	return e.opts.maxScanAge > 0 && !s.ScannedAt.IsZero() && now.Sub(s.ScannedAt) > e.opts.maxScanAge
+}
+
+func setLen(t *ast.Term) int {
+	if s, ok := t.Value.(ast.Set); ok {
+		return s.Len()
+	}
+	return 0
 }
 
 func stringSetTerm(ss []string) *ast.Term {

@@ -30,6 +30,14 @@ type lookups struct {
 	// and the attestors required there; the defaults for every other one.
 	applicable, required               map[string]*ast.Term
 	applicableDefault, requiredDefault *ast.Term
+	// The signature policies in force per namespace (and elsewhere), and
+	// those an image's name selects through their images globs (with those
+	// without globs): the signature gate's counterparts of applicable and
+	// names.
+	policies                        map[string]*ast.Term
+	policiesDefault, policyImageAny *ast.Term
+	policyImages                    map[string]*ast.Term
+	policyImageGlobs                []globSet
 }
 
 // namespace returns the strategies that apply in ns and the attestors
@@ -43,6 +51,34 @@ func (l *lookups) namespace(ns string) (applicable, required *ast.Term) {
 		required = t
 	}
 	return applicable, required
+}
+
+// policyIDs returns the signature policies an image's names select.
+func (l *lookups) policyIDs(names []string) *ast.Term {
+	var set idSet
+	for _, n := range names {
+		if ids, ok := l.policyImages[n]; ok {
+			set.add(ids)
+		}
+	}
+	for i := range l.policyImageGlobs {
+		g := &l.policyImageGlobs[i]
+		for _, n := range names {
+			if g.match(n) {
+				set.add(g.ids)
+				break
+			}
+		}
+	}
+	return set.termOr(l.policyImageAny)
+}
+
+// namespacePolicies returns the signature policies in force in ns.
+func (l *lookups) namespacePolicies(ns string) *ast.Term {
+	if t, ok := l.policies[ns]; ok {
+		return t
+	}
+	return l.policiesDefault
 }
 
 // findingEntry is one finding key of the index: the key as the index spells
@@ -80,7 +116,15 @@ func newLookups(index ast.Object, snap *policy.Snapshot) lookups {
 		requiredDefault:   orEmptySet(index.Get(ast.StringTerm("requiredDefault"))),
 		nameAny:           orEmptySet(index.Get(ast.StringTerm("nameAny"))),
 		labelAny:          orEmptySet(index.Get(ast.StringTerm("labelAny"))),
+		policies:          map[string]*ast.Term{}, policyImages: map[string]*ast.Term{},
+		policiesDefault: orEmptySet(index.Get(ast.StringTerm("policiesDefault"))),
+		policyImageAny:  orEmptySet(index.Get(ast.StringTerm("policyImagesAny"))),
 	}
+	each(index, "policies", func(ns string, ids *ast.Term) { l.policies[ns] = ids })
+	each(index, "policyImages", func(k string, ids *ast.Term) { l.policyImages[k] = ids })
+	each(index, "policyImageGlobs", func(k string, ids *ast.Term) {
+		l.policyImageGlobs = append(l.policyImageGlobs, compiled(snap, k, ids))
+	})
 	each(index, "applicable", func(ns string, ids *ast.Term) { l.applicable[ns] = ids })
 	each(index, "required", func(ns string, atts *ast.Term) { l.required[ns] = atts })
 	each(index, "criteria", func(k string, ids *ast.Term) {

@@ -51,7 +51,7 @@ type trivyReport struct {
 // Trivy result classes and what they become.
 var trivyClasses = map[string]string{"os-pkgs": "cve", "lang-pkgs": "app"}
 
-// ParseTrivy maps a Trivy JSON report (DESIGN.md §3): vulnerabilities become
+// ParseTrivy maps a Trivy JSON report (docs/scans.md): vulnerabilities become
 // Vul findings (class os-pkgs → cve, lang-pkgs → app), secrets SensitiveFile
 // findings (cloud access keys also Baseline ak_leak), failed image-config
 // misconfigurations BuildRisk findings. Severities CRITICAL/HIGH → high,

@@ -49,7 +49,7 @@ func ParseImage(ref string) Image {
 	}
 	path := repo.RepositoryStr()
 	last := path[strings.LastIndexByte(path, '/')+1:]
-	// The forms DESIGN.md §2 names: last path segment, repository path, full
+	// The forms docs/semantics.md names: last path segment, repository path, full
 	// name. Never the tag or digest: a glob like *prod* must not match a tag.
 	names := []string{last, path, repo.Name()}
 	if repo.RegistryStr() == name.DefaultRegistry {

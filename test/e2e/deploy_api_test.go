@@ -48,7 +48,7 @@ func helmTemplate(t *testing.T, ns string, set ...string) []*unstructured.Unstru
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"template", "imagegate", filepath.Join(root, "deploy", "helm", "imagegate"), "--namespace", ns}
+	args := []string{"template", "imagegate", filepath.Join(root, "deploy", "helm", "imagegate"), "--namespace", ns, "--set", "namespace=" + ns}
 	for _, s := range set {
 		args = append(args, "--set", s)
 	}
@@ -229,7 +229,7 @@ func TestDeployChartAPI(t *testing.T) {
 		t.Run("no way to authenticate", func(t *testing.T) {
 			root, _ := harness.RepoRoot()
 			out, err := exec.Command(helmBinary(t), "template", "imagegate", filepath.Join(root, "deploy", "helm", "imagegate"),
-				"--set", "api.enabled=true", "--set", "api.tokenReview=false").CombinedOutput()
+				"--namespace", "imagegate-system", "--set", "clusterId=c1", "--set", "api.enabled=true", "--set", "api.tokenReview=false").CombinedOutput()
 			if err == nil || !strings.Contains(string(out), "api.enabled needs api.tokenReview=true or api.tokensSecret") {
 				t.Errorf("helm template with no API authentication: %v\n%s", err, out)
 			}

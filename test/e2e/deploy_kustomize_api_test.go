@@ -29,7 +29,7 @@ func TestDeployKustomizeAPI(t *testing.T) {
 	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memCache(cluster.Client(t).Discovery()))
 	harness.ApplyCRDs(t, dyn)
-	const ns = "imagegate"
+	const ns = "imagegate-system"
 
 	objs := renderKustomize(t, filepath.Join(root, "deploy", "kustomize", "overlays", "api"))
 	apiDeploy := find(objs, "Deployment", "imagegate-api")
@@ -75,8 +75,8 @@ func TestDeployKustomizeAPI(t *testing.T) {
 			t.Fatal("no serving Certificate")
 		}
 		names, _, _ := unstructured.NestedStringSlice(cert.Object, "spec", "dnsNames")
-		if !slices.Contains(names, "imagegate-api.imagegate.svc") {
-			t.Errorf("serving Certificate dnsNames %v lack imagegate-api.imagegate.svc", names)
+		if !slices.Contains(names, "imagegate-api.imagegate-system.svc") {
+			t.Errorf("serving Certificate dnsNames %v lack imagegate-api.imagegate-system.svc", names)
 		}
 		if find(objs, "Deployment", "imagegate-api") == nil {
 			t.Error("no Deployment imagegate-api")

@@ -30,11 +30,22 @@ import (
 )
 
 // renderKustomize builds a kustomization directory with the kustomize
-// library (what kubectl apply -k runs).
+// library (what kubectl apply -k runs), with the base's required cluster.env
+// (cluster id e2e-cluster) written for the build when it is missing.
 func renderKustomize(t *testing.T, dir string) []*unstructured.Unstructured {
 	t.Helper()
-	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	res, err := k.Run(filesys.MakeFsOnDisk(), dir)
+	root, err := harness.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := filepath.Join(root, "deploy", "kustomize", "base", "cluster.env")
+	if _, err := os.Stat(env); os.IsNotExist(err) {
+		if err := os.WriteFile(env, []byte("cluster-id="+clusterID+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(env)
+	}
+	res, err := buildKustomize(dir)
 	if err != nil {
 		t.Fatalf("kustomize build %s: %v", dir, err)
 	}
@@ -43,6 +54,10 @@ func renderKustomize(t *testing.T, dir string) []*unstructured.Unstructured {
 		t.Fatal(err)
 	}
 	return splitYAML(t, out)
+}
+
+func buildKustomize(dir string) (interface{ AsYaml() ([]byte, error) }, error) {
+	return krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
 }
 
 func splitYAML(t *testing.T, data []byte) []*unstructured.Unstructured {
@@ -112,7 +127,8 @@ func find(objs []*unstructured.Unstructured, kind, name string) *unstructured.Un
 	return nil
 }
 
-// checkManifests asserts the properties issue 6 asks of the installation.
+// checkManifests asserts what the installation must be: complete, hardened,
+// failing closed, and exempting only kube-system and its own namespace.
 func checkManifests(t *testing.T, objs []*unstructured.Unstructured, ns string) {
 	t.Helper()
 	str := func(o *unstructured.Unstructured, path ...string) string {
@@ -182,10 +198,17 @@ func checkManifests(t *testing.T, objs []*unstructured.Unstructured, ns string) 
 		t.Error("no Role for the certificate bootstrap's Secret")
 	}
 	pods := &unstructured.Unstructured{Object: whs[0].(map[string]any)}
-	sel := str(pods, "namespaceSelector")
-	for _, excluded := range []string{"kube-system", ns} {
-		if !strings.Contains(sel, excluded) || !strings.Contains(sel, "NotIn") {
-			t.Errorf("namespaceSelector %s does not exclude %s", sel, excluded)
+	exprs, _, _ := unstructured.NestedSlice(pods.Object, "namespaceSelector", "matchExpressions")
+	want := []any{map[string]any{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": []any{"kube-system", ns}}}
+	if !reflect.DeepEqual(exprs, want) {
+		t.Errorf("namespaceSelector %v, want exactly kube-system and %s exempt", exprs, ns)
+	}
+	if d == nil {
+		return
+	}
+	if cs, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers"); len(cs) > 0 {
+		if args, _, _ := unstructured.NestedStringSlice(cs[0].(map[string]any), "args"); !slices.Contains(args, "--audit-log=-") {
+			t.Errorf("Deployment args %q: no audit sink on by default (--audit-log=-)", args)
 		}
 	}
 	checkPinning(t, objs, pods)
@@ -248,7 +271,7 @@ func checkPinning(t *testing.T, objs []*unstructured.Unstructured, validating *u
 }
 
 // TestDeployManifests renders deploy/kustomize/base (and the Helm chart when
-// a helm binary is available), checks what issue 6 asks of them and has the
+// a helm binary is available), checks what an installation must be and has the
 // real API server validate every object with a server-side dry run.
 func TestDeployManifests(t *testing.T) {
 	cluster := harness.SharedCluster(t)
@@ -261,7 +284,7 @@ func TestDeployManifests(t *testing.T) {
 
 	t.Run("kustomize base", func(t *testing.T) {
 		objs := renderKustomize(t, filepath.Join(root, "deploy", "kustomize", "base"))
-		checkManifests(t, objs, "imagegate")
+		checkManifests(t, objs, "imagegate-system")
 		dryRunApply(t, dyn, mapper, objs)
 		t.Logf("%d objects validated by the API server", len(objs))
 	})
@@ -269,10 +292,10 @@ func TestDeployManifests(t *testing.T) {
 	t.Run("kustomize cert-manager overlay renders", func(t *testing.T) {
 		objs := renderKustomize(t, filepath.Join(root, "deploy", "kustomize", "overlays", "cert-manager"))
 		vwc := find(objs, "ValidatingWebhookConfiguration", "imagegate.dev")
-		if vwc == nil || vwc.GetAnnotations()["cert-manager.io/inject-ca-from"] != "imagegate/imagegate-serving" {
+		if vwc == nil || vwc.GetAnnotations()["cert-manager.io/inject-ca-from"] != "imagegate-system/imagegate-serving" {
 			t.Fatalf("webhook configuration without the cert-manager CA injection annotation: %v", vwc)
 		}
-		if mwc := find(objs, "MutatingWebhookConfiguration", "imagegate.dev"); mwc == nil || mwc.GetAnnotations()["cert-manager.io/inject-ca-from"] != "imagegate/imagegate-serving" {
+		if mwc := find(objs, "MutatingWebhookConfiguration", "imagegate.dev"); mwc == nil || mwc.GetAnnotations()["cert-manager.io/inject-ca-from"] != "imagegate-system/imagegate-serving" {
 			t.Fatalf("mutating webhook configuration without the cert-manager CA injection annotation: %v", mwc)
 		}
 		if find(objs, "Certificate", "imagegate-serving") == nil {
@@ -298,7 +321,7 @@ func TestDeployManifests(t *testing.T) {
 			helm = cached
 		}
 		out, err := exec.Command(helm, "template", "imagegate", filepath.Join(root, "deploy", "helm", "imagegate"),
-			"--namespace", "imagegate-helm", "--include-crds", "--set", "clusterId=e2e-cluster", "--set", "vulnerabilityReports=true").CombinedOutput()
+			"--namespace", "imagegate-helm", "--include-crds", "--set", "namespace=imagegate-helm", "--set", "clusterId=e2e-cluster", "--set", "vulnerabilityReports=true").CombinedOutput()
 		if err != nil {
 			t.Fatalf("helm template: %v\n%s", err, out)
 		}
@@ -308,7 +331,7 @@ func TestDeployManifests(t *testing.T) {
 		t.Logf("%d objects validated by the API server", len(objs))
 
 		out, err = exec.Command(helm, "template", "imagegate", filepath.Join(root, "deploy", "helm", "imagegate"),
-			"--namespace", "imagegate-helm", "--set", "tls.certManager=true").CombinedOutput()
+			"--namespace", "imagegate-helm", "--set", "namespace=imagegate-helm", "--set", "clusterId=e2e-cluster", "--set", "tls.certManager=true").CombinedOutput()
 		if err != nil {
 			t.Fatalf("helm template with tls.certManager=true: %v\n%s", err, out)
 		}
@@ -323,7 +346,7 @@ func TestDeployManifests(t *testing.T) {
 
 		// Pinning off: no mutating webhook, serve told so, nothing to patch.
 		out, err = exec.Command(helm, "template", "imagegate", filepath.Join(root, "deploy", "helm", "imagegate"),
-			"--namespace", "imagegate-helm", "--set", "clusterId=e2e-cluster", "--set", "webhook.pinDigests=false").CombinedOutput()
+			"--namespace", "imagegate-helm", "--set", "namespace=imagegate-helm", "--set", "clusterId=e2e-cluster", "--set", "webhook.pinDigests=false").CombinedOutput()
 		if err != nil {
 			t.Fatalf("helm template with webhook.pinDigests=false: %v\n%s", err, out)
 		}
@@ -386,10 +409,10 @@ func TestDeployRBACIsEnough(t *testing.T) {
 			t.Cleanup(func() { _ = dyn.Resource(res).Delete(context.Background(), name, metav1.DeleteOptions{}) })
 		}
 	}
-	tok, err := client.CoreV1().ServiceAccounts("imagegate").CreateToken(ctx, "imagegate",
+	tok, err := client.CoreV1().ServiceAccounts("imagegate-system").CreateToken(ctx, "imagegate",
 		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr(int64(3600))}}, metav1.CreateOptions{})
 	if err != nil {
-		t.Fatalf("token for ServiceAccount imagegate/imagegate: %v", err)
+		t.Fatalf("token for ServiceAccount imagegate-system/imagegate: %v", err)
 	}
 	kubeconfig := cluster.WriteKubeconfig(t, harness.KubeconfigToken(tok.Status.Token))
 	// StartImagegate returns once /readyz answers 200: the policies were listed.
@@ -424,7 +447,7 @@ func TestDeployRBACIsEnough(t *testing.T) {
 	}
 	tlsSecret := harness.DecodeYAML(t, "apiVersion: v1\nkind: Secret\nmetadata: {name: imagegate-tls}\ndata: {}\n")
 	dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
-	if _, err := saDyn.Resource(secrets).Namespace("imagegate").Create(ctx, tlsSecret, dry); err != nil {
+	if _, err := saDyn.Resource(secrets).Namespace("imagegate-system").Create(ctx, tlsSecret, dry); err != nil {
 		t.Errorf("creating the bootstrap Secret as imagegate: %v", err)
 	}
 	if _, err := saDyn.Resource(secrets).Namespace("default").Create(ctx, tlsSecret, dry); !apierrors.IsForbidden(err) {

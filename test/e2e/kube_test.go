@@ -119,7 +119,11 @@ func registerPolicyWebhook(t *testing.T, cfg *rest.Config, dyn dynamic.Interface
 func TestKubePolicies(t *testing.T) {
 	cluster := harness.SharedCluster(t)
 	ctx := context.Background()
-	cluster.ApplyPolicies(t, kubeStrategy)
+	// kube-words writes ruleAction and allNamespace as words: the watcher
+	// decodes them like the numbers (it must be Accepted, and its column
+	// shows the word).
+	cluster.ApplyPolicies(t, kubeStrategy, strings.NewReplacer("kube-block}", "kube-words}", "9101", "9102", "ruleAction: 2", "ruleAction: alert",
+		"allNamespace: 1", "allNamespace: true", `"blocked-*"`, `"words-*"`).Replace(kubeStrategy))
 	// The objects the test changes go through a client that records the
 	// API server's warnings.
 	cfg, warnings := harness.ConfigWithWarnings(cluster.Config)
@@ -164,22 +168,24 @@ func TestKubePolicies(t *testing.T) {
 		if err != nil {
 			t.Fatalf("OpenAPI v3 of imagegate.dev/v1alpha1: %v", err)
 		}
-		for _, want := range []string{"What a hit does: 1 alert", "Finding levels that hit", "every image must be signed by ALL of them"} {
+		for _, want := range []string{"What a hit does: alert (admit with a warning)", "Finding levels that hit", "every image must be signed by ALL of them"} {
 			if !strings.Contains(string(body), want) {
 				t.Errorf("published schema lacks the description %q", want)
 			}
 		}
 		// kubectl get asks for a Table: the printer columns.
-		waitFor(t, 10*time.Second, "kube-block Accepted", func() (bool, error) {
-			u, err := strategies.Get(ctx, "kube-block", metav1.GetOptions{})
-			return err == nil && conditionStatus(u, "Accepted") == "True", err
-		})
+		for _, name := range []string{"kube-block", "kube-words"} {
+			waitFor(t, 10*time.Second, name+" Accepted", func() (bool, error) {
+				u, err := strategies.Get(ctx, name, metav1.GetOptions{})
+				return err == nil && conditionStatus(u, "Accepted") == "True", err
+			})
+		}
 		tbl, err := client.Discovery().RESTClient().Get().AbsPath("/apis/imagegate.dev/v1alpha1/opastrategies").
 			SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").DoRaw(ctx)
 		if err != nil {
 			t.Fatalf("table: %v", err)
 		}
-		for _, want := range []string{`"name":"ID"`, `"name":"Action"`, `"name":"Accepted"`, `"kube-block",9101,"kube-block",2,"True"`} {
+		for _, want := range []string{`"name":"ID"`, `"name":"Action"`, `"name":"Accepted"`, `"kube-block",9101,"kube-block","2","True"`, `"kube-words",9102,"kube-block","alert","True"`} {
 			if !strings.Contains(string(tbl), want) {
 				t.Errorf("kubectl get table lacks %s: %s", want, tbl)
 			}

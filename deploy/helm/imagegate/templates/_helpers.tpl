@@ -31,3 +31,13 @@ app.kubernetes.io/component: api
 {{- else }}{{ fail "clientAuth.enabled needs clientAuth.caSecret or clientAuth.certManager" }}
 {{- end -}}
 {{- end -}}
+
+{{- /* The chart's checks, run by every template that includes it: the
+cluster id has no default, and imagegate lives in its own namespace, which
+its webhooks exempt (installed into default, it would exempt default). */ -}}
+{{- define "imagegate.validate" -}}
+{{- $_ := required "clusterId is required: the cluster id your BinarySecurityPolicy and OpaStrategy objects name, e.g. --set clusterId=prod-cluster" .Values.clusterId -}}
+{{- if ne .Release.Namespace .Values.namespace -}}
+{{- fail (printf "install imagegate into its own namespace %q (helm install ... --namespace %s --create-namespace), not %q: its webhooks exempt their own namespace; set namespace=<name> to use another dedicated one" .Values.namespace .Values.namespace .Release.Namespace) -}}
+{{- end -}}
+{{- end -}}
