@@ -74,9 +74,12 @@ const (
 var errMalformed = errors.New("malformed AdmissionReview")
 
 func decodeReview(body []byte) (*review, error) {
-	var r review
-	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, fmt.Errorf("%w: %v", errMalformed, err)
+	r, ok := scanReview(body)
+	if !ok {
+		r = &review{}
+		if err := json.Unmarshal(body, r); err != nil {
+			return nil, fmt.Errorf("%w: %v", errMalformed, err)
+		}
 	}
 	switch {
 	case r.APIVersion != reviewAPIVersion || r.Kind != reviewKind:
@@ -86,5 +89,5 @@ func decodeReview(body []byte) (*review, error) {
 	case r.Request.UID == "":
 		return nil, fmt.Errorf("%w: request.uid is missing", errMalformed)
 	}
-	return &r, nil
+	return r, nil
 }
