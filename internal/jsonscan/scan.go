@@ -232,9 +232,9 @@ func (s *Scanner) Skip() {
 	}
 	switch c := s.peek(); {
 	case c == '{':
-		s.object(nil, func([]byte) { s.Skip() }, true)
+		s.skipObject()
 	case c == '[':
-		s.Array(s.Skip)
+		s.skipArray()
 	case c == '"':
 		if _, _, ok := s.rawString(); !ok {
 			s.failed = true
@@ -249,6 +249,73 @@ func (s *Scanner) Skip() {
 		s.number()
 	default:
 		s.failed = true
+	}
+}
+
+// skipObject is object(nil, Skip, true) without a call through a closure
+// per member: most of a pod is skipped.
+func (s *Scanner) skipObject() {
+	if s.depth >= maxDepth {
+		s.failed = true
+		return
+	}
+	s.depth++
+	s.pos++
+	if s.peek() == '}' {
+		s.pos++
+		s.depth--
+		return
+	}
+	for !s.failed {
+		if _, _, ok := s.rawString(); !ok || s.peek() != ':' {
+			s.failed = true
+			return
+		}
+		s.pos++
+		s.Skip()
+		if s.failed {
+			return
+		}
+		switch s.peek() {
+		case ',':
+			s.pos++
+		case '}':
+			s.pos++
+			s.depth--
+			return
+		default:
+			s.failed = true
+		}
+	}
+}
+
+func (s *Scanner) skipArray() {
+	if s.depth >= maxDepth {
+		s.failed = true
+		return
+	}
+	s.depth++
+	s.pos++
+	if s.peek() == ']' {
+		s.pos++
+		s.depth--
+		return
+	}
+	for !s.failed {
+		s.Skip()
+		if s.failed {
+			return
+		}
+		switch s.peek() {
+		case ',':
+			s.pos++
+		case ']':
+			s.pos++
+			s.depth--
+			return
+		default:
+			s.failed = true
+		}
 	}
 }
 
@@ -315,6 +382,12 @@ func (s *Scanner) rawString() (b []byte, escaped, ok bool) {
 	d := s.data
 	start := s.pos + 1
 	for i := start; i < len(d); i++ {
+		for i < len(d) && plain[d[i]] {
+			i++
+		}
+		if i == len(d) {
+			break
+		}
 		switch c := d[i]; {
 		case c == '"':
 			s.pos = i + 1
@@ -338,6 +411,15 @@ func (s *Scanner) rawString() (b []byte, escaped, ok bool) {
 	s.failed = true
 	return nil, false, false
 }
+
+// plain marks the bytes a string holds as they are: not a quote, a
+// backslash or a control character.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func validEscape(d []byte, i int) bool {
 	if i+1 >= len(d) {
