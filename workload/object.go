@@ -3,6 +3,7 @@ package workload
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 )
 
 // Kinds whose pods imagegate decides on.
@@ -171,16 +172,26 @@ func template(kind string, m meta, spec json.RawMessage) (podTemplate, error) {
 
 func images(s podSpec) []Image {
 	out := make([]Image, 0, len(s.Containers)+len(s.InitContainers)+len(s.EphemeralContainers))
-	seen := map[string]bool{}
+	// A pod has a few images: they are compared directly, and only a pod
+	// with many is given a set (so a huge one costs no quadratic time).
+	var seen map[string]bool
 	add := func(cs []container, source string) {
 		for _, c := range cs {
 			// One decision per distinct image: a second container with the
 			// same image adds no work and no duplicate line.
-			if seen[c.Image] {
+			if seen == nil && len(out) >= 16 {
+				seen = make(map[string]bool, cap(out))
+				for _, img := range out {
+					seen[img.Ref] = true
+				}
+			}
+			if seen != nil && seen[c.Image] || seen == nil && slices.ContainsFunc(out, func(img Image) bool { return img.Ref == c.Image }) {
 				continue
 			}
-			seen[c.Image] = true
-			img := ParseImage(c.Image)
+			if seen != nil {
+				seen[c.Image] = true
+			}
+			img := parseCached(c.Image)
 			img.Container, img.Source = c.Name, source
 			out = append(out, img)
 		}

@@ -84,3 +84,34 @@ func FuzzScanAs(f *testing.F) {
 		checkScan(t, kind, raw)
 	})
 }
+
+// TestImagesDeduplicated: each distinct image once, in order, whether the
+// pod has a few images or many.
+func TestImagesDeduplicated(t *testing.T) {
+	for _, n := range []int{3, 40} {
+		var cs []container
+		for i := range n {
+			cs = append(cs, container{Name: "c", Image: "img" + string(rune('a'+i%20))})
+		}
+		imgs := images(podSpec{Containers: cs, InitContainers: cs[:2]})
+		if len(imgs) != min(n, 20) {
+			t.Errorf("%d containers: %d images", n, len(imgs))
+		}
+		for i, img := range imgs {
+			if img.Ref != "img"+string(rune('a'+i)) || img.Source != Container {
+				t.Errorf("%d containers: image %d is %s from %s", n, i, img.Ref, img.Source)
+			}
+		}
+	}
+}
+
+// TestParseCached: the cache answers what ParseImage does.
+func TestParseCached(t *testing.T) {
+	for _, ref := range []string{"nginx", "registry.example.com/team/app:1.0", "a@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "BAD"} {
+		for range 2 {
+			if got, want := parseCached(ref), ParseImage(ref); !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: %+v, ParseImage %+v", ref, got, want)
+			}
+		}
+	}
+}
