@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/imagegate/imagegate/admission"
@@ -70,7 +70,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	resp, decision := h.answer(ctx, rv.Request, tooShort)
 	h.metrics.requests.WithLabelValues(decision, rv.Request.Operation).Inc()
 	h.metrics.latency.WithLabelValues(decision).Observe(time.Since(start).Seconds())
-	writeJSON(w, http.StatusOK, review{APIVersion: reviewAPIVersion, Kind: reviewKind, Response: resp})
+	writeAnswer(w, resp)
 }
 
 // readReview reads the AdmissionReview of a POST; without one it returns
@@ -264,13 +264,19 @@ func (h *Handler) fail(w http.ResponseWriter, code int, msg string, start time.T
 	http.Error(w, msg, code)
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
+// answerBufs are the buffers answers are encoded into (an answer without
+// violations is under 200 bytes).
+var answerBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// writeAnswer answers with the AdmissionReview holding resp.
+func writeAnswer(w http.ResponseWriter, resp *response) {
+	bp := answerBufs.Get().(*[]byte)
+	b := appendAnswer((*bp)[:0], resp)
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
+	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
+	if cap(b) <= 64<<10 { // a huge answer is not kept
+		*bp = b
+		answerBufs.Put(bp)
+	}
 }
