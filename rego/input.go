@@ -49,7 +49,7 @@ func (e *Engine) toInput(in Input, now time.Time) ast.Object {
 		if i < len(in.Facts) {
 			f = in.Facts[i]
 		}
-		imgs[i] = ast.NewTerm(e.imageValue(&in.Images[i], f, now))
+		imgs[i] = e.imageTerm(&in.Images[i], f, now)
 	}
 	applicable, required := e.lookups.namespace(in.Namespace)
 	return ast.NewObject(

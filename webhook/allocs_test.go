@@ -10,7 +10,7 @@ import (
 // repeated pod (BenchmarkHandlerLoad/shape=repeated), the test's own
 // httptest request and recorder (about 15) included. Raise it only with a
 // reason; docs/benchmarks.md reports the figure.
-const maxWarmAllocs = 103
+const maxWarmAllocs = 70
 
 // TestWarmAdmissionAllocs counts allocations, which do not depend on the
 // machine, instead of timing the hot path.
