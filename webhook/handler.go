@@ -58,7 +58,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	h.metrics.inFlight.Inc()
 	defer h.metrics.inFlight.Dec()
-	rv, code, msg := readReview(w, r, h.opts.maxBodyBytes)
+	rv, code, msg := readReview(w, r, h.opts.maxBodyBytes, h.decodesWorkload)
 	if rv == nil {
 		h.fail(w, code, msg, start)
 		return
@@ -75,7 +75,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // readReview reads the AdmissionReview of a POST; without one it returns
 // the HTTP status and message to answer with.
-func readReview(w http.ResponseWriter, r *http.Request, maxBody int64) (*review, int, string) {
+func readReview(w http.ResponseWriter, r *http.Request, maxBody int64, eager func(*request) bool) (*review, int, string) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		return nil, http.StatusMethodNotAllowed, "use POST"
@@ -91,7 +91,7 @@ func readReview(w http.ResponseWriter, r *http.Request, maxBody int64) (*review,
 		}
 		return nil, http.StatusBadRequest, "reading request: " + err.Error()
 	}
-	rv, err := decodeReview(body)
+	rv, err := decodeReview(body, eager)
 	if err != nil {
 		return nil, http.StatusBadRequest, err.Error()
 	}
@@ -172,6 +172,17 @@ func (h *Handler) answer(ctx context.Context, req *request, tooShort error) (res
 	return resp, verdict(d)
 }
 
+// decodesWorkload says, of a request read up to its object, whether answer
+// will decode the object (extract's conditions, and no exempt namespace), so
+// that the review's reader reads it as a workload in the same pass. Fields
+// the review gives after the object are still empty: a later operation or
+// kind means no, a later namespace is not known to be exempt.
+func (h *Handler) decodesWorkload(req *request) bool {
+	return (req.Operation == "CREATE" || req.Operation == "UPDATE") &&
+		(req.SubResource == "" || req.SubResource == "ephemeralcontainers") &&
+		workload.IsWorkload(req.Kind.Kind) && !(req.Namespace != "" && h.opts.exempt[req.Namespace])
+}
+
 // extract finds the workload of a CREATE or UPDATE; skip says why a request
 // needs no decision.
 func extract(req *request) (obj *workload.Object, skip string, err error) {
@@ -184,9 +195,10 @@ func extract(req *request) (obj *workload.Object, skip string, err error) {
 	if !workload.IsWorkload(req.Kind.Kind) {
 		return nil, "kind " + req.Kind.Kind, nil
 	}
-	obj, err = workload.DecodeAs(req.Kind.Kind, req.Object)
-	if err != nil {
-		return nil, "", err
+	if obj = req.decoded; obj == nil {
+		if obj, err = workload.DecodeAs(req.Kind.Kind, req.Object); err != nil {
+			return nil, "", err
+		}
 	}
 	if req.Namespace != "" {
 		obj.Namespace = req.Namespace

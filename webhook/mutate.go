@@ -58,7 +58,7 @@ func (m *Mutator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	m.metrics.inFlight.Inc()
 	defer m.metrics.inFlight.Dec()
-	rv, code, msg := readReview(w, r, m.opts.maxBodyBytes)
+	rv, code, msg := readReview(w, r, m.opts.maxBodyBytes, nil)
 	if rv == nil {
 		m.observe("error", start)
 		m.opts.logger.Warn("bad admission request", "path", r.URL.Path, "status", code, "error", msg)

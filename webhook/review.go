@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/imagegate/imagegate/workload"
 )
 
 // The admission.k8s.io/v1 AdmissionReview, reduced to the fields imagegate
@@ -46,6 +48,9 @@ type request struct {
 	DryRun      *bool                `json:"dryRun,omitempty"`
 
 	caller caller // who sent it: not part of the review
+	// decoded is Object as workload.DecodeAs decodes it, when it was read
+	// with the review (scanReview); not part of the review.
+	decoded *workload.Object
 }
 
 type status struct {
@@ -73,8 +78,9 @@ const (
 // errMalformed marks reviews that cannot be answered at all (HTTP 400).
 var errMalformed = errors.New("malformed AdmissionReview")
 
-func decodeReview(body []byte) (*review, error) {
-	r, ok := scanReview(body)
+// eager (may be nil) is scanReview's.
+func decodeReview(body []byte, eager func(*request) bool) (*review, error) {
+	r, ok := scanReview(body, eager)
 	if !ok {
 		r = &review{}
 		if err := json.Unmarshal(body, r); err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 
 	"github.com/imagegate/imagegate/internal/jsonscan"
+	"github.com/imagegate/imagegate/workload"
 )
 
 // The JSON names of review's types, for the one-pass reader.
@@ -21,7 +22,10 @@ var (
 // one-pass reader leaves to encoding/json (see internal/jsonscan): a review
 // with a response, a null request, or whatever encoding/json might read
 // differently.
-func scanReview(body []byte) (*review, bool) {
+//
+// When eager (if not nil) says so for the request read so far, the object is
+// also read as a workload in the same pass (request.decoded).
+func scanReview(body []byte, eager func(*request) bool) (*review, bool) {
 	s := jsonscan.New(body)
 	r := &review{}
 	s.Fields(reviewKeys, func(i int) {
@@ -31,7 +35,7 @@ func scanReview(body []byte) (*review, bool) {
 		case 1:
 			r.Kind = known(s)
 		case 2:
-			r.Request = scanRequest(s)
+			r.Request = scanRequest(s, eager)
 		case 3:
 			s.Fail()
 		}
@@ -42,7 +46,7 @@ func scanReview(body []byte) (*review, bool) {
 	return r, true
 }
 
-func scanRequest(s *jsonscan.Scanner) *request {
+func scanRequest(s *jsonscan.Scanner, eager func(*request) bool) *request {
 	req := &request{}
 	s.Fields(requestKeys, func(i int) {
 		switch i {
@@ -87,7 +91,16 @@ func scanRequest(s *jsonscan.Scanner) *request {
 				}
 			})
 		case 8:
-			req.Object = json.RawMessage(s.Raw())
+			if eager == nil || !eager(req) {
+				req.Object = json.RawMessage(s.Raw())
+				break
+			}
+			var obj *workload.Object
+			raw, ok := s.RawTry(func() { obj = workload.ScanAs(s, req.Kind.Kind) })
+			req.Object = json.RawMessage(raw)
+			if ok {
+				req.decoded = obj
+			}
 		case 9:
 			req.OldObject = json.RawMessage(s.Raw())
 		case 10:

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/imagegate/imagegate/test/load/reviews"
+	"github.com/imagegate/imagegate/workload"
 )
 
 var reviewScanCases = []string{
@@ -22,6 +23,9 @@ var reviewScanCases = []string{
 	`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u"}}{}`,
 	`{"apiVersion":1}`,
 	``,
+	`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"kind":"Pod"},"operation":"CREATE","object":{"kind":"Pod","spec":{"containers":[{"image":"a\u0062"}]}}}}`,
+	`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"kind":"Pod"},"operation":"CREATE","object":{"kind":"Deployment","spec":{}}}}`,
+	`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"kind":"Deployment"},"operation":"CREATE","object":{"kind":"Deployment","spec":{"template":{"spec":{"containers":[{"image":"x"}]}}}}}}`,
 }
 
 // TestScanReviewAgreesWithJSON: what the one-pass reader returns is what
@@ -36,7 +40,7 @@ func TestScanReviewAgreesWithJSON(t *testing.T) {
 
 func checkScanReview(t *testing.T, body []byte) bool {
 	t.Helper()
-	got, ok := scanReview(body)
+	got, ok := scanReview(body, nil)
 	if !ok {
 		return false
 	}
@@ -47,6 +51,25 @@ func checkScanReview(t *testing.T, body []byte) bool {
 	}
 	if !reflect.DeepEqual(*got, want) {
 		t.Errorf("%q:\none pass      %+v\nencoding/json %+v", body, *got, want)
+	}
+	// Reading the workload with the review changes nothing else, and reads
+	// what DecodeAs decodes.
+	always := func(req *request) bool { return workload.IsWorkload(req.Kind.Kind) }
+	eager, ok := scanReview(body, always)
+	if !ok {
+		t.Errorf("%q: read in one pass, but not when reading the workload too", body)
+		return true
+	}
+	if eager.Request != nil && eager.Request.decoded != nil {
+		dec := eager.Request.decoded
+		obj, err := workload.DecodeAs(eager.Request.Kind.Kind, eager.Request.Object)
+		if err != nil || !reflect.DeepEqual(dec, obj) {
+			t.Errorf("%q: workload read with the review %+v, DecodeAs %+v (%v)", body, dec, obj, err)
+		}
+		eager.Request.decoded = nil
+	}
+	if !reflect.DeepEqual(*eager, want) {
+		t.Errorf("%q:\none pass with the workload %+v\nencoding/json %+v", body, *eager, want)
 	}
 	return true
 }

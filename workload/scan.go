@@ -21,10 +21,22 @@ var (
 // leaves to encoding/json (see internal/jsonscan), including every object
 // DecodeAs refuses, so that DecodeAs then decides as it always did.
 func scanAs(kind string, raw []byte) (*Object, bool) {
-	if !IsWorkload(kind) {
+	s := jsonscan.New(raw)
+	obj := ScanAs(s, kind)
+	if !s.End() {
 		return nil, false
 	}
-	s := jsonscan.New(raw)
+	return obj, true
+}
+
+// ScanAs is DecodeAs reading the object at s's position, for a reader of a
+// document holding it (an AdmissionReview). Where DecodeAs might decide
+// otherwise than it reads, it fails the scan (see internal/jsonscan).
+func ScanAs(s *jsonscan.Scanner, kind string) *Object {
+	if !IsWorkload(kind) {
+		s.Fail()
+		return nil
+	}
 	var m meta
 	var t podTemplate
 	var hasSpec bool
@@ -41,13 +53,16 @@ func scanAs(kind string, raw []byte) (*Object, bool) {
 			scanSpec(s, kind, &t)
 		}
 	})
-	if !s.End() || !hasSpec {
-		return nil, false
+	if !hasSpec {
+		s.Fail()
+	}
+	if s.Failed() {
+		return nil
 	}
 	if kind == "Pod" {
 		t.Metadata = m
 	}
-	return build(kind, m, t), true
+	return build(kind, m, t)
 }
 
 // scanSpec reads the spec of an object of kind into its pod (template).

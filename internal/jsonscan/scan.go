@@ -514,3 +514,30 @@ func (s *Scanner) Strings() []string {
 	s.Array(func() { out = append(out, s.String()) })
 	return out
 }
+
+// Try runs read at the current position; if read fails the scan, the
+// scanner is put back where it was, not failed, and Try returns false, so
+// the caller can read the same value another way (Skip or Raw it).
+func (s *Scanner) Try(read func()) bool {
+	if s.failed {
+		return false
+	}
+	pos, depth := s.pos, s.depth
+	read()
+	if s.failed {
+		s.pos, s.depth, s.failed = pos, depth, false
+		return false
+	}
+	return true
+}
+
+// RawTry is Raw that also tries read on the value (see Try); read reports
+// through ok whether it read it.
+func (s *Scanner) RawTry(read func()) (raw []byte, ok bool) {
+	s.ws()
+	start := s.pos
+	if !s.Try(read) {
+		return s.Raw(), false
+	}
+	return s.data[start:s.pos:s.pos], true
+}
