@@ -30,4 +30,3 @@ func BenchmarkDecode(b *testing.B) {
 		})
 	}
 }
-
