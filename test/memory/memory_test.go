@@ -27,7 +27,10 @@ import (
 	"github.com/imagegate/imagegate/workload"
 )
 
-var images = flag.Int("images", 100000, "distinct images verified, and scan records held")
+var (
+	images = flag.Int("images", 100000, "distinct images verified, and scan records held")
+	store  = flag.String("store", "", "BenchmarkWriteScanStore: the scan store file to write")
+)
 
 // BenchmarkMemory verifies -images distinct signed images from an
 // in-process registry with one Verifier, and loads as many scan records (30
@@ -113,10 +116,31 @@ func verifyAll(b *testing.B, v *attestation.Verifier, imgs []workload.Image, att
 	}
 }
 
+// BenchmarkWriteScanStore writes -images scan records (as scanIndex's) into
+// the store file -store, for imagegate serve --scan-store (serve_rss.sh).
+func BenchmarkWriteScanStore(b *testing.B) {
+	if *store == "" {
+		b.Skip("no -store")
+	}
+	for range b.N {
+		writeScans(b, *store, *images)
+	}
+}
+
 // scanIndex holds n images with 30 findings each, drawn from a shared pool
 // of vulnerability ids as real fleets are (scan's BenchmarkLookup).
 func scanIndex(b *testing.B, n int) *scan.Index {
 	path := filepath.Join(b.TempDir(), "scans.db")
+	writeScans(b, path, n)
+	r, err := scan.OpenReader(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return r.Index()
+}
+
+// writeScans imports n scan records into the store at path.
+func writeScans(b *testing.B, path string, n int) {
 	const batch = 5000
 	for start := 0; start < n; start += batch {
 		var recs []*scan.Record
@@ -131,11 +155,6 @@ func scanIndex(b *testing.B, n int) *scan.Index {
 			b.Fatal(err)
 		}
 	}
-	r, err := scan.OpenReader(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return r.Index()
 }
 
 func liveHeap() uint64 {
