@@ -51,6 +51,7 @@ type Engine struct {
 	lookups         lookups
 	attestors       attestorSets
 	cache           *decisionCache
+	images          imageValues
 	// crossCheck, set only by tests, compares each result of the plan with
 	// OPA's own evaluation of the same input.
 	crossCheck func(ctx context.Context, input ast.Value, result *ast.Term) error

@@ -52,7 +52,7 @@ func (e *Engine) toInput(in Input, now time.Time) ast.Object {
 		if i < len(in.Facts) {
 			f = in.Facts[i]
 		}
-		imgs[i] = ast.NewTerm(e.imageValue(&in.Images[i], f, now, setLen(policies) > 0))
+		imgs[i] = e.imageTerm(&in.Images[i], f, now, setLen(policies) > 0)
 	}
 	return ast.NewObject(
 		ast.Item(kNamespace, ast.StringTerm(in.Namespace)),

@@ -19,7 +19,7 @@ func FuzzReview(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		rv, err := decodeReview(body)
+		rv, err := decodeReview(body, func(*request) bool { return true })
 		if err != nil {
 			return
 		}

@@ -2,15 +2,14 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"mime"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/imagegate/imagegate/admission"
@@ -59,7 +58,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	h.metrics.inFlight.Inc()
 	defer h.metrics.inFlight.Dec()
-	rv, code, msg := readReview(w, r, h.opts.maxBodyBytes)
+	rv, code, msg := readReview(w, r, h.opts.maxBodyBytes, h.decodesWorkload)
 	if rv == nil {
 		h.fail(w, code, msg, start)
 		return
@@ -71,12 +70,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	resp, decision := h.answer(ctx, rv.Request, tooShort)
 	h.metrics.requests.WithLabelValues(decision, rv.Request.Operation).Inc()
 	h.metrics.latency.WithLabelValues(decision).Observe(time.Since(start).Seconds())
-	writeJSON(w, http.StatusOK, review{APIVersion: reviewAPIVersion, Kind: reviewKind, Response: resp})
+	writeAnswer(w, resp)
 }
 
 // readReview reads the AdmissionReview of a POST; without one it returns
 // the HTTP status and message to answer with.
-func readReview(w http.ResponseWriter, r *http.Request, maxBody int64) (*review, int, string) {
+func readReview(w http.ResponseWriter, r *http.Request, maxBody int64, eager func(*request) bool) (*review, int, string) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		return nil, http.StatusMethodNotAllowed, "use POST"
@@ -84,7 +83,7 @@ func readReview(w http.ResponseWriter, r *http.Request, maxBody int64) (*review,
 	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/json" {
 		return nil, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q: expected application/json", r.Header.Get("Content-Type"))
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	body, err := readAll(http.MaxBytesReader(w, r.Body, maxBody), min(r.ContentLength, maxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -92,7 +91,7 @@ func readReview(w http.ResponseWriter, r *http.Request, maxBody int64) (*review,
 		}
 		return nil, http.StatusBadRequest, "reading request: " + err.Error()
 	}
-	rv, err := decodeReview(body)
+	rv, err := decodeReview(body, eager)
 	if err != nil {
 		return nil, http.StatusBadRequest, err.Error()
 	}
@@ -181,6 +180,17 @@ func (h *Handler) answer(ctx context.Context, req *request, tooShort error) (res
 	return resp, verdict(d)
 }
 
+// decodesWorkload says, of a request read up to its object, whether answer
+// will decode the object (extract's conditions, and no exempt namespace), so
+// that the review's reader reads it as a workload in the same pass. Fields
+// the review gives after the object are still empty: a later operation or
+// kind means no, a later namespace is not known to be exempt.
+func (h *Handler) decodesWorkload(req *request) bool {
+	return (req.Operation == "CREATE" || req.Operation == "UPDATE") &&
+		(req.SubResource == "" || req.SubResource == "ephemeralcontainers") &&
+		workload.IsWorkload(req.Kind.Kind) && !(req.Namespace != "" && h.opts.exempt[req.Namespace])
+}
+
 // extract finds the workload of a CREATE or UPDATE; skip says why a request
 // needs no decision.
 func extract(req *request) (obj *workload.Object, skip string, err error) {
@@ -193,9 +203,10 @@ func extract(req *request) (obj *workload.Object, skip string, err error) {
 	if !workload.IsWorkload(req.Kind.Kind) {
 		return nil, "kind " + req.Kind.Kind, nil
 	}
-	obj, err = workload.DecodeAs(req.Kind.Kind, req.Object)
-	if err != nil {
-		return nil, "", err
+	if obj = req.decoded; obj == nil {
+		if obj, err = workload.DecodeAs(req.Kind.Kind, req.Object); err != nil {
+			return nil, "", err
+		}
 	}
 	if req.Namespace != "" {
 		obj.Namespace = req.Namespace
@@ -273,13 +284,19 @@ func (h *Handler) fail(w http.ResponseWriter, code int, msg string, start time.T
 	http.Error(w, msg, code)
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
+// answerBufs are the buffers answers are encoded into (an answer without
+// violations is under 200 bytes).
+var answerBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// writeAnswer answers with the AdmissionReview holding resp.
+func writeAnswer(w http.ResponseWriter, resp *response) {
+	bp := answerBufs.Get().(*[]byte)
+	b := appendAnswer((*bp)[:0], resp)
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
+	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
+	if cap(b) <= 64<<10 { // a huge answer is not kept
+		*bp = b
+		answerBufs.Put(bp)
+	}
 }

@@ -2,6 +2,7 @@ package webhook_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,6 +10,11 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/imagegate/imagegate/admission"
+	"github.com/imagegate/imagegate/facts"
+	"github.com/imagegate/imagegate/policy"
+	"github.com/imagegate/imagegate/rego"
+	"github.com/imagegate/imagegate/test/load/reviews"
 	"github.com/imagegate/imagegate/webhook"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -27,17 +33,74 @@ func BenchmarkHandler(b *testing.B) {
 		body := benchReview(ns)
 		b.Run("namespace="+ns, func(b *testing.B) {
 			b.ReportAllocs()
+			cpu := processCPU()
 			for range b.N {
-				req := httptest.NewRequest(http.MethodPost, "/validate", bytes.NewReader(body))
-				req.Header.Set("Content-Type", "application/json")
-				w := httptest.NewRecorder()
-				h.ServeHTTP(w, req)
-				if w.Code != http.StatusOK {
-					b.Fatalf("status %d: %s", w.Code, w.Body)
-				}
+				serveOnce(b, h, body)
 			}
+			reportCPU(b, cpu)
 		})
 	}
+}
+
+// BenchmarkHandlerLoad decides test/load's requests (reviews.Shapes: 5.6 KB
+// pods against its 10 strategies and facts) as imagegate serve wires the
+// handler for that test: what one request costs the server without TLS.
+func BenchmarkHandlerLoad(b *testing.B) {
+	h := loadHandler(b)
+	for _, s := range reviews.Shapes {
+		// Distinct pods cycle through more namespaces than the decision
+		// cache holds, so none is answered from it.
+		bodies := make([][]byte, 1)
+		if s == reviews.Distinct {
+			bodies = make([][]byte, 8192)
+		}
+		for i := range bodies {
+			bodies[i] = reviews.Review(s, int64(i), "default")
+		}
+		b.Run("shape="+string(s), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(bodies[0])))
+			cpu := processCPU()
+			for i := range b.N {
+				serveOnce(b, h, bodies[i%len(bodies)])
+			}
+			reportCPU(b, cpu)
+		})
+	}
+}
+
+func serveOnce(tb testing.TB, h http.Handler, body []byte) {
+	req := httptest.NewRequest(http.MethodPost, "/validate", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != http.StatusOK {
+		tb.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+}
+
+// loadHandler is the handler imagegate serve builds for test/load/run.sh:
+// policies and facts from test/load/testdata, cluster id load, no auditor.
+func loadHandler(tb testing.TB) *webhook.Handler {
+	tb.Helper()
+	snap, err := policy.LoadDir("../test/load/testdata/policies")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e, err := rego.New(context.Background(), snap, rego.WithClusterID("load"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f, err := facts.LoadFile("../test/load/testdata/facts.yaml")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	h, err := webhook.NewHandler(admission.NewDecider(admission.Static{E: e}, f), webhook.WithExemptNamespaces("kube-system"),
+		webhook.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), webhook.WithRegisterer(prometheus.NewRegistry()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return h
 }
 
 func benchReview(ns string) []byte {

@@ -58,7 +58,7 @@ func (m *Mutator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	m.metrics.inFlight.Inc()
 	defer m.metrics.inFlight.Dec()
-	rv, code, msg := readReview(w, r, m.opts.maxBodyBytes)
+	rv, code, msg := readReview(w, r, m.opts.maxBodyBytes, nil)
 	if rv == nil {
 		m.observe("error", start)
 		m.opts.logger.Warn("bad admission request", "path", r.URL.Path, "status", code, "error", msg)
@@ -71,14 +71,14 @@ func (m *Mutator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// webhook decides (and fails closed) on its own.
 		m.observe("error", start)
 		m.opts.logger.Warn("not pinning digests", "uid", rv.Request.UID, "error", tooShort.Error())
-		writeJSON(w, http.StatusOK, review{APIVersion: reviewAPIVersion, Kind: reviewKind, Response: &response{UID: rv.Request.UID, Allowed: true}})
+		writeAnswer(w, &response{UID: rv.Request.UID, Allowed: true})
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), b)
 	defer cancel()
 	resp, result := m.answer(ctx, rv.Request)
 	m.observe(result, start)
-	writeJSON(w, http.StatusOK, review{APIVersion: reviewAPIVersion, Kind: reviewKind, Response: resp})
+	writeAnswer(w, resp)
 }
 
 func (m *Mutator) observe(result string, start time.Time) {

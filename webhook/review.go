@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/imagegate/imagegate/workload"
 )
 
 // The admission.k8s.io/v1 AdmissionReview, reduced to the fields imagegate
@@ -46,6 +48,9 @@ type request struct {
 	DryRun      *bool                `json:"dryRun,omitempty"`
 
 	caller caller // who sent it: not part of the review
+	// decoded is Object as workload.DecodeAs decodes it, when it was read
+	// with the review (scanReview); not part of the review.
+	decoded *workload.Object
 }
 
 type status struct {
@@ -73,10 +78,14 @@ const (
 // errMalformed marks reviews that cannot be answered at all (HTTP 400).
 var errMalformed = errors.New("malformed AdmissionReview")
 
-func decodeReview(body []byte) (*review, error) {
-	var r review
-	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, fmt.Errorf("%w: %v", errMalformed, err)
+// eager (may be nil) is scanReview's.
+func decodeReview(body []byte, eager func(*request) bool) (*review, error) {
+	r, ok := scanReview(body, eager)
+	if !ok {
+		r = &review{}
+		if err := json.Unmarshal(body, r); err != nil {
+			return nil, fmt.Errorf("%w: %v", errMalformed, err)
+		}
 	}
 	switch {
 	case r.APIVersion != reviewAPIVersion || r.Kind != reviewKind:
@@ -86,5 +95,5 @@ func decodeReview(body []byte) (*review, error) {
 	case r.Request.UID == "":
 		return nil, fmt.Errorf("%w: request.uid is missing", errMalformed)
 	}
-	return &r, nil
+	return r, nil
 }

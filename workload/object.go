@@ -3,6 +3,7 @@ package workload
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 )
 
 // Kinds whose pods imagegate decides on.
@@ -83,6 +84,15 @@ func Decode(raw []byte) (*Object, error) {
 // DecodeAs reduces raw as an object of the given kind, whatever raw says its
 // kind is (admission requests name the kind separately).
 func DecodeAs(kind string, raw []byte) (*Object, error) {
+	if obj, ok := scanAs(kind, raw); ok {
+		return obj, nil
+	}
+	return decodeAs(kind, raw)
+}
+
+// decodeAs is DecodeAs with encoding/json: the reference scanAs must agree
+// with, and what words its errors.
+func decodeAs(kind string, raw []byte) (*Object, error) {
 	var o object
 	if err := json.Unmarshal(raw, &o); err != nil {
 		return nil, fmt.Errorf("decoding %s: %w", kind, err)
@@ -97,16 +107,22 @@ func decode(kind string, m meta, spec json.RawMessage) (*Object, error) {
 	if !IsWorkload(kind) {
 		return nil, fmt.Errorf("kind %q is not a workload (expected one of %v)", kind, Kinds)
 	}
+	tmpl, err := template(kind, m, spec)
+	if err != nil {
+		return nil, err
+	}
+	return build(kind, m, tmpl), nil
+}
+
+// build is the Object of an object of kind with metadata m whose pod
+// (template) is tmpl.
+func build(kind string, m meta, tmpl podTemplate) *Object {
 	obj := &Object{Kind: kind, Namespace: m.Namespace, Name: m.Name}
 	if obj.Name == "" {
 		obj.Name = m.GenerateName
 	}
 	if obj.Namespace == "" {
 		obj.Namespace = DefaultNamespace
-	}
-	tmpl, err := template(kind, m, spec)
-	if err != nil {
-		return nil, err
 	}
 	obj.Labels = tmpl.Metadata.Labels
 	obj.Images = images(tmpl.Spec)
@@ -117,7 +133,7 @@ func decode(kind string, m meta, spec json.RawMessage) (*Object, error) {
 			obj.PullSecrets = append(obj.PullSecrets, r.Name)
 		}
 	}
-	return obj, nil
+	return obj
 }
 
 // template finds the pod (template) inside an object of kind.
@@ -156,16 +172,26 @@ func template(kind string, m meta, spec json.RawMessage) (podTemplate, error) {
 
 func images(s podSpec) []Image {
 	out := make([]Image, 0, len(s.Containers)+len(s.InitContainers)+len(s.EphemeralContainers))
-	seen := map[string]bool{}
+	// A pod has a few images: they are compared directly, and only a pod
+	// with many is given a set (so a huge one costs no quadratic time).
+	var seen map[string]bool
 	add := func(cs []container, source string) {
 		for _, c := range cs {
 			// One decision per distinct image: a second container with the
 			// same image adds no work and no duplicate line.
-			if seen[c.Image] {
+			if seen == nil && len(out) >= 16 {
+				seen = make(map[string]bool, cap(out))
+				for _, img := range out {
+					seen[img.Ref] = true
+				}
+			}
+			if seen != nil && seen[c.Image] || seen == nil && slices.ContainsFunc(out, func(img Image) bool { return img.Ref == c.Image }) {
 				continue
 			}
-			seen[c.Image] = true
-			img := ParseImage(c.Image)
+			if seen != nil {
+				seen[c.Image] = true
+			}
+			img := parseCached(c.Image)
 			img.Container, img.Source = c.Name, source
 			out = append(out, img)
 		}

@@ -2,7 +2,10 @@
 // clients posting AdmissionReviews for a bounded time, and prints throughput
 // and latency percentiles. Only loopback targets are accepted.
 //
-//	go run ./test/load -url https://127.0.0.1:8443/validate -c 16 -d 10s [-rate 2000] [-unique] [-namespace kube-system]
+//	go run ./test/load -url https://127.0.0.1:8443/validate -c 16 -d 10s [-rate 2000] [-shape repeated|distinct|alert|deny] [-namespace kube-system]
+//
+// The requests are reviews.Review's (package test/load/reviews): 5.6 KB pods
+// that test/load/testdata's policies and facts allow, alert on or deny.
 package main
 
 import (
@@ -17,10 +20,11 @@ import (
 	"net/url"
 	"os"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/imagegate/imagegate/test/load/reviews"
 )
 
 func main() {
@@ -29,16 +33,20 @@ func main() {
 	dur := flag.Duration("d", 10*time.Second, "how long to send")
 	rate := flag.Float64("rate", 0, "total requests per second (0: as fast as answers come)")
 	namespace := flag.String("namespace", "default", "namespace of the pods (an exempt one measures the floor)")
-	unique := flag.Bool("unique", false, "give every pod its own namespace, so no decision repeats")
-	images := flag.String("images", "registry.example.com/team/app:1.0,registry.example.com/team/legacy:2.3,registry.example.com/tools/debug:1.0", "comma-separated images of the pod")
+	shape := flag.String("shape", string(reviews.Repeated), "the pods: repeated, distinct (a namespace each, so no decision repeats), alert or deny")
+	images := flag.String("images", "", "comma-separated images of the pod (default: the shape's)")
 	flag.Parse()
 	u, err := url.Parse(*target)
 	if err != nil || !isLoopback(u.Hostname()) {
 		fmt.Fprintf(os.Stderr, "load: -url must be an https URL on a loopback address, got %q\n", *target)
 		os.Exit(2)
 	}
-	res := run(*target, *conc, *dur, *rate, *namespace, *unique, splitComma(*images))
-	res.print(os.Stdout, *conc, *rate, *namespace, *unique)
+	if !slices.Contains(reviews.Shapes, reviews.Shape(*shape)) {
+		fmt.Fprintf(os.Stderr, "load: -shape %q: expected one of %v\n", *shape, reviews.Shapes)
+		os.Exit(2)
+	}
+	res := run(*target, *conc, *dur, *rate, *namespace, reviews.Shape(*shape), splitComma(*images))
+	res.print(os.Stdout, *conc, *rate, *namespace, *shape)
 	if res.errors > 0 {
 		os.Exit(1)
 	}
@@ -50,7 +58,7 @@ type result struct {
 	elapsed   time.Duration
 }
 
-func run(target string, conc int, dur time.Duration, rate float64, ns string, unique bool, images []string) result {
+func run(target string, conc int, dur time.Duration, rate float64, ns string, shape reviews.Shape, images []string) result {
 	tr := &http.Transport{
 		TLSClientConfig:     &tls.Config{InsecureSkipVerify: true}, // loopback load test of our own server
 		ForceAttemptHTTP2:   false,                                 // one connection per client, like API server replicas
@@ -86,7 +94,7 @@ func run(target string, conc int, dur time.Duration, rate float64, ns string, un
 					return
 				}
 				n := seq.Add(1)
-				body := review(n, ns, unique, images)
+				body := reviews.ReviewOf(shape, n, ns, images)
 				t0 := time.Now()
 				resp, err := client.Post(target, "application/json", bytes.NewReader(body))
 				if err != nil {
@@ -114,36 +122,14 @@ func run(target string, conc int, dur time.Duration, rate float64, ns string, un
 	return result{latencies: all, errors: errs.Load(), elapsed: time.Since(start)}
 }
 
-func review(n int64, ns string, unique bool, images []string) []byte {
-	var b bytes.Buffer
-	label := "web"
-	if unique {
-		// The decision cache keys on what decisions depend on (labels only
-		// through the strategies that select them), so a distinct label no
-		// strategy reads would still hit it; a distinct namespace does not.
-		ns = ns + "-" + strconv.FormatInt(n, 10)
-	}
-	fmt.Fprintf(&b, `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"load-%d","kind":{"group":"","version":"v1","kind":"Pod"},`+
-		`"resource":{"group":"","version":"v1","resource":"pods"},"namespace":%q,"operation":"CREATE","userInfo":{"username":"load"},`+
-		`"object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p-%d","namespace":%q,"labels":{"app":%q}},"spec":{"containers":[`, n, ns, n, ns, label)
-	for i, img := range images {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, `{"name":"c%d","image":%q}`, i, img)
-	}
-	b.WriteString(`]}}}}`)
-	return b.Bytes()
-}
-
-func (r result) print(w io.Writer, conc int, rate float64, ns string, unique bool) {
+func (r result) print(w io.Writer, conc int, rate float64, ns, shape string) {
 	n := len(r.latencies)
 	if n == 0 {
 		fmt.Fprintf(w, "no successful requests (%d errors)\n", r.errors)
 		return
 	}
 	pct := func(p float64) time.Duration { return r.latencies[min(n-1, int(float64(n)*p))] }
-	fmt.Fprintf(w, "clients=%d rate=%g namespace=%s unique=%v\n", conc, rate, ns, unique)
+	fmt.Fprintf(w, "clients=%d rate=%g namespace=%s shape=%s\n", conc, rate, ns, shape)
 	fmt.Fprintf(w, "requests=%d errors=%d elapsed=%s throughput=%.0f/s\n", n, r.errors, r.elapsed.Round(time.Millisecond), float64(n)/r.elapsed.Seconds())
 	fmt.Fprintf(w, "p50=%s p90=%s p99=%s max=%s\n", pct(.50), pct(.90), pct(.99), r.latencies[n-1])
 }
