@@ -95,7 +95,7 @@ func TestDeployClientAuth(t *testing.T) {
 			})
 		}
 		out, err := exec.Command(helmBinary(t), "template", "imagegate", filepath.Join(root, "deploy", "helm", "imagegate"),
-			"--set", "clientAuth.enabled=true").CombinedOutput()
+			"--namespace", "imagegate-system", "--set", "clusterId=e2e-cluster", "--set", "clientAuth.enabled=true").CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "clientAuth.enabled needs clientAuth.caSecret or clientAuth.certManager") {
 			t.Errorf("clientAuth.enabled without a CA: %v %s", err, out)
 		}
@@ -112,7 +112,7 @@ func TestDeployClientAuth(t *testing.T) {
 		if secret, key := clientCAVolume(d); secret != "imagegate-apiserver-client-ca" || key != "ca.crt" {
 			t.Errorf("client-ca volume from Secret %q key %q", secret, key)
 		}
-		checkManifests(t, objs, "imagegate")
+		checkManifests(t, objs, "imagegate-system")
 		dryRunApply(t, dyn, mapper, objs)
 	})
 
