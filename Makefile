@@ -63,7 +63,8 @@ bench-verify:
 # land in the package's testdata/fuzz and then run with the unit tests.
 FUZZTIME    ?= 30s
 FUZZFLAGS   ?=
-FUZZ_TARGETS := workload:FuzzDecode webhook:FuzzReview webhook:FuzzHandler policy:FuzzParse facts:FuzzParseFile \
+FUZZ_TARGETS := workload:FuzzDecode workload:FuzzScanAs webhook:FuzzReview webhook:FuzzScanReview webhook:FuzzHandler \
+	webhook:FuzzAppendAnswer internal/jsonscan:FuzzSkip policy:FuzzParse facts:FuzzParseFile \
 	scan:FuzzParse api:FuzzRPC api:FuzzREST iam:FuzzParse \
 	attestation:FuzzLegacySignature attestation:FuzzBundle
 
