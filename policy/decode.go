@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/imagegate/imagegate/internal/strictyaml"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -82,7 +83,7 @@ func parse(file string, data []byte) ([]decoded, Errors) {
 			errs = append(errs, &FieldError{File: file, Msg: "malformed YAML/JSON: " + strings.TrimPrefix(err.Error(), "yaml: ")})
 			break
 		}
-		if len(doc.Content) == 0 || isNull(doc.Content[0]) {
+		if len(doc.Content) == 0 || strictyaml.IsNull(doc.Content[0]) {
 			continue // empty document, e.g. a trailing ---
 		}
 		d, es := decodeDoc(file, doc.Content[0])
@@ -99,7 +100,7 @@ func decodeDoc(file string, n *yaml.Node) (*decoded, Errors) {
 		return nil, Errors{{File: file, Line: line, Path: path, Msg: msg}}
 	}
 	if n.Kind != yaml.MappingNode {
-		return fail(n.Line, "", "expected an object with apiVersion, kind, metadata and spec, got "+describe(n))
+		return fail(n.Line, "", "expected an object with apiVersion, kind, metadata and spec, got "+strictyaml.Describe(n))
 	}
 	kindNode, apiNode := mapValue(n, "kind"), mapValue(n, "apiVersion")
 	if kindNode == nil || kindNode.Value == "" {
@@ -160,7 +161,7 @@ func (w *walker) check(n *yaml.Node, t reflect.Type, path string) {
 		n = n.Alias
 	}
 	w.lines[path] = n.Line
-	if isNull(n) {
+	if strictyaml.IsNull(n) {
 		return
 	}
 	for t.Kind() == reflect.Pointer {
@@ -171,7 +172,7 @@ func (w *walker) check(n *yaml.Node, t reflect.Type, path string) {
 		w.checkStruct(n, t, path)
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			w.errorf(n.Line, path, "expected a list, got %s", describe(n))
+			w.errorf(n.Line, path, "expected a list, got %s", strictyaml.Describe(n))
 			return
 		}
 		for i, c := range n.Content {
@@ -179,11 +180,11 @@ func (w *walker) check(n *yaml.Node, t reflect.Type, path string) {
 		}
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
-			w.errorf(n.Line, path, "expected an object, got %s", describe(n))
+			w.errorf(n.Line, path, "expected an object, got %s", strictyaml.Describe(n))
 			return
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			w.check(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value))
+			w.check(n.Content[i+1], t.Elem(), strictyaml.Join(path, n.Content[i].Value))
 		}
 	case reflect.String:
 		w.scalar(n, path, "!!str", "a string")
@@ -202,19 +203,19 @@ func (w *walker) scalar(n *yaml.Node, path, tag, want string) {
 	if tag == "!!str" && n.Kind == yaml.ScalarNode {
 		hint = fmt.Sprintf(" (quote it: %q)", n.Value)
 	}
-	w.errorf(n.Line, path, "expected %s, got %s%s", want, describe(n), hint)
+	w.errorf(n.Line, path, "expected %s, got %s%s", want, strictyaml.Describe(n), hint)
 }
 
 func (w *walker) checkStruct(n *yaml.Node, t reflect.Type, path string) {
 	if n.Kind != yaml.MappingNode {
-		w.errorf(n.Line, path, "expected an object, got %s", describe(n))
+		w.errorf(n.Line, path, "expected an object, got %s", strictyaml.Describe(n))
 		return
 	}
 	fields := structFields(t)
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		key, val := n.Content[i], n.Content[i+1]
-		p := join(path, key.Value)
+		p := strictyaml.Join(path, key.Value)
 		if seen[key.Value] {
 			w.errorf(key.Line, p, "duplicate field")
 			continue
@@ -275,37 +276,4 @@ func mapValue(n *yaml.Node, key string) *yaml.Node {
 		}
 	}
 	return nil
-}
-
-func isNull(n *yaml.Node) bool {
-	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
-}
-
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "an object"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.AliasNode:
-		return "an alias"
-	}
-	switch n.Tag {
-	case "!!str":
-		return fmt.Sprintf("the string %q", n.Value)
-	case "!!int":
-		return "the integer " + n.Value
-	case "!!float":
-		return "the number " + n.Value
-	case "!!bool":
-		return "the boolean " + n.Value
-	}
-	return fmt.Sprintf("%q", n.Value)
-}
-
-func join(path, field string) string {
-	if path == "" {
-		return field
-	}
-	return path + "." + field
 }

@@ -3,6 +3,7 @@ package policy
 import (
 	"strings"
 
+	"github.com/imagegate/imagegate/internal/strictyaml"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -58,12 +59,12 @@ func (w *walker) word(n *yaml.Node, path string, f wordField) {
 	}
 	w.lines[path] = n.Line
 	switch {
-	case isNull(n):
+	case strictyaml.IsNull(n):
 	case n.Kind == yaml.ScalarNode && n.Tag == "!!int":
 		// Range is validation's job, which names the accepted values too.
 	case n.Kind == yaml.ScalarNode && n.Tag == f.tag && f.words[strings.ToLower(n.Value)] != "":
 		n.Value, n.Tag, n.Style = f.words[strings.ToLower(n.Value)], "!!int", 0
 	default:
-		w.errorf(n.Line, path, "expected one of %s, got %s", f.accept, describe(n))
+		w.errorf(n.Line, path, "expected one of %s, got %s", f.accept, strictyaml.Describe(n))
 	}
 }

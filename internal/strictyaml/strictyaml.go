@@ -114,7 +114,7 @@ func (w *walker) check(n *yaml.Node, t reflect.Type, path string) {
 			return
 		}
 		if n.Kind != yaml.SequenceNode {
-			w.errorf(n.Line, path, "expected a list, got %s", describe(n))
+			w.errorf(n.Line, path, "expected a list, got %s", Describe(n))
 			return
 		}
 		for i, c := range n.Content {
@@ -122,7 +122,7 @@ func (w *walker) check(n *yaml.Node, t reflect.Type, path string) {
 		}
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
-			w.errorf(n.Line, path, "expected an object, got %s", describe(n))
+			w.errorf(n.Line, path, "expected an object, got %s", Describe(n))
 			return
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -142,7 +142,7 @@ func (w *walker) check(n *yaml.Node, t reflect.Type, path string) {
 
 func (w *walker) scalar(n *yaml.Node, path, tag, want string, alsoTags ...string) {
 	if n.Kind != yaml.ScalarNode {
-		w.errorf(n.Line, path, "expected %s, got %s", want, describe(n))
+		w.errorf(n.Line, path, "expected %s, got %s", want, Describe(n))
 		return
 	}
 	if !w.opts.Scalars || n.Tag == tag {
@@ -157,19 +157,19 @@ func (w *walker) scalar(n *yaml.Node, path, tag, want string, alsoTags ...string
 	if tag == "!!str" {
 		hint = fmt.Sprintf(" (quote it: %q)", n.Value)
 	}
-	w.errorf(n.Line, path, "expected %s, got %s%s", want, describe(n), hint)
+	w.errorf(n.Line, path, "expected %s, got %s%s", want, Describe(n), hint)
 }
 
 func (w *walker) checkStruct(n *yaml.Node, t reflect.Type, path string) {
 	if n.Kind != yaml.MappingNode {
-		w.errorf(n.Line, path, "expected an object, got %s", describe(n))
+		w.errorf(n.Line, path, "expected an object, got %s", Describe(n))
 		return
 	}
 	fields := structFields(t)
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		key, val := n.Content[i], n.Content[i+1]
-		p := join(path, key.Value)
+		p := Join(path, key.Value)
 		if seen[key.Value] {
 			w.errorf(key.Line, p, "duplicate field")
 			continue
@@ -277,7 +277,8 @@ func isNull(n *yaml.Node) bool {
 // IsNull reports whether n is an explicit or implied null.
 func IsNull(n *yaml.Node) bool { return n == nil || isNull(n) }
 
-func describe(n *yaml.Node) string {
+// Describe names what a YAML node is, for error messages.
+func Describe(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:
 		return "an object"
@@ -299,7 +300,8 @@ func describe(n *yaml.Node) string {
 	return fmt.Sprintf("%q", n.Value)
 }
 
-func join(path, field string) string {
+// Join appends a field to a dotted field path.
+func Join(path, field string) string {
 	if path == "" {
 		return field
 	}
