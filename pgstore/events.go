@@ -6,11 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/imagegate/imagegate/audit"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -169,8 +172,34 @@ func (e *Events) insert(ctx context.Context, events []*audit.Event) error {
 	if err := e.ensureDays(ctx, days); err != nil {
 		return err
 	}
-	return pgx.BeginFunc(ctx, e.db.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, e.db.pool, func(tx pgx.Tx) error {
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"imagegate_audit_events"}, columns, pgx.CopyFromRows(rows))
 		return err
+	})
+	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == uniqueViolation {
+		return insertMissing(ctx, e.db.pool, rows)
+	}
+	return err
+}
+
+const uniqueViolation = "23505"
+
+// insertSQL stores one event unless it is there: the slow path after COPY
+// met an event already stored.
+var insertSQL = "INSERT INTO imagegate_audit_events (" + strings.Join(columns, ", ") +
+	") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING"
+
+// insertMissing writes the rows the table does not have yet. A batch is
+// found partly stored when an earlier try committed but its
+// acknowledgement came after the write timeout (or the connection broke
+// first): that try was held, and COPY, which cannot skip rows, refuses all
+// of its retries.
+func insertMissing(ctx context.Context, pool *pgxpool.Pool, rows [][]any) error {
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		for _, r := range rows {
+			b.Queue(insertSQL, r...)
+		}
+		return tx.SendBatch(ctx, b).Close()
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/imagegate/imagegate/audit/storetest"
 	"github.com/imagegate/imagegate/internal/pgtest"
 	"github.com/imagegate/imagegate/pgstore"
+	"github.com/jackc/pgx/v5"
 )
 
 func openEvents(t *testing.T, db *pgstore.DB) *pgstore.Events {
@@ -75,13 +76,20 @@ func TestEventsRetentionDropsPartitions(t *testing.T) {
 func TestEventsHeldWhileDatabaseDown(t *testing.T) {
 	srv := pgtest.Start(t)
 	defer srv.Stop()
+	// The default write timeout: a refused connection fails at once, and a
+	// shorter one failed the first write (two partitions' DDL) on a loaded
+	// machine, and cut commits short whose rows were stored nonetheless.
 	db, err := pgstore.Open(context.Background(), srv.URL("postgres"), pgstore.WithBacklog(250),
-		pgstore.WithWriteTimeout(time.Second), pgstore.WithRetryInterval(100*time.Millisecond))
+		pgstore.WithRetryInterval(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	ev := openEvents(t, db)
+	ev, err := db.Events()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ev.Close() // before the DB closes: no retries on a closed pool
 	batch := func(from, n int) []*audit.Event {
 		var out []*audit.Event
 		for i := from; i < from+n; i++ {
@@ -122,5 +130,63 @@ func TestEventsHeldWhileDatabaseDown(t *testing.T) {
 	if len(page.Events) != 350 || page.Events[0].ID != storetest.Synthetic(399).ID || page.Events[249].ID != storetest.Synthetic(150).ID ||
 		page.Events[250].ID != storetest.Synthetic(99).ID {
 		t.Errorf("%d events after the outage", len(page.Events))
+	}
+}
+
+// A batch whose commit the database acknowledges only after the write
+// timeout (here a trigger at commit that outlasts the timeout and ignores
+// the client's cancel; in life a loaded server or a lost acknowledgement)
+// is stored although the write reported failure. The retry of the held batch
+// then meets its own rows: it must take them as written, once, and not
+// be refused for duplicate keys on every retry while the backlog fills.
+func TestEventsCommitAcknowledgedLate(t *testing.T) {
+	db, url := openDB(t, pgstore.WithWriteTimeout(3*time.Second), pgstore.WithRetryInterval(50*time.Millisecond))
+	ev := openEvents(t, db)
+	storetest.Write(t, ev, 1) // creates the day's partition
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), `
+		CREATE SEQUENCE slow_commits;
+		CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			-- Once (sequences ignore rollbacks), until the client gives up
+			-- and cancels; then the commit goes through, as one already
+			-- flushed would.
+			IF nextval('slow_commits') = 1 THEN
+				BEGIN
+					PERFORM pg_sleep(60);
+				EXCEPTION WHEN query_canceled THEN
+				END;
+			END IF;
+			RETURN NULL;
+		END $$;
+		CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON imagegate_audit_events_20261101
+			DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit();`); err != nil {
+		t.Fatal(err)
+	}
+	var batch []*audit.Event
+	for i := 1; i < 50; i++ {
+		batch = append(batch, storetest.Synthetic(i))
+	}
+	if err := ev.Write(batch); err == nil {
+		t.Fatal("the write returned before its commit was acknowledged")
+	}
+	for deadline := time.Now().Add(30 * time.Second); ev.Held() > 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events still held: the retry is refused for the rows its first try stored", ev.Held())
+		}
+	}
+	page, err := ev.Query(audit.Query{Limit: audit.MaxLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Events) != 50 || page.Events[0].ID != storetest.Synthetic(49).ID || page.Events[49].ID != storetest.Synthetic(0).ID {
+		t.Errorf("%d events, want the 50 written, each once", len(page.Events))
+	}
+	if err := ev.Write([]*audit.Event{storetest.Synthetic(50)}); err != nil {
+		t.Errorf("a new batch after the retry: %v", err)
 	}
 }
