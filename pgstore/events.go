@@ -2,10 +2,13 @@ package pgstore
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -136,6 +139,7 @@ var columns = []string{"id", "at", "cluster_id", "type", "namespace", "actions",
 func (e *Events) insert(ctx context.Context, events []*audit.Event) error {
 	rows := make([][]any, 0, len(events))
 	days := map[int64]bool{}
+	allRepos := map[string]bool{}
 	for _, ev := range events {
 		id, err := hex.DecodeString(ev.ID)
 		if err != nil || len(id) != 16 {
@@ -166,20 +170,44 @@ func (e *Events) insert(ctx context.Context, events []*audit.Event) error {
 		if actions == nil {
 			actions = []string{}
 		}
-		days[dayOf(ev.Time)] = true
-		rows = append(rows, []any{id, ev.Time, ev.ClusterID, typ, ev.Namespace, actions, repos, principal, apiAction, b})
+		for _, r := range repos {
+			allRepos[r] = true
+		}
+		// at is the time at the head of the id (the event's time), so that
+		// the query order (at, id) is the id's.
+		at := idTime(id)
+		days[dayOf(at)] = true
+		rows = append(rows, []any{id, at, ev.ClusterID, typ, ev.Namespace, actions, repos, principal, apiAction, b})
 	}
 	if err := e.ensureDays(ctx, days); err != nil {
 		return err
 	}
+	repoList := slices.Sorted(maps.Keys(allRepos)) // sorted: concurrent writers lock them in one order
 	err := pgx.BeginFunc(ctx, e.db.pool, func(tx pgx.Tx) error {
+		if err := addRepos(ctx, tx, repoList); err != nil {
+			return err
+		}
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"imagegate_audit_events"}, columns, pgx.CopyFromRows(rows))
 		return err
 	})
 	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == uniqueViolation {
-		return insertMissing(ctx, e.db.pool, rows)
+		return insertMissing(ctx, e.db.pool, repoList, rows)
 	}
 	return err
+}
+
+// addRepos records repositories for the image filter's glob matching.
+func addRepos(ctx context.Context, tx pgx.Tx, repos []string) error {
+	if len(repos) == 0 {
+		return nil
+	}
+	_, err := tx.Exec(ctx, "INSERT INTO imagegate_audit_repos (repo) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", repos)
+	return err
+}
+
+// idTime is the time at the head of an event id, in nanoseconds.
+func idTime(id []byte) time.Time {
+	return time.Unix(0, int64(binary.BigEndian.Uint64(id[:8]))).UTC()
 }
 
 const uniqueViolation = "23505"
@@ -194,8 +222,11 @@ var insertSQL = "INSERT INTO imagegate_audit_events (" + strings.Join(columns, "
 // acknowledgement came after the write timeout (or the connection broke
 // first): that try was held, and COPY, which cannot skip rows, refuses all
 // of its retries.
-func insertMissing(ctx context.Context, pool *pgxpool.Pool, rows [][]any) error {
+func insertMissing(ctx context.Context, pool *pgxpool.Pool, repos []string, rows [][]any) error {
 	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if err := addRepos(ctx, tx, repos); err != nil {
+			return err
+		}
 		b := &pgx.Batch{}
 		for _, r := range rows {
 			b.Queue(insertSQL, r...)

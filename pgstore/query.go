@@ -12,15 +12,17 @@ import (
 	"time"
 
 	"github.com/imagegate/imagegate/audit"
+	"github.com/imagegate/imagegate/policy"
+	"github.com/jackc/pgx/v5"
 )
 
 // queryTimeout bounds one page.
 const queryTimeout = 10 * time.Second
 
 // Query answers q as the bbolt store does: newest first by event id, the
-// page token being the last id of the previous page. Time bounds are
-// applied to the id (nanoseconds) and, for partition pruning, to the
-// microsecond column at.
+// page token being the last id of the previous page (keyset pagination:
+// no page costs more than the first). Time bounds are applied to the id
+// (nanoseconds) and, for partition pruning, to the microsecond column at.
 func (e *Events) Query(q audit.Query) (*audit.Page, error) {
 	if err := q.Validate(); err != nil {
 		return nil, err
@@ -38,11 +40,12 @@ func (e *Events) Query(q audit.Query) (*audit.Page, error) {
 	case audit.TypeAdmission:
 		where = append(where, "type = 'admission'")
 	}
+	// type = 'api' matches the partial indexes of API calls' fields.
 	if q.Principal != "" {
-		where = append(where, "principal = "+arg(q.Principal))
+		where = append(where, "type = 'api' AND principal = "+arg(q.Principal))
 	}
 	if len(q.APIActions) > 0 {
-		where = append(where, "api_action = ANY("+arg(q.APIActions)+")")
+		where = append(where, "type = 'api' AND api_action = ANY("+arg(q.APIActions)+")")
 	}
 	if q.Namespace != "" {
 		where = append(where, "type = 'admission' AND namespace = "+arg(q.Namespace))
@@ -50,12 +53,17 @@ func (e *Events) Query(q audit.Query) (*audit.Page, error) {
 	if len(q.Actions) > 0 {
 		where = append(where, "actions && "+arg(q.Actions))
 	}
+	ctx, cancel := context.WithTimeout(e.db.ctx, queryTimeout)
+	defer cancel()
 	if q.Image != "" && q.Image != "*" {
-		re, err := globRegexp(q.Image)
+		cond, err := e.imageFilter(ctx, q.Image, arg)
 		if err != nil {
-			return nil, &audit.FilterError{Param: "image", Value: q.Image, Expected: "a glob of * and ?"}
+			return nil, err
 		}
-		where = append(where, "EXISTS (SELECT 1 FROM unnest(repos) r WHERE r ~ "+arg(re)+")")
+		if cond == "" {
+			return &audit.Page{Events: []*audit.Event{}}, nil
+		}
+		where = append(where, cond)
 	}
 	if !q.Since.IsZero() {
 		lower := make([]byte, 16)
@@ -69,15 +77,17 @@ func (e *Events) Query(q audit.Query) (*audit.Page, error) {
 	}
 	if q.PageToken != "" {
 		tok, _ := hex.DecodeString(q.PageToken) // Validate checked it
-		where = append(where, "id < "+arg(tok))
+		// Keyset: after the token's (at, id); at alone prunes partitions.
+		at := idTime(tok).Truncate(time.Microsecond)
+		where = append(where, "(at, id) < ("+arg(at)+", "+arg(tok)+")", "at <= "+arg(at))
 	}
 	sql := "SELECT event FROM imagegate_audit_events"
 	if len(where) > 0 {
 		sql += " WHERE " + strings.Join(where, " AND ")
 	}
-	sql += " ORDER BY id DESC LIMIT " + arg(limit+1) // one more: is there a next page?
-	ctx, cancel := context.WithTimeout(e.db.ctx, queryTimeout)
-	defer cancel()
+	// (at, id) is id's order (at heads the id), read partition by
+	// partition from the newest.
+	sql += " ORDER BY at DESC, id DESC LIMIT " + arg(limit+1) // one more: is there a next page?
 	rows, err := e.db.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("audit events: %w", err)
@@ -100,6 +110,38 @@ func (e *Events) Query(q audit.Query) (*audit.Page, error) {
 		page.Events = append(page.Events, &ev)
 	}
 	return page, rows.Err()
+}
+
+// maxGlobRepos bounds the repositories an image glob is turned into;
+// a glob matching more is applied to each event's repositories instead
+// (then many events match, and a page fills fast).
+const maxGlobRepos = 1000
+
+// imageFilter is the condition of an image glob: the repositories it
+// matches, looked up in the index of the events' repositories, or ""
+// when no repository ever written matches.
+func (e *Events) imageFilter(ctx context.Context, glob string, arg func(any) string) (string, error) {
+	if !policy.IsGlob(glob) {
+		return "repos @> ARRAY[" + arg(glob) + "]::text[]", nil
+	}
+	re, err := globRegexp(glob)
+	if err != nil {
+		return "", &audit.FilterError{Param: "image", Value: glob, Expected: "a glob of * and ?"}
+	}
+	rows, err := e.db.pool.Query(ctx, "SELECT repo FROM imagegate_audit_repos WHERE repo ~ $1 LIMIT $2", re, maxGlobRepos+1)
+	if err != nil {
+		return "", fmt.Errorf("audit events: %w", err)
+	}
+	repos, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("audit events: %w", err)
+	case len(repos) == 0:
+		return "", nil
+	case len(repos) > maxGlobRepos:
+		return "EXISTS (SELECT 1 FROM unnest(repos) r WHERE r ~ " + arg(re) + ")", nil
+	}
+	return "repos && " + arg(repos) + "::text[]", nil
 }
 
 // globRegexp is the PostgreSQL regular expression of an image glob, as

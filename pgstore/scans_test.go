@@ -55,8 +55,8 @@ func TestMigrateConcurrently(t *testing.T) {
 	if err := conn.QueryRow(context.Background(), "SELECT count(*), count(DISTINCT version) FROM imagegate_schema_migrations").Scan(&n, &distinct); err != nil {
 		t.Fatal(err)
 	}
-	if n != 2 || distinct != 2 {
-		t.Errorf("%d migration rows (%d versions), want each of the 2 once", n, distinct)
+	if n != 3 || distinct != 3 {
+		t.Errorf("%d migration rows (%d versions), want each of the 3 once", n, distinct)
 	}
 }
 

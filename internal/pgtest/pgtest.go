@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -58,14 +59,17 @@ type Server struct {
 	dataDir string
 	bin     string
 	logPath string
+	extra   []string // more -c settings
 	cred    *syscall.Credential
 	mu      sync.Mutex
 	cmd     *exec.Cmd
 	done    chan struct{}
 }
 
-// Start runs a new server; Stop ends it and removes its files.
-func Start(t testing.TB) *Server {
+// Start runs a new server; Stop ends it and removes its files. Settings
+// (name=value) override the defaults, e.g. fsync=on for a benchmark of
+// durable writes.
+func Start(t testing.TB, settings ...string) *Server {
 	t.Helper()
 	bin := BinDir()
 	if bin == "" {
@@ -74,19 +78,19 @@ func Start(t testing.TB) *Server {
 		}
 		t.Skip("PostgreSQL binaries not found (set PG_BINDIR, or apt-get install postgresql)")
 	}
-	s, err := start(bin)
+	s, err := start(bin, settings...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
 
-func start(bin string) (*Server, error) {
+func start(bin string, settings ...string) (*Server, error) {
 	dir, err := os.MkdirTemp("", "imagegate-pg-")
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{bin: bin, dataDir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "postgres.log")}
+	s := &Server{bin: bin, dataDir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "postgres.log"), extra: settings}
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
@@ -143,9 +147,13 @@ func (s *Server) startOnce() (exited bool, err error) {
 	// fsync off makes each test's schema and writes fast and loses nothing
 	// when only the server is killed (the page cache survives it); commits
 	// stay synchronous, so a killed server keeps what it acknowledged.
-	cmd := exec.Command(filepath.Join(s.bin, "postgres"), "-D", s.dataDir, "-p", strconv.Itoa(s.Port),
+	args := []string{"-D", s.dataDir, "-p", strconv.Itoa(s.Port),
 		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "fsync=off",
-		"-c", "full_page_writes=off", "-c", "max_connections=200")
+		"-c", "full_page_writes=off", "-c", "max_connections=200"}
+	for _, kv := range s.extra {
+		args = append(args, "-c", kv) // the last of a name wins
+	}
+	cmd := exec.Command(filepath.Join(s.bin, "postgres"), args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	// Killed with the test binary, whatever ends it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -193,15 +201,62 @@ func (s *Server) Kill() {
 	if s.cmd == nil {
 		return
 	}
-	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+	// The backends are in sessions of their own (postgres calls setsid),
+	// out of reach of the process group, and would go on answering their
+	// connections until they notice the postmaster gone: they are killed
+	// one by one, the postmaster stopped first so that it forks no more.
+	pid := s.cmd.Process.Pid
+	_ = syscall.Kill(pid, syscall.SIGSTOP)
+	children := childrenOf(pid)
+	for _, c := range children {
+		_ = syscall.Kill(c, syscall.SIGKILL)
+	}
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
 	<-s.done
-	// Backends notice their postmaster's death a moment later.
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if syscall.Kill(-s.cmd.Process.Pid, 0) != nil {
+		if !slices.ContainsFunc(children, alive) {
 			break
 		}
 	}
 	s.cmd = nil
+}
+
+// childrenOf lists the processes whose parent is pid.
+func childrenOf(pid int) []int {
+	var out []int
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range stats {
+		if ppid, _, ok := procStat(p); ok && ppid == pid {
+			n, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// alive reports whether a process exists and is not a zombie.
+func alive(pid int) bool {
+	_, state, ok := procStat(fmt.Sprintf("/proc/%d/stat", pid))
+	return ok && state != "Z"
+}
+
+// procStat reads the parent and the state from /proc/<pid>/stat (after the
+// command name, which may hold spaces and parentheses).
+func procStat(path string) (ppid int, state string, ok bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, "", false
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, "", false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0, "", false
+	}
+	ppid, err = strconv.Atoi(f[1])
+	return ppid, f[0], err == nil
 }
 
 // Stop ends the server and removes its files.
