@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin/imagegate
 PKGS    := ./...
 
-.PHONY: all build image unit test e2e sdk bench bench-verify fuzz fuzz-long soak demo fmt clean generate
+.PHONY: all build image unit test e2e sdk bench bench-verify bench-store fuzz fuzz-long soak demo fmt clean generate
 
 all: build
 
@@ -58,6 +58,19 @@ bench:
 bench-verify:
 	$(GO) test -run '^$$' -bench 'Verify' -benchmem ./attestation/
 	cd test/cosignlib && $(GO) test -run '^$$' -bench . -benchtime 100x
+
+# The PostgreSQL store (not part of make test; PostgreSQL binaries as for
+# e2e): pages of 100 from 10 million seeded events (BENCH_EVENTS), three
+# replicas' batched writes, then admission latency with --audit-store on
+# PostgreSQL against bbolt (test/load/store.sh). BENCH_PG_URL keeps the seed
+# in a database of your own between runs. See docs/benchmarks.md.
+BENCH_EVENTS ?= 10000000
+BENCH_WRITES ?= 600000
+bench-store:
+	IMAGEGATE_BENCH_STORE=1 IMAGEGATE_BENCH_EVENTS=$(BENCH_EVENTS) IMAGEGATE_BENCH_PG_URL=$(BENCH_PG_URL) \
+		$(GO) test -run '^$$' -bench 'EventsQuery' -benchtime 50x -timeout 3h ./pgstore/
+	IMAGEGATE_BENCH_STORE=1 $(GO) test -run '^$$' -bench 'EventsWrite' -benchtime $(BENCH_WRITES)x -count 3 -timeout 1h ./pgstore/
+	bash test/load/store.sh
 
 # Every decoder of outside input, FUZZTIME each (package:target). Crashers
 # land in the package's testdata/fuzz and then run with the unit tests.
