@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,17 +26,25 @@ import (
 // every package must not start by accident. IMAGEGATE_BENCH_PG_URL names a
 // database to use instead of a throwaway server (the seed is kept there and
 // reused); IMAGEGATE_BENCH_EVENTS sizes the seed (default 10 million).
-func benchDB(b *testing.B, settings ...string) string {
+// The server is nil with IMAGEGATE_BENCH_PG_URL.
+func benchDB(b *testing.B, settings ...string) (string, *pgtest.Server) {
 	b.Helper()
 	if os.Getenv("IMAGEGATE_BENCH_STORE") == "" {
 		b.Skip("store benchmarks: set IMAGEGATE_BENCH_STORE=1 (make bench-store)")
 	}
 	if u := os.Getenv("IMAGEGATE_BENCH_PG_URL"); u != "" {
-		return u
+		return u, nil
 	}
 	srv := pgtest.Start(b, settings...)
 	b.Cleanup(srv.Stop)
-	return srv.NewDatabase(b)
+	return srv.NewDatabase(b), srv
+}
+
+// processCPU is this process's processor time so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func benchEvents(b *testing.B) int {
@@ -191,7 +200,7 @@ func benchEvent(at time.Time, seq uint64, cluster string) *audit.Event {
 // GET /api/v1/events and imagegate events call) from the seeded store,
 // for each filter the events API has.
 func BenchmarkEventsQuery(b *testing.B) {
-	url := benchDB(b)
+	url, _ := benchDB(b)
 	db, err := pgstore.Open(context.Background(), url)
 	if err != nil {
 		b.Fatal(err)
@@ -265,7 +274,7 @@ func BenchmarkEventsQuery(b *testing.B) {
 // own pool and Events, in the recorder's batches (audit.DefaultBatchSize),
 // on a server with fsync on. b.N is the number of events in all.
 func BenchmarkEventsWrite(b *testing.B) {
-	url := benchDB(b, "fsync=on", "full_page_writes=on")
+	url, srv := benchDB(b, "fsync=on", "full_page_writes=on")
 	const writers = 3
 	batch := audit.DefaultBatchSize
 	var stores []*pgstore.Events
@@ -292,7 +301,11 @@ func BenchmarkEventsWrite(b *testing.B) {
 	var mu sync.Mutex
 	var lat []time.Duration
 	b.ResetTimer()
-	start := time.Now()
+	start, goCPU := time.Now(), processCPU()
+	var pgCPU time.Duration
+	if srv != nil {
+		pgCPU = srv.CPU()
+	}
 	var wg sync.WaitGroup
 	for w, ev := range stores {
 		wg.Add(1)
@@ -326,6 +339,12 @@ func BenchmarkEventsWrite(b *testing.B) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+	// Processor time per event, the server's and the writers': what the
+	// rate would be on cores of their own.
+	b.ReportMetric(float64((processCPU()-goCPU).Microseconds())/float64(b.N), "go-cpu-µs/event")
+	if srv != nil {
+		b.ReportMetric(float64((srv.CPU()-pgCPU).Microseconds())/float64(b.N), "pg-cpu-µs/event")
+	}
 	if len(lat) > 0 {
 		slices.Sort(lat)
 		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "batch-p50-ms")

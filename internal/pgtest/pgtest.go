@@ -221,6 +221,51 @@ func (s *Server) Kill() {
 	s.cmd = nil
 }
 
+// CPU is the processor time the server has used so far: the postmaster's
+// and its processes' (user and system, those ended included), for
+// benchmarks to give a cost per operation that does not depend on how busy
+// the machine is.
+func (s *Server) CPU() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	pid := s.cmd.Process.Pid
+	ticks := cpuTicks(pid, true)
+	for _, c := range childrenOf(pid) {
+		ticks += cpuTicks(c, false)
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ
+}
+
+// cpuTicks is utime+stime of a process (with its waited-for children's
+// when children is set) from /proc/<pid>/stat.
+func cpuTicks(pid int, children bool) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:])) // f[0] is field 3 (state)
+	if len(f) < 15 {
+		return 0
+	}
+	var n int64
+	fields := []int{11, 12} // utime, stime
+	if children {
+		fields = append(fields, 13, 14) // cutime, cstime
+	}
+	for _, k := range fields {
+		v, _ := strconv.ParseInt(f[k], 10, 64)
+		n += v
+	}
+	return n
+}
+
 // childrenOf lists the processes whose parent is pid.
 func childrenOf(pid int) []int {
 	var out []int
