@@ -65,11 +65,11 @@ bench-verify:
 # PostgreSQL against bbolt (test/load/store.sh). BENCH_PG_URL keeps the seed
 # in a database of your own between runs. See docs/benchmarks.md.
 BENCH_EVENTS ?= 10000000
-BENCH_WRITES ?= 600000
+BENCH_WRITES ?= 300000
 bench-store:
 	IMAGEGATE_BENCH_STORE=1 IMAGEGATE_BENCH_EVENTS=$(BENCH_EVENTS) IMAGEGATE_BENCH_PG_URL=$(BENCH_PG_URL) \
 		$(GO) test -run '^$$' -bench 'EventsQuery' -benchtime 50x -timeout 3h ./pgstore/
-	IMAGEGATE_BENCH_STORE=1 $(GO) test -run '^$$' -bench 'EventsWrite' -benchtime $(BENCH_WRITES)x -count 3 -timeout 1h ./pgstore/
+	IMAGEGATE_BENCH_STORE=1 $(GO) test -run '^$$' -bench 'EventsWrite' -benchtime $(BENCH_WRITES)x -count 2 -timeout 1h ./pgstore/
 	bash test/load/store.sh
 
 # Every decoder of outside input, FUZZTIME each (package:target). Crashers
