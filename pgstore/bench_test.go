@@ -245,6 +245,7 @@ func BenchmarkEventsQuery(b *testing.B) {
 		{"namespace+image", audit.Query{Namespace: "ns-17", Image: "registry.example.com/team17/app1017"}},
 		{"api principal", audit.Query{Type: audit.TypeAPI, Principal: "ci-1"}},
 		{"api action", audit.Query{Type: audit.TypeAPI, APIActions: []string{"imagegate:ImportScan"}}},
+		{"api actions 2", audit.Query{Type: audit.TypeAPI, APIActions: []string{"imagegate:ImportScan", "imagegate:DescribeOpaStrategies"}}},
 		{"page mid", audit.Query{PageToken: token(audit.Query{Until: mid})}},
 		{"page mid namespace", audit.Query{Namespace: "ns-17", PageToken: token(audit.Query{Namespace: "ns-17", Until: mid})}},
 		{"page mid action=error", audit.Query{Actions: []string{audit.ActionError}, PageToken: token(audit.Query{Actions: []string{audit.ActionError}, Until: mid})}},

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,7 +46,7 @@ func (e *Events) Query(q audit.Query) (*audit.Page, error) {
 		where = append(where, "type = 'api' AND principal = "+arg(q.Principal))
 	}
 	if len(q.APIActions) > 0 {
-		where = append(where, "type = 'api' AND api_action = ANY("+arg(q.APIActions)+")")
+		where = append(where, "type = 'api'") // each action's condition below
 	}
 	if q.Namespace != "" {
 		where = append(where, "type = 'admission' AND namespace = "+arg(q.Namespace))
@@ -81,13 +82,26 @@ func (e *Events) Query(q audit.Query) (*audit.Page, error) {
 		at := idTime(tok).Truncate(time.Microsecond)
 		where = append(where, "(at, id) < ("+arg(at)+", "+arg(tok)+")", "at <= "+arg(at))
 	}
-	sql := "SELECT event FROM imagegate_audit_events"
-	if len(where) > 0 {
-		sql += " WHERE " + strings.Join(where, " AND ")
-	}
 	// (at, id) is id's order (at heads the id), read partition by
-	// partition from the newest.
-	sql += " ORDER BY at DESC, id DESC LIMIT " + arg(limit+1) // one more: is there a next page?
+	// partition from the newest; one more than the page: is there a next?
+	order := " ORDER BY at DESC, id DESC LIMIT " + arg(limit+1)
+	pageSQL := func(cols string, extra ...string) string {
+		sql := "SELECT " + cols + " FROM imagegate_audit_events"
+		if w := append(slices.Clip(where), extra...); len(w) > 0 {
+			sql += " WHERE " + strings.Join(w, " AND ")
+		}
+		return sql + order
+	}
+	sql := pageSQL("event")
+	if len(q.APIActions) > 0 {
+		// A page per action, each read in index order, merged: api_action
+		// = ANY(...) would gather every match of every day and sort them.
+		var parts []string
+		for _, a := range q.APIActions {
+			parts = append(parts, "("+pageSQL("at, id, event", "api_action = "+arg(a))+")")
+		}
+		sql = "SELECT event FROM (" + strings.Join(parts, " UNION ALL ") + ") p" + order
+	}
 	rows, err := e.db.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("audit events: %w", err)
