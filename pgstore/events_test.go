@@ -2,6 +2,7 @@ package pgstore_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -187,5 +188,47 @@ func TestEventsCommitAcknowledgedLate(t *testing.T) {
 	}
 	if err := ev.Write([]*audit.Event{storetest.Synthetic(50)}); err != nil {
 		t.Errorf("a new batch after the retry: %v", err)
+	}
+}
+
+// An image glob matching more repositories than are looked up one by one
+// is applied to each event's repositories instead, with the same answer.
+func TestEventsImageGlobOfManyRepositories(t *testing.T) {
+	db, _ := openDB(t)
+	ev := openEvents(t, db)
+	var batch []*audit.Event
+	for i := range 1200 {
+		e := storetest.Synthetic(i*7 + 1) // never a multiple of 7: an admission
+		e.Images = []audit.ImageEvent{{Image: fmt.Sprintf("registry.example.com/many/app%d:1", i), Action: e.Actions[0]}}
+		batch = append(batch, e)
+	}
+	if err := ev.Write(batch); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		glob string
+		want int
+	}{
+		{"registry.example.com/many/*", 1200},   // 1,200 repositories: the fallback
+		{"registry.example.com/many/app1?", 10}, // 10: looked up
+		{"registry.example.com/many/app7", 1},   // a plain name
+		{"registry.example.com/other/*", 0},
+	} {
+		t.Run(c.glob, func(t *testing.T) {
+			n, token := 0, ""
+			for {
+				page, err := ev.Query(audit.Query{Image: c.glob, Limit: audit.MaxLimit, PageToken: token})
+				if err != nil {
+					t.Fatal(err)
+				}
+				n += len(page.Events)
+				if token = page.NextPageToken; token == "" {
+					break
+				}
+			}
+			if n != c.want {
+				t.Errorf("%d events, want %d", n, c.want)
+			}
+		})
 	}
 }
