@@ -201,24 +201,31 @@ func (s *Server) Kill() {
 	if s.cmd == nil {
 		return
 	}
-	// The backends are in sessions of their own (postgres calls setsid),
-	// out of reach of the process group, and would go on answering their
-	// connections until they notice the postmaster gone: they are killed
-	// one by one, the postmaster stopped first so that it forks no more.
-	pid := s.cmd.Process.Pid
+	Crash(s.cmd.Process.Pid, s.done)
+	s.cmd = nil
+}
+
+// Crash kills the postmaster pid (the leader of its process group) and its
+// backends with SIGKILL, as a machine crash would, and returns once they
+// are gone; done is closed when the caller has waited for the postmaster.
+// The backends are in sessions of their own (postgres calls setsid), out
+// of reach of the process group, and would go on answering — and
+// committing — on their connections until they noticed the postmaster
+// gone: they are killed one by one, the postmaster stopped first so that
+// it forks no more.
+func Crash(pid int, done <-chan struct{}) {
 	_ = syscall.Kill(pid, syscall.SIGSTOP)
 	children := childrenOf(pid)
 	for _, c := range children {
 		_ = syscall.Kill(c, syscall.SIGKILL)
 	}
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
-	<-s.done
+	<-done
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if !slices.ContainsFunc(children, alive) {
 			break
 		}
 	}
-	s.cmd = nil
 }
 
 // CPU is the processor time the server has used so far: the postmaster's
