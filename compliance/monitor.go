@@ -1,0 +1,680 @@
+package compliance
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/imagegate/imagegate/admission"
+	"github.com/imagegate/imagegate/inventory"
+	"github.com/imagegate/imagegate/rego"
+	"github.com/imagegate/imagegate/workload"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Decider decides one workload; *admission.Decider is one.
+type Decider interface {
+	DecideOutcome(ctx context.Context, obj *workload.Object) (admission.Outcome, error)
+}
+
+var _ Decider = (*admission.Decider)(nil)
+
+// Inventory is the set of workloads; *inventory.Inventory is one.
+type Inventory interface {
+	Keys() []inventory.Key
+	Workload(k inventory.Key) (inventory.Workload, bool)
+	ByDigest(d string) []inventory.Key
+}
+
+var _ Inventory = (*inventory.Inventory)(nil)
+
+// Change is a workload whose state changed. Old is nil for a workload
+// decided for the first time, New nil for one whose pods are gone.
+type Change struct {
+	Key      inventory.Key
+	Cause    Cause
+	Old, New *State
+}
+
+// Kind says what a change is for reports: violating (newly), changed (still
+// violating, differently), resolved (compliant again), new (first seen),
+// gone (no pods left) or compliant (changed, never violating).
+func (c Change) Kind() string {
+	switch {
+	case c.New == nil:
+		return "gone"
+	case c.Old == nil:
+		return "new"
+	case c.New.Violating() && !c.Old.Violating():
+		return "violating"
+	case c.New.Violating():
+		return "changed"
+	case c.Old.Violating():
+		return "resolved"
+	}
+	return "compliant"
+}
+
+// Notable reports whether a change is worth an event: a workload already
+// known that started or stopped violating, or violates differently.
+// First decisions are not: admission reported the pod, and a restart is no
+// change.
+func (c Change) Notable() bool {
+	switch c.Kind() {
+	case "violating", "changed", "resolved":
+		return true
+	}
+	return false
+}
+
+// Sink is told about changes, on the leader only, in the order they were
+// decided. It must not block for long: the next decisions wait.
+type Sink interface {
+	Changed(ctx context.Context, changes []Change)
+}
+
+// Reconciler is a Sink that rewrites everything it keeps from the full
+// state when this replica becomes the leader.
+type Reconciler interface {
+	Reconcile(ctx context.Context, states []*State)
+}
+
+// Monitor decides the inventory's workloads and decides again on change.
+type Monitor struct {
+	inv     Inventory
+	dec     Decider
+	engines admission.EngineProvider
+	o       options
+	metrics *metrics
+
+	mu         sync.Mutex
+	states     map[inventory.Key]*State
+	byDigest   map[string]map[inventory.Key]struct{}
+	byRef      map[string]map[inventory.Key]struct{}
+	byStrategy map[int64]map[inventory.Key]struct{}
+	pending    map[inventory.Key]Cause
+	all        *Cause
+	expiry     expiryHeap
+	synced     bool
+	kick       chan struct{}
+
+	names  strategyNames
+	engine *rego.Engine // the engine of the last full pass
+	leader bool
+}
+
+// New returns a Monitor; Run starts it.
+func New(inv Inventory, dec Decider, engines admission.EngineProvider, opts ...Option) (*Monitor, error) {
+	o := defaults()
+	for _, fn := range opts {
+		fn(&o)
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	m := &Monitor{inv: inv, dec: dec, engines: engines, o: o, states: map[inventory.Key]*State{},
+		byDigest: map[string]map[inventory.Key]struct{}{}, byRef: map[string]map[inventory.Key]struct{}{},
+		byStrategy: map[int64]map[inventory.Key]struct{}{}, pending: map[inventory.Key]Cause{}, kick: make(chan struct{}, 1)}
+	var err error
+	if m.metrics, err = newMetrics(o.registerer); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// PodChanged is the inventory's change callback.
+func (m *Monitor) PodChanged(k inventory.Key) {
+	m.mark(k, Cause{Trigger: TriggerPod})
+}
+
+// ScanChanged is the scan reader's change callback: the workloads with an
+// image of a changed digest or tag are decided again.
+func (m *Monitor) ScanChanged(keys []string) {
+	m.mu.Lock()
+	var hits []inventory.Key
+	var causes []Cause
+	for _, key := range keys {
+		kind, v, _ := strings.Cut(key, ":")
+		cause := Cause{Trigger: TriggerScan, Detail: v}
+		var set map[inventory.Key]struct{}
+		switch kind {
+		case "m":
+			cause.Trigger = TriggerMalicious
+			set = m.byDigest[v]
+		case "d":
+			set = m.byDigest[v]
+		case "r":
+			set = m.byRef[v]
+		}
+		for k := range set {
+			hits, causes = append(hits, k), append(causes, cause)
+		}
+	}
+	m.mu.Unlock()
+	// Digests the kubelet pulled but no decision named (facts without a
+	// digest): the inventory knows them.
+	for _, key := range keys {
+		if kind, v, _ := strings.Cut(key, ":"); kind == "m" || kind == "d" {
+			trigger := TriggerScan
+			if kind == "m" {
+				trigger = TriggerMalicious
+			}
+			for _, k := range m.inv.ByDigest(v) {
+				hits, causes = append(hits, k), append(causes, Cause{Trigger: trigger, Detail: v})
+			}
+		}
+	}
+	for i, k := range hits {
+		m.mark(k, causes[i])
+	}
+}
+
+func (m *Monitor) mark(k inventory.Key, c Cause) {
+	if m.o.exempt[k.Namespace] {
+		return
+	}
+	m.mu.Lock()
+	if _, ok := m.pending[k]; !ok {
+		m.pending[k] = c
+	}
+	m.mu.Unlock()
+	m.wake()
+}
+
+func (m *Monitor) markAll(c Cause) {
+	m.mu.Lock()
+	if m.all == nil {
+		m.all = &c
+	}
+	m.mu.Unlock()
+	m.wake()
+}
+
+func (m *Monitor) wake() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Synced reports whether every workload was decided at least once.
+func (m *Monitor) Synced() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.synced
+}
+
+// Run decides every workload, then what changes, until ctx ends. The
+// inventory must be synced; Run waits for the first engine.
+func (m *Monitor) Run(ctx context.Context) error {
+	poll := time.NewTicker(m.o.enginePoll)
+	defer poll.Stop()
+	for m.engines.Engine() == nil {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-poll.C:
+		}
+	}
+	m.engine = m.engines.Engine()
+	m.markAll(Cause{Trigger: TriggerStart})
+	var resync <-chan time.Time
+	if m.o.resync > 0 {
+		t := time.NewTicker(m.o.resync)
+		defer t.Stop()
+		resync = t.C
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		m.resetTimer(timer)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-m.kick:
+		case <-poll.C:
+		case <-resync:
+			m.markAll(Cause{Trigger: TriggerResync})
+		case <-timer.C:
+		}
+		m.checkEngine()
+		m.checkLeader(ctx)
+		m.dueExpiries()
+		if !m.hasWork() {
+			continue
+		}
+		if m.o.debounce > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(m.o.debounce):
+			}
+		}
+		m.checkEngine()
+		m.pass(ctx)
+	}
+}
+
+func (m *Monitor) hasWork() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.all != nil || len(m.pending) > 0
+}
+
+func (m *Monitor) resetTimer(t *time.Timer) {
+	m.mu.Lock()
+	next := time.Hour
+	if len(m.expiry) > 0 {
+		next = max(m.expiry[0].due.Sub(m.o.now()), time.Millisecond)
+	}
+	m.mu.Unlock()
+	t.Reset(next)
+}
+
+// checkEngine notices a new engine (policies reloaded): every workload is
+// decided again, or, when only attestors changed, those in namespaces that
+// require one of them.
+func (m *Monitor) checkEngine() {
+	e := m.engines.Engine()
+	if e == nil || e == m.engine {
+		return
+	}
+	old := m.engine
+	m.engine = e
+	d := diffSnapshots(old.Snapshot(), e.Snapshot())
+	if len(d.attestors) == 0 || d.others {
+		m.markAll(Cause{Trigger: TriggerPolicy, Detail: d.String()})
+		return
+	}
+	cause := Cause{Trigger: TriggerAttestor, Detail: d.String()}
+	m.mu.Lock()
+	for k, s := range m.states {
+		if requires(old, k.Namespace, s, d.attestors) || requires(e, k.Namespace, s, d.attestors) {
+			if _, ok := m.pending[k]; !ok {
+				m.pending[k] = cause
+			}
+		}
+	}
+	m.mu.Unlock()
+	m.wake()
+}
+
+func (m *Monitor) dueExpiries() {
+	m.mu.Lock()
+	now := m.o.now()
+	n := 0
+	for len(m.expiry) > 0 && !m.expiry[0].due.After(now) {
+		x := heap.Pop(&m.expiry).(expiryItem)
+		if s, ok := m.states[x.key]; ok && s.expires.Equal(x.due) {
+			if _, ok := m.pending[x.key]; !ok {
+				m.pending[x.key] = Cause{Trigger: TriggerScanAge, Detail: "a scan is older than --max-scan-age"}
+			}
+			n++
+		}
+	}
+	m.mu.Unlock()
+	if n > 0 {
+		m.wake()
+	}
+}
+
+// pass decides what is pending and reports the changes.
+func (m *Monitor) pass(ctx context.Context) {
+	start := m.o.now()
+	m.mu.Lock()
+	work := m.pending
+	m.pending = map[inventory.Key]Cause{}
+	all := m.all
+	m.all = nil
+	m.mu.Unlock()
+	if all != nil {
+		for _, k := range m.inv.Keys() {
+			if _, ok := work[k]; !ok && !m.o.exempt[k.Namespace] {
+				work[k] = *all
+			}
+		}
+		m.mu.Lock()
+		for k := range m.states { // gone since
+			if _, ok := work[k]; !ok {
+				work[k] = *all
+			}
+		}
+		m.mu.Unlock()
+	}
+	keys := make([]inventory.Key, 0, len(work))
+	for k := range work {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+	results := m.decideAll(ctx, keys, work)
+	changes := m.apply(keys, work, results)
+	trigger := TriggerPod
+	if all != nil {
+		trigger = all.Trigger
+	} else if len(keys) > 0 {
+		trigger = work[keys[0]].Trigger
+	}
+	m.metrics.observe(trigger, len(keys), m.o.now().Sub(start))
+	if all != nil && all.Trigger == TriggerStart {
+		m.mu.Lock()
+		m.synced = true
+		m.mu.Unlock()
+	}
+	if m.isLeader() && len(changes) > 0 {
+		for _, s := range m.o.sinks {
+			s.Changed(ctx, changes)
+		}
+	}
+	m.updateGauge()
+}
+
+func (m *Monitor) decideAll(ctx context.Context, keys []inventory.Key, work map[inventory.Key]Cause) []*State {
+	results := make([]*State, len(keys))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(m.o.concurrency, len(keys)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			names := &strategyNames{}
+			for i := range next {
+				results[i] = m.decide(ctx, keys[i], work[keys[i]], names)
+			}
+		}()
+	}
+	for i := range keys {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return results
+}
+
+// decide decides one workload: each distinct pod spec once.
+func (m *Monitor) decide(ctx context.Context, k inventory.Key, cause Cause, names *strategyNames) *State {
+	w, ok := m.inv.Workload(k)
+	if !ok {
+		return nil
+	}
+	now := m.o.now()
+	s := &State{Namespace: k.Namespace, Kind: k.Kind, Name: k.Name, Pods: len(w.Pods), Action: ActionPass, Allowed: true,
+		Images: []Image{}, DecidedAt: now, Cause: cause, key: k}
+	seen := map[string]bool{}
+	for _, p := range w.Pods {
+		s.pods = append(s.pods, p.Name)
+		obj := workload.FromPod(podOf(p))
+		spec := specKey(obj)
+		if seen[spec] {
+			continue
+		}
+		seen[spec] = true
+		dctx, cancel := context.WithTimeout(ctx, m.o.timeout)
+		out, err := m.dec.DecideOutcome(dctx, obj)
+		cancel()
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			return nil
+		}
+		refs := make([]string, 0, len(obj.Images))
+		for _, img := range obj.Images {
+			if img.Canonical != "" {
+				refs = append(refs, img.Canonical)
+			}
+			if img.Digest != "" {
+				s.digests = appendNew(s.digests, img.Digest)
+			}
+		}
+		s.merge(out, err, names, m.o.maxScanAge, refs)
+	}
+	for _, st := range w.Pods[0].Status.ContainerStatuses {
+		s.digests = appendNew(s.digests, st.ImageID)
+	}
+	s.finish()
+	return s
+}
+
+func podOf(p *corev1.Pod) workload.Pod {
+	conv := func(cs []corev1.Container) []workload.PodContainer {
+		out := make([]workload.PodContainer, len(cs))
+		for i, c := range cs {
+			out[i] = workload.PodContainer{Name: c.Name, Image: c.Image}
+		}
+		return out
+	}
+	wp := workload.Pod{Namespace: p.Namespace, Name: p.Name, Labels: p.Labels, ServiceAccount: p.Spec.ServiceAccountName,
+		Containers: conv(p.Spec.Containers), InitContainers: conv(p.Spec.InitContainers)}
+	for _, e := range p.Spec.EphemeralContainers {
+		wp.EphemeralContainers = append(wp.EphemeralContainers, workload.PodContainer{Name: e.Name, Image: e.Image})
+	}
+	for _, r := range p.Spec.ImagePullSecrets {
+		wp.PullSecrets = append(wp.PullSecrets, r.Name)
+	}
+	return wp
+}
+
+// specKey is what makes two pods' decisions the same.
+func specKey(o *workload.Object) string {
+	var b strings.Builder
+	b.WriteString(o.ServiceAccount + "\x00" + strings.Join(o.PullSecrets, ",") + "\x00")
+	labels := make([]string, 0, len(o.Labels))
+	for k, v := range o.Labels {
+		labels = append(labels, k+"="+v)
+	}
+	sort.Strings(labels)
+	b.WriteString(strings.Join(labels, ",") + "\x00")
+	for _, img := range o.Images {
+		b.WriteString(img.Ref + "\x00")
+	}
+	return b.String()
+}
+
+// apply stores the new states and returns the changes.
+func (m *Monitor) apply(keys []inventory.Key, work map[inventory.Key]Cause, results []*State) []Change {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var changes []Change
+	for i, k := range keys {
+		old, s := m.states[k], results[i]
+		if s == nil && old == nil {
+			continue
+		}
+		if s != nil && old == nil && len(m.states) >= m.o.maxWorkloads {
+			m.metrics.overflow.Inc()
+			continue
+		}
+		if old != nil {
+			m.unindex(old)
+		}
+		if s == nil {
+			delete(m.states, k)
+			changes = append(changes, Change{Key: k, Cause: work[k], Old: old})
+			continue
+		}
+		switch {
+		case old == nil:
+			if s.Violating() {
+				s.ViolatingSince = s.DecidedAt
+			}
+		case s.Violating() && old.Violating():
+			s.ViolatingSince = old.ViolatingSince
+		case s.Violating():
+			s.ViolatingSince = s.DecidedAt
+		case old.Violating():
+			s.ResolvedAt = s.DecidedAt
+		default:
+			s.ResolvedAt = old.ResolvedAt
+		}
+		m.states[k] = s
+		m.index(s)
+		if old == nil || old.fingerprint != s.fingerprint {
+			changes = append(changes, Change{Key: k, Cause: work[k], Old: old, New: s})
+		}
+	}
+	return changes
+}
+
+func (m *Monitor) index(s *State) {
+	add := func(idx map[string]map[inventory.Key]struct{}, v string) {
+		if idx[v] == nil {
+			idx[v] = map[inventory.Key]struct{}{}
+		}
+		idx[v][s.key] = struct{}{}
+	}
+	for _, d := range s.digests {
+		add(m.byDigest, d)
+	}
+	for _, r := range s.refs {
+		add(m.byRef, r)
+	}
+	for _, id := range s.strategies {
+		if m.byStrategy[id] == nil {
+			m.byStrategy[id] = map[inventory.Key]struct{}{}
+		}
+		m.byStrategy[id][s.key] = struct{}{}
+	}
+	if !s.expires.IsZero() {
+		heap.Push(&m.expiry, expiryItem{due: s.expires, key: s.key})
+	}
+}
+
+func (m *Monitor) unindex(s *State) {
+	del := func(idx map[string]map[inventory.Key]struct{}, v string) {
+		delete(idx[v], s.key)
+		if len(idx[v]) == 0 {
+			delete(idx, v)
+		}
+	}
+	for _, d := range s.digests {
+		del(m.byDigest, d)
+	}
+	for _, r := range s.refs {
+		del(m.byRef, r)
+	}
+	for _, id := range s.strategies {
+		delete(m.byStrategy[id], s.key)
+		if len(m.byStrategy[id]) == 0 {
+			delete(m.byStrategy, id)
+		}
+	}
+	// Its expiry item stays in the heap and is skipped when due (the
+	// state's expires no longer matches); the heap holds at most one live
+	// item per state plus those stale ones, which a full heap sheds.
+	if len(m.expiry) > 4*len(m.states)+1024 {
+		m.compactExpiry()
+	}
+}
+
+func (m *Monitor) compactExpiry() {
+	live := m.expiry[:0]
+	for _, x := range m.expiry {
+		if s, ok := m.states[x.key]; ok && s.expires.Equal(x.due) {
+			live = append(live, x)
+		}
+	}
+	m.expiry = live
+	heap.Init(&m.expiry)
+}
+
+// States returns the current states, sorted by key.
+func (m *Monitor) States() []*State {
+	m.mu.Lock()
+	out := make([]*State, 0, len(m.states))
+	for _, s := range m.states {
+		out = append(out, s)
+	}
+	m.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].key.String() < out[j].key.String() })
+	return out
+}
+
+// InNamespace returns the states of one namespace, sorted by key.
+func (m *Monitor) InNamespace(ns string) []*State {
+	m.mu.Lock()
+	var out []*State
+	for k, s := range m.states {
+		if k.Namespace == ns {
+			out = append(out, s)
+		}
+	}
+	m.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].key.String() < out[j].key.String() })
+	return out
+}
+
+// State returns one workload's state.
+func (m *Monitor) State(k inventory.Key) (*State, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.states[k]
+	return s, ok
+}
+
+// WithStrategy lists the workloads a strategy hits.
+func (m *Monitor) WithStrategy(id int64) map[inventory.Key]bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[inventory.Key]bool, len(m.byStrategy[id]))
+	for k := range m.byStrategy[id] {
+		out[k] = true
+	}
+	return out
+}
+
+func (m *Monitor) isLeader() bool { return m.o.leader() }
+
+// checkLeader reconciles the sinks when this replica became the leader.
+func (m *Monitor) checkLeader(ctx context.Context) {
+	now := m.isLeader()
+	was := m.leader
+	m.leader = now
+	if !now || was || !m.Synced() {
+		if was != now {
+			m.updateGauge()
+		}
+		return
+	}
+	states := m.States()
+	for _, s := range m.o.sinks {
+		if r, ok := s.(Reconciler); ok {
+			r.Reconcile(ctx, states)
+		}
+	}
+	m.updateGauge()
+}
+
+func (m *Monitor) updateGauge() {
+	counts := map[[2]string]int{}
+	leader := m.isLeader()
+	m.mu.Lock()
+	n := len(m.states)
+	if leader {
+		for k, s := range m.states {
+			if s.Violating() {
+				counts[[2]string{k.Namespace, s.Action}]++
+			}
+		}
+	}
+	m.mu.Unlock()
+	m.metrics.setViolating(counts, n)
+}
+
+type expiryItem struct {
+	due time.Time
+	key inventory.Key
+}
+
+type expiryHeap []expiryItem
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(expiryItem)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
