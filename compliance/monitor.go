@@ -126,6 +126,9 @@ func New(inv Inventory, dec Decider, engines admission.EngineProvider, opts ...O
 	return m, nil
 }
 
+// AddSinks adds where changes are reported; call it before Run.
+func (m *Monitor) AddSinks(s ...Sink) { m.o.sinks = append(m.o.sinks, s...) }
+
 // PodChanged is the inventory's change callback.
 func (m *Monitor) PodChanged(k inventory.Key) {
 	m.mark(k, Cause{Trigger: TriggerPod})

@@ -40,6 +40,7 @@ type serveFlags struct {
 	kube                                                                     kubeFlags
 	pin                                                                      pinFlags
 	listener                                                                 listenerFlags
+	runtime                                                                  runtimeFlags
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
@@ -74,9 +75,11 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 	f.kube.register(fs)
 	f.pin.register(fs)
 	f.listener.register(fs)
+	f.runtime.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, flagError(err)
 	}
+	f.kube.runtime = f.runtime.on
 	var missing []string
 	if f.store != "" {
 		if !pgstore.IsURL(f.store) {
@@ -106,7 +109,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 		}
 		return nil, exitBadUsage
 	}
-	if err := errors.Join(f.api.check(), f.audit.validate(), f.listener.check()); err != nil {
+	if err := errors.Join(f.api.check(), f.audit.validate(), f.listener.check(), f.runtime.check()); err != nil {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return nil, exitBadUsage
 	}
@@ -249,6 +252,12 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		return exitBadUsage
 	}
 	extra["POST "+webhook.MutatePath] = mutator
+	if err := f.runtime.start(ctx, runtimeDeps{kubeconfig: f.kube.kubeconfig, namespace: f.ownNamespace, engines: engines, source: source,
+		scanAttestors: f.verifier.scanAttestors, scans: scans, exempt: f.exempt, maxScanAge: f.maxScanAge, recorder: f.audit.recorder,
+		auditTokenFile: f.audit.tokenFile, log: log, reg: reg, extra: extra}); err != nil {
+		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
+		return exitBadUsage
+	}
 	srv := &webhook.Server{
 		Listen: f.listen, MetricsListen: f.metricsListen, Handler: handler, Ready: engines.Ready, ReadyDetail: guard.Status,
 		ReadyWarnings: func() []string {
