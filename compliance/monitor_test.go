@@ -40,7 +40,7 @@ func digest(i int) string { return fmt.Sprintf("sha256:%064x", i) }
 
 func image(i int) string { return fmt.Sprintf("registry.example.com/team/app%d@%s", i, digest(i)) }
 
-func engine(t *testing.T, doc string, maxAge time.Duration) *rego.Engine {
+func engine(t testing.TB, doc string, maxAge time.Duration) *rego.Engine {
 	t.Helper()
 	objs, err := policy.Parse("p.yaml", []byte(doc))
 	if err != nil {

@@ -437,26 +437,34 @@ func TestRuntimeCompliance(t *testing.T) {
 		e.expectEvents("key restored", "RuntimeViolationResolved", all, since)
 	})
 	t.Run("runtime audit events", func(t *testing.T) {
-		req, _ := http.NewRequest(http.MethodGet, ig.URL+"/api/v1/events?type=runtime&action=resolved&limit=1000", nil)
-		req.Header.Set("Authorization", "Bearer rt-audit-token")
-		var page struct {
-			Events []struct {
-				Type    string `json:"type"`
-				Runtime struct {
-					Change, Trigger string
-				} `json:"runtime"`
-			} `json:"events"`
-		}
-		if err := json.Unmarshal(e.do(ig, req), &page); err != nil {
-			t.Fatal(err)
-		}
 		triggers := map[string]int{}
-		for _, ev := range page.Events {
-			if ev.Type != "runtime" || ev.Runtime.Change != "resolved" {
-				t.Fatalf("event %+v in a runtime, resolved query", ev)
+		token := ""
+		for {
+			req, _ := http.NewRequest(http.MethodGet, ig.URL+"/api/v1/events?type=runtime&action=resolved&limit=1000&pageToken="+token, nil)
+			req.Header.Set("Authorization", "Bearer rt-audit-token")
+			var page struct {
+				Events []struct {
+					Type    string `json:"type"`
+					Runtime struct {
+						Change, Trigger string
+					} `json:"runtime"`
+				} `json:"events"`
+				NextPageToken string `json:"nextPageToken"`
 			}
-			triggers[ev.Runtime.Trigger]++
+			if err := json.Unmarshal(e.do(ig, req), &page); err != nil {
+				t.Fatal(err)
+			}
+			for _, ev := range page.Events {
+				if ev.Type != "runtime" || ev.Runtime.Change != "resolved" {
+					t.Fatalf("event %+v in a runtime, resolved query", ev)
+				}
+				triggers[ev.Runtime.Trigger]++
+			}
+			if token = page.NextPageToken; token == "" {
+				break
+			}
 		}
+		t.Logf("resolved runtime events by trigger: %v", triggers)
 		for _, want := range []string{"scan", "malicious", "policy", "attestor"} {
 			if triggers[want] == 0 {
 				t.Errorf("no resolved runtime event after a %s change (%v)", want, triggers)
