@@ -224,6 +224,12 @@ spec: {strategyId: 6, ruleAction: 1, imageName: ["app1*"]}
 			slices.Sort(lat)
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			b.ReportMetric(float64(lat[len(lat)*999/1000].Microseconds()), "p99.9-µs")
+			var sum time.Duration
+			for _, l := range lat {
+				sum += l
+			}
+			b.ReportMetric(float64(sum.Microseconds())/float64(len(lat)), "mean-µs")
 		})
 	}
 }

@@ -29,7 +29,7 @@ type options struct {
 
 // Defaults, in one place.
 const (
-	DefaultConcurrency = 2
+	DefaultConcurrency = 1
 	DefaultTimeout     = 10 * time.Second
 	DefaultDebounce    = 50 * time.Millisecond
 	DefaultEnginePoll  = 100 * time.Millisecond
