@@ -332,21 +332,21 @@ func (m *Monitor) dueExpiries() {
 // WithStrategy lists the workloads a strategy hits.
 func (m *Monitor) isLeader() bool { return m.o.leader() }
 
-// checkLeader reconciles the sinks when this replica became the leader.
+// checkLeader reconciles the sinks when this replica became the leader
+// (once it has decided everything: a pass before that reports every
+// workload anyway).
 func (m *Monitor) checkLeader(ctx context.Context) {
 	now := m.isLeader()
-	was := m.leader
-	m.leader = now
-	if !now || was || !m.Synced() {
-		if was != now {
-			m.updateGauge()
-		}
+	if now == m.leader || (now && !m.Synced()) {
 		return
 	}
-	states := m.States()
-	for _, s := range m.o.sinks {
-		if r, ok := s.(Reconciler); ok {
-			r.Reconcile(ctx, states)
+	m.leader = now
+	if now {
+		states := m.States()
+		for _, s := range m.o.sinks {
+			if r, ok := s.(Reconciler); ok {
+				r.Reconcile(ctx, states)
+			}
 		}
 	}
 	m.updateGauge()

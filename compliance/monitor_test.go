@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -100,6 +101,11 @@ type fixture struct {
 
 func start(t *testing.T, maxAge time.Duration, objs ...any) *fixture {
 	t.Helper()
+	return startWith(t, maxAge, nil, objs...)
+}
+
+func startWith(t *testing.T, maxAge time.Duration, opts []compliance.Option, objs ...any) *fixture {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	f := &fixture{t: t, client: fake.NewClientset(), sink: &recorder{}, engines: &admission.Engines{}, reg: prometheus.NewRegistry()}
@@ -135,8 +141,8 @@ func start(t *testing.T, maxAge time.Duration, objs ...any) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mon, err = compliance.New(inv, dec, f.engines, compliance.WithSinks(f.sink), compliance.WithMaxScanAge(maxAge),
-		compliance.WithDebounce(time.Millisecond), compliance.WithRegisterer(f.reg), compliance.WithExemptNamespaces("kube-system"))
+	mon, err = compliance.New(inv, dec, f.engines, append([]compliance.Option{compliance.WithSinks(f.sink), compliance.WithMaxScanAge(maxAge),
+		compliance.WithDebounce(time.Millisecond), compliance.WithRegisterer(f.reg), compliance.WithExemptNamespaces("kube-system")}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,4 +349,55 @@ func TestDeploymentPodsAreOneWorkload(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// reconciler is a recorder that also counts reconciliations.
+type reconciler struct {
+	recorder
+	reconciled atomic.Int64
+}
+
+func (r *reconciler) Reconcile(_ context.Context, states []*compliance.State) {
+	r.reconciled.Store(int64(len(states)))
+}
+
+// A replica that does not hold the Lease decides but reports nothing; once
+// it holds it, its sinks are reconciled with every state, and it reports.
+func TestOnlyTheLeaderReports(t *testing.T) {
+	var leader atomic.Bool
+	rec := &reconciler{}
+	f := startWith(t, 0, []compliance.Option{compliance.WithLeader(leader.Load), compliance.WithSinks(rec)}, pod("a", "p0", 0, nil), pod("a", "p1", 1, nil))
+	ctx := context.Background()
+	f.store.Import(ctx, nil, map[string]string{digest(0): "x"})
+	f.reader.Refresh()
+	f.eventually("decided as a follower", func() error {
+		if s, _ := f.mon.State(inventory.Key{Namespace: "a", Kind: "Pod", Name: "p0"}); s == nil || s.Action != compliance.ActionBlock {
+			return fmt.Errorf("state %+v", s)
+		}
+		return nil
+	})
+	if n := len(rec.take()) + len(f.sink.take()); n != 0 {
+		t.Errorf("a follower reported %d changes", n)
+	}
+	if v := testutil.ToFloat64(metricVec(t, f.reg, "a", "block")); v != 0 {
+		t.Errorf("a follower exports the gauge: %v", v)
+	}
+	leader.Store(true)
+	f.eventually("reconciled", func() error {
+		if n := rec.reconciled.Load(); n != 2 {
+			return fmt.Errorf("reconciled with %d states", n)
+		}
+		return nil
+	})
+	f.eventually("gauge", func() error {
+		if v := testutil.ToFloat64(metricVec(t, f.reg, "a", "block")); v != 1 {
+			return fmt.Errorf("gauge %v", v)
+		}
+		return nil
+	})
+	f.store.ClearMalicious(ctx, digest(0))
+	f.reader.Refresh()
+	if c := f.waitChanges("resolved as the leader", 1)[0]; c.Kind() != "resolved" {
+		t.Errorf("%s %s", c.Key, c.Kind())
+	}
 }

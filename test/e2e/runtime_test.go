@@ -148,7 +148,8 @@ func TestRuntimeCompliance(t *testing.T) {
 }
 
 // TestRuntimeComplianceTwoReplicas: two replicas decide the same pods;
-// the Lease lets one report, so each workload has one Event, not two.
+// the Lease lets one report, so each workload has one Event, not two; when
+// the reporting replica stops, the other reports.
 func TestRuntimeComplianceTwoReplicas(t *testing.T) {
 	e := newRuntimeEnv(t, 4, 2)
 	dir := t.TempDir()
@@ -201,6 +202,21 @@ func TestRuntimeComplianceTwoReplicas(t *testing.T) {
 	if total != float64(len(e.podsOf(1))) {
 		t.Errorf("violating-workloads gauge summed over replicas = %v, want %d (one reporter)", total, len(e.podsOf(1)))
 	}
+
+	// The reporting replica goes away: the other takes the Lease over and
+	// reports the next change.
+	leader, survivor := a, b
+	if gaugeSum(t, b, "imagegate_runtime_violating_workloads") > 0 {
+		leader, survivor = b, a
+	}
+	leader.Stop()
+	since = time.Now()
+	req, _ := http.NewRequest(http.MethodDelete, survivor.URL+"/api/v1/scans/malicious/"+e.digests[1], nil)
+	req.Header.Set("Authorization", "Bearer rt-scan-token")
+	e.do(survivor, req)
+	e.expectEvents("after the leader stopped", "RuntimeViolationResolved", e.podsOf(1), since)
+	e.expectReport("after the leader stopped", "", "", e.podsOf(1), true)
+	t.Logf("the surviving replica reported the resolution %s after the leader stopped", time.Since(since).Round(time.Millisecond))
 }
 
 // gaugeSum sums every series of a metric.
