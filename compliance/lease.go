@@ -17,6 +17,7 @@ import (
 // annotations, so each workload is reported once.
 type Lease struct {
 	leader atomic.Bool
+	done   chan struct{}
 }
 
 // Lease timing: a crashed leader is replaced within LeaseDuration.
@@ -34,7 +35,7 @@ func NewLease(ctx context.Context, client kubernetes.Interface, namespace, name,
 	if err != nil {
 		return nil, err
 	}
-	l := &Lease{}
+	l := &Lease{done: make(chan struct{})}
 	cfg := leaderelection.LeaderElectionConfig{
 		Lock: lock, LeaseDuration: leaseDuration, RenewDeadline: renewDeadline, RetryPeriod: retryPeriod, ReleaseOnCancel: true,
 		Name: name,
@@ -54,11 +55,21 @@ func NewLease(ctx context.Context, client kubernetes.Interface, namespace, name,
 		return nil, err
 	}
 	go func() {
+		defer close(l.done)
 		for ctx.Err() == nil {
 			le.Run(ctx)
 		}
 	}()
 	return l, nil
+}
+
+// Wait waits, at most d, until the Lease was released after ctx ended, so
+// that another replica takes over at once rather than when it lapses.
+func (l *Lease) Wait(d time.Duration) {
+	select {
+	case <-l.done:
+	case <-time.After(d):
+	}
 }
 
 // Leader reports whether this replica holds the Lease.

@@ -82,37 +82,40 @@ type runtimeDeps struct {
 }
 
 // start runs the inventory, the monitor and its sinks, and mounts GET
-// /api/v1/workloads when a token file is known.
-func (r *runtimeFlags) start(ctx context.Context, d runtimeDeps) error {
+// /api/v1/workloads when a token file is known. serve calls the returned
+// function on its way out: it waits for the Lease to be released.
+func (r *runtimeFlags) start(ctx context.Context, d runtimeDeps) (func(), error) {
+	stop := func() {}
 	if !r.on {
-		return nil
+		return stop, nil
 	}
 	cfg, err := restConfig("--kubeconfig", d.kubeconfig, "imagegate-runtime")
 	if err != nil {
-		return err
+		return stop, err
 	}
 	cfg.QPS, cfg.Burst = 50, 100
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return fmt.Errorf("--kubeconfig: %w", err)
+		return stop, fmt.Errorf("--kubeconfig: %w", err)
 	}
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
-		return fmt.Errorf("--kubeconfig: %w", err)
+		return stop, fmt.Errorf("--kubeconfig: %w", err)
 	}
 	leader := func() bool { return true }
 	if r.lease != "" {
 		host, _ := os.Hostname()
 		l, err := compliance.NewLease(ctx, client, d.namespace, r.lease, host+"-"+strconv.Itoa(os.Getpid()), d.log)
 		if err != nil {
-			return fmt.Errorf("--runtime-lease: %w", err)
+			return stop, fmt.Errorf("--runtime-lease: %w", err)
 		}
 		leader = l.Leader
+		stop = func() { l.Wait(5 * time.Second) }
 	}
 	var mon *compliance.Monitor
 	inv, err := inventory.New(client, inventory.WithExcludedNamespaces(d.exempt...), inventory.WithOnChange(func(k inventory.Key) { mon.PodChanged(k) }))
 	if err != nil {
-		return err
+		return stop, err
 	}
 	var sinks []compliance.Sink
 	var run []func(context.Context)
@@ -122,7 +125,7 @@ func (r *runtimeFlags) start(ctx context.Context, d runtimeDeps) error {
 	dec := admission.NewDecider(d.engines, d.source, admission.WithScanAttestors(d.scanAttestors...))
 	mon, err = compliance.New(inv, dec, d.engines, opts...)
 	if err != nil {
-		return err
+		return stop, err
 	}
 	if r.reports {
 		w := compliance.NewReportWriter(dyn, mon, d.log)
@@ -149,7 +152,7 @@ func (r *runtimeFlags) start(ctx context.Context, d runtimeDeps) error {
 		}
 		tokens, err := watchTokenFile(flagName, tf, "runtime-token", d.log)
 		if err != nil {
-			return err
+			return stop, err
 		}
 		d.extra[compliance.RouteWorkloads] = &compliance.Handler{Monitor: mon, Tokens: tokens}
 	}
@@ -166,5 +169,5 @@ func (r *runtimeFlags) start(ctx context.Context, d runtimeDeps) error {
 			d.log.Error("runtime compliance stopped", "error", err.Error())
 		}
 	}()
-	return nil
+	return stop, nil
 }

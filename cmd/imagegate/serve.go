@@ -252,12 +252,14 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		return exitBadUsage
 	}
 	extra["POST "+webhook.MutatePath] = mutator
-	if err := f.runtime.start(ctx, runtimeDeps{kubeconfig: f.kube.kubeconfig, namespace: f.ownNamespace, engines: engines, source: source,
+	stopRuntime, err := f.runtime.start(ctx, runtimeDeps{kubeconfig: f.kube.kubeconfig, namespace: f.ownNamespace, engines: engines, source: source,
 		scanAttestors: f.verifier.scanAttestors, scans: scans, exempt: f.exempt, maxScanAge: f.maxScanAge, recorder: f.audit.recorder,
-		auditTokenFile: f.audit.tokenFile, log: log, reg: reg, extra: extra}); err != nil {
+		auditTokenFile: f.audit.tokenFile, log: log, reg: reg, extra: extra})
+	if err != nil {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return exitBadUsage
 	}
+	defer stopRuntime()
 	srv := &webhook.Server{
 		Listen: f.listen, MetricsListen: f.metricsListen, Handler: handler, Ready: engines.Ready, ReadyDetail: guard.Status,
 		ReadyWarnings: func() []string {
