@@ -22,9 +22,10 @@ import (
 // ageing past --max-scan-age, (a) an image marked malicious through the
 // scan API, (b) a strategy tightened, (c) the attestor's key replaced: each
 // yields the PolicyReport results and Events it should, and the reverse
-// change resolves them. IMAGEGATE_E2E_RUNTIME_PODS sets the pods (1000).
+// change resolves them. IMAGEGATE_E2E_RUNTIME_PODS sets the pods (200;
+// make e2e-runtime: 1,000).
 func TestRuntimeCompliance(t *testing.T) {
-	n := 1000
+	n := 200
 	if v, err := strconv.Atoi(os.Getenv("IMAGEGATE_E2E_RUNTIME_PODS")); err == nil && v > 0 {
 		n = v
 	}
