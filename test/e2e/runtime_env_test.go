@@ -342,3 +342,33 @@ func (e *runtimeEnv) expectEvents(what, reason string, want []string, since time
 	})
 	return counts
 }
+
+// expectAnnotations waits until exactly the pods want carry the
+// runtime-violation annotation, each starting with prefix.
+func (e *runtimeEnv) expectAnnotations(what string, want []string, prefix string) {
+	e.t.Helper()
+	harness.Eventually(e.t, 60*time.Second, what+": annotations", func() error {
+		var got []string
+		for _, ns := range e.namespaces {
+			pods, err := e.client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+			if err != nil {
+				return err
+			}
+			for _, p := range pods.Items {
+				v, ok := p.Annotations["imagegate.dev/runtime-violation"]
+				if !ok {
+					continue
+				}
+				if !strings.HasPrefix(v, prefix) {
+					return fmt.Errorf("%s/%s: annotation %q, want %q…", ns, p.Name, v, prefix)
+				}
+				got = append(got, ns+"/"+p.Name)
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			return fmt.Errorf("%d pods annotated, want %d (first: %v)", len(got), len(want), first(got))
+		}
+		return nil
+	})
+}

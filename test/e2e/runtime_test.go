@@ -150,13 +150,14 @@ func TestRuntimeCompliance(t *testing.T) {
 
 // TestRuntimeComplianceTwoReplicas: two replicas decide the same pods;
 // the Lease lets one report, so each workload has one Event, not two; when
-// the reporting replica stops, the other reports.
+// the reporting replica stops, the other reports. --runtime-action=annotate
+// marks the violating pods, and unmarks them once resolved.
 func TestRuntimeComplianceTwoReplicas(t *testing.T) {
 	e := newRuntimeEnv(t, 4, 2)
 	dir := t.TempDir()
 	scans := filepath.Join(dir, "scans.db")
-	a := e.start(scans, filepath.Join(dir, "audit-a.db"))
-	b := e.start(scans, filepath.Join(dir, "audit-b.db"))
+	a := e.start(scans, filepath.Join(dir, "audit-a.db"), "--runtime-action", "annotate")
+	b := e.start(scans, filepath.Join(dir, "audit-b.db"), "--runtime-action", "annotate")
 	for i := range 4 {
 		e.scan(a, i, time.Now())
 	}
@@ -204,6 +205,8 @@ func TestRuntimeComplianceTwoReplicas(t *testing.T) {
 		t.Errorf("violating-workloads gauge summed over replicas = %v, want %d (one reporter)", total, len(e.podsOf(1)))
 	}
 
+	e.expectAnnotations("malicious on two replicas", e.podsOf(1), "block: ")
+
 	// The reporting replica goes away: the other takes the Lease over and
 	// reports the next change.
 	leader, survivor := a, b
@@ -227,6 +230,7 @@ func TestRuntimeComplianceTwoReplicas(t *testing.T) {
 	e.do(survivor, req)
 	e.expectEvents("after the leader stopped", "RuntimeViolationResolved", e.podsOf(1), since)
 	e.expectReport("after the leader stopped", "", "", e.podsOf(1), true)
+	e.expectAnnotations("after the leader stopped", nil, "")
 	t.Logf("the survivor reported the resolution within %s", time.Since(since).Round(time.Millisecond))
 }
 
