@@ -8,6 +8,7 @@ import (
 	"github.com/imagegate/imagegate/inventory"
 )
 
+// index adds a state to the digest, reference, strategy and expiry indexes.
 func (m *Monitor) index(s *State) {
 	add := func(idx map[string]map[inventory.Key]struct{}, v string) {
 		if idx[v] == nil {
@@ -32,6 +33,7 @@ func (m *Monitor) index(s *State) {
 	}
 }
 
+// unindex removes a replaced state from the indexes.
 func (m *Monitor) unindex(s *State) {
 	del := func(idx map[string]map[inventory.Key]struct{}, v string) {
 		delete(idx[v], s.key)
@@ -59,6 +61,7 @@ func (m *Monitor) unindex(s *State) {
 	}
 }
 
+// compactExpiry drops expiry items of replaced states.
 func (m *Monitor) compactExpiry() {
 	live := m.expiry[:0]
 	for _, x := range m.expiry {
@@ -70,6 +73,7 @@ func (m *Monitor) compactExpiry() {
 	heap.Init(&m.expiry)
 }
 
+// States returns the current states, sorted by key.
 func (m *Monitor) States() []*State {
 	m.mu.Lock()
 	out := make([]*State, 0, len(m.states))
@@ -81,6 +85,7 @@ func (m *Monitor) States() []*State {
 	return out
 }
 
+// InNamespace returns the states of one namespace, sorted by key.
 func (m *Monitor) InNamespace(ns string) []*State {
 	m.mu.Lock()
 	var out []*State
@@ -94,6 +99,7 @@ func (m *Monitor) InNamespace(ns string) []*State {
 	return out
 }
 
+// State returns one workload's state.
 func (m *Monitor) State(k inventory.Key) (*State, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -101,6 +107,7 @@ func (m *Monitor) State(k inventory.Key) (*State, bool) {
 	return s, ok
 }
 
+// WithStrategy lists the workloads a strategy hits.
 func (m *Monitor) WithStrategy(id int64) map[inventory.Key]bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -111,11 +118,13 @@ func (m *Monitor) WithStrategy(id int64) map[inventory.Key]bool {
 	return out
 }
 
+// expiryItem is when a workload's earliest scan ages past --max-scan-age.
 type expiryItem struct {
 	due time.Time
 	key inventory.Key
 }
 
+// expiryHeap orders expiry items, soonest first.
 type expiryHeap []expiryItem
 
 func (h expiryHeap) Len() int           { return len(h) }

@@ -322,14 +322,6 @@ func (m *Monitor) dueExpiries() {
 	}
 }
 
-// pass decides what is pending and reports the changes.
-// decide decides one workload: each distinct pod spec once.
-// specKey is what makes two pods' decisions the same.
-// apply stores the new states and returns the changes.
-// States returns the current states, sorted by key.
-// InNamespace returns the states of one namespace, sorted by key.
-// State returns one workload's state.
-// WithStrategy lists the workloads a strategy hits.
 func (m *Monitor) isLeader() bool { return m.o.leader() }
 
 // checkLeader reconciles the sinks when this replica became the leader

@@ -13,6 +13,7 @@ import (
 	"github.com/imagegate/imagegate/workload"
 )
 
+// pass decides what is pending and reports the changes.
 func (m *Monitor) pass(ctx context.Context) {
 	start := m.o.now()
 	m.mu.Lock()
@@ -62,6 +63,7 @@ func (m *Monitor) pass(ctx context.Context) {
 	m.updateGauge()
 }
 
+// decideAll decides keys on the configured number of workers.
 func (m *Monitor) decideAll(ctx context.Context, keys []inventory.Key, work map[inventory.Key]Cause) []*State {
 	results := make([]*State, len(keys))
 	next := make(chan int)
@@ -84,6 +86,7 @@ func (m *Monitor) decideAll(ctx context.Context, keys []inventory.Key, work map[
 	return results
 }
 
+// decide decides one workload: each distinct pod spec once.
 func (m *Monitor) decide(ctx context.Context, k inventory.Key, cause Cause, names *strategyNames) *State {
 	w, ok := m.inv.Workload(k)
 	if !ok {
@@ -125,6 +128,7 @@ func (m *Monitor) decide(ctx context.Context, k inventory.Key, cause Cause, name
 	return s
 }
 
+// podOf is a trimmed pod as workload.FromPod takes it.
 func podOf(p *corev1.Pod) workload.Pod {
 	conv := func(cs []corev1.Container) []workload.PodContainer {
 		out := make([]workload.PodContainer, len(cs))
@@ -144,6 +148,7 @@ func podOf(p *corev1.Pod) workload.Pod {
 	return wp
 }
 
+// specKey is what makes two pods' decisions the same.
 func specKey(o *workload.Object) string {
 	var b strings.Builder
 	b.WriteString(o.ServiceAccount + "\x00" + strings.Join(o.PullSecrets, ",") + "\x00")
@@ -159,6 +164,7 @@ func specKey(o *workload.Object) string {
 	return b.String()
 }
 
+// apply stores the new states and returns the changes.
 func (m *Monitor) apply(keys []inventory.Key, work map[inventory.Key]Cause, results []*State) []Change {
 	m.mu.Lock()
 	defer m.mu.Unlock()
