@@ -1,0 +1,122 @@
+package bundle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/imagegate/imagegate/policy"
+)
+
+// Watcher polls a Source for new digests and hands each verified, valid
+// bundle's snapshot to its caller, and each refusal's reason.
+type Watcher struct {
+	src *Source
+
+	mu      sync.Mutex
+	serving string // digest of the last bundle handed over
+	refused string // why the reference's current digest is not in force; "" when it is
+}
+
+// NewWatcher watches src.
+func NewWatcher(src *Source) *Watcher { return &Watcher{src: src} }
+
+// Watch loads the bundle now and whenever the reference names a new digest
+// (checked every interval), calling onLoad with its snapshot or the reason
+// it was refused. It returns when ctx ends.
+//
+// A digest whose content was refused (invalid, malformed, too large) is not
+// read again: content under a digest cannot change. An unverified digest is
+// checked again each time, so signing a pushed bundle later takes effect;
+// a refusal is reported again only when its reason changes.
+func (w *Watcher) Watch(ctx context.Context, interval time.Duration, onLoad func(*policy.Snapshot, error)) {
+	var settled, reported string
+	check := func() {
+		d, err := w.src.Resolve(ctx)
+		if err == nil && d.String() == settled {
+			return
+		}
+		var b *Bundle
+		if err == nil {
+			b, err = w.src.Load(ctx, d)
+		}
+		if err == nil {
+			settled, reported = d.String(), ""
+			w.set(d.DigestStr(), "")
+			onLoad(b.Snapshot, nil)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if IsContentRefusal(err) {
+			settled = d.String()
+		}
+		w.set("", err.Error())
+		if err.Error() != reported {
+			reported = err.Error()
+			onLoad(nil, err)
+		}
+	}
+	check()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			check()
+		}
+	}
+}
+
+func (w *Watcher) set(serving, refused string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if serving != "" {
+		w.serving = serving
+	}
+	w.refused = refused
+}
+
+// Status is "" while the reference's current digest is the bundle in force,
+// else why not, and what is served instead (for /readyz).
+func (w *Watcher) Status() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.refused == "" {
+		return ""
+	}
+	serving := "no bundle loaded yet"
+	if w.serving != "" {
+		serving = "serving " + w.src.ref.Context().String() + "@" + w.serving
+	}
+	return fmt.Sprintf("%s%s not in force (%s): %s", Scheme, w.src.Ref(), serving, w.refused)
+}
+
+// IsContentRefusal reports whether err refuses what a digest holds (its
+// signature aside): invalid policies, not a bundle, over the bounds.
+func IsContentRefusal(err error) bool {
+	var ie *InvalidError
+	var me *MalformedError
+	var le *LimitError
+	return errors.As(err, &ie) || errors.As(err, &me) || errors.As(err, &le)
+}
+
+// Result classifies a load for metrics: ok, unverified, invalid (content
+// refused) or error (the registry could not be read).
+func Result(err error) string {
+	var ue *UnverifiedError
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.As(err, &ue):
+		return "unverified"
+	case IsContentRefusal(err):
+		return "invalid"
+	}
+	return "error"
+}

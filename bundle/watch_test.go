@@ -1,0 +1,67 @@
+package bundle
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imagegate/imagegate/policy"
+)
+
+type load struct {
+	snap *policy.Snapshot
+	err  error
+}
+
+func TestWatchKeepsLastGoodBundle(t *testing.T) {
+	f := newFixture(t)
+	ref := Scheme + f.reg.Host + "/policies:live"
+	first := f.push(t, writeDir(t, map[string]string{"s.yaml": strategies}), "live", f.signer)
+	w := NewWatcher(f.source(t, ref))
+	loads := make(chan load, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Watch(ctx, 20*time.Millisecond, func(s *policy.Snapshot, err error) { loads <- load{s, err} })
+	next := func() load {
+		t.Helper()
+		select {
+		case l := <-loads:
+			return l
+		case <-time.After(10 * time.Second):
+			t.Fatal("no load reported")
+		}
+		return load{}
+	}
+	if l := next(); l.err != nil || len(l.snap.Strategies()) != 1 || w.Status() != "" {
+		t.Fatalf("first bundle: %v, status %q", l.err, w.Status())
+	}
+
+	// An unsigned bundle under the tag: refused once, the status says why
+	// and what is still served.
+	changed := strings.Replace(strategies, "strategyId: 7", "strategyId: 9", 1)
+	unsigned := f.push(t, writeDir(t, map[string]string{"s.yaml": changed}), "live", nil)
+	if l := next(); Result(l.err) != "unverified" {
+		t.Fatalf("unsigned bundle: %v", l.err)
+	}
+	if st := w.Status(); !strings.Contains(st, unsigned) || !strings.Contains(st, "serving") || !strings.Contains(st, first) {
+		t.Fatalf("status %q does not name the refused %s and the served %s", st, unsigned, first)
+	}
+	select {
+	case l := <-loads:
+		t.Fatalf("the same refusal was reported again: %v", l.err)
+	case <-time.After(100 * time.Millisecond):
+	}
+
+	// Signed after the push: the same digest is taken up.
+	d, _ := ParseRef(f.reg.Host + "/policies@" + unsigned)
+	if err := Sign(context.Background(), d.Context().Digest(unsigned), f.signer); err != nil {
+		t.Fatal(err)
+	}
+	if l := next(); l.err != nil || l.snap.Strategies()[0].Spec.StrategyID != 9 {
+		t.Fatalf("signed later: %v", l.err)
+	}
+	if st := w.Status(); st != "" {
+		t.Fatalf("status %q with the current bundle in force", st)
+	}
+}
