@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -94,7 +95,7 @@ func (w *Watcher) Status() string {
 	if w.serving != "" {
 		serving = "serving " + w.src.ref.Context().String() + "@" + w.serving
 	}
-	return fmt.Sprintf("%s%s not in force (%s): %s", Scheme, w.src.Ref(), serving, w.refused)
+	return fmt.Sprintf("%s%s not in force (%s): %s", Scheme, w.src.Ref(), serving, strings.ReplaceAll(w.refused, "\n", "; "))
 }
 
 // IsContentRefusal reports whether err refuses what a digest holds (its

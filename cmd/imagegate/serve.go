@@ -40,11 +40,12 @@ type serveFlags struct {
 	kube                                                                     kubeFlags
 	pin                                                                      pinFlags
 	listener                                                                 listenerFlags
+	bundle                                                                   bundleFlags
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 	f := &serveFlags{}
-	fs := newFlagSet("serve", "serve (--policies DIR | --policy-source=kube [--kubeconfig F]) --cluster-id ID --tls-cert-file F --tls-private-key-file F [flags]", stderr)
+	fs := newFlagSet("serve", "serve (--policies DIR | --policy-source=kube [--kubeconfig F] | --policy-source=oci://REF --policy-key F) --cluster-id ID --tls-cert-file F --tls-private-key-file F [flags]", stderr)
 	fs.StringVar(&f.policies, "policies", "", "directory of policy objects (watched for changes)")
 	fs.StringVar(&f.clusterID, "cluster-id", "", "this cluster's id, as policies and strategies name it")
 	fs.StringVar(&f.certFile, "tls-cert-file", "", "serving certificate (PEM); reloaded when it changes")
@@ -74,6 +75,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 	f.kube.register(fs)
 	f.pin.register(fs)
 	f.listener.register(fs)
+	f.bundle.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, flagError(err)
 	}
@@ -86,7 +88,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 		f.scanStore = cmp.Or(f.scanStore, f.store)
 		f.audit.store = cmp.Or(f.audit.store, f.store)
 	}
-	if msg := f.kube.resolve(f.policies, f.scanStore); msg != "" {
+	if msg := cmp.Or(f.kube.resolve(f.policies, f.scanStore), f.bundle.resolve(fs, f.kube.source, f.pollInterval)); msg != "" {
 		fmt.Fprintf(stderr, "imagegate serve: %s\n", msg)
 		return nil, exitBadUsage
 	}
@@ -185,6 +187,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		Name: "imagegate_policy_reload_rejected_total", Help: "Policy sets refused although valid, by reason (empty: it would have ended enforcement).",
 	}, []string{"reason"})
 	reg.MustRegister(loads, rejected)
+	reloads := newReloadCounter(reg, f.kube.source)
 	// Both policy sources load through here, so one guard covers both.
 	guard := policy.NewEmptyGuard(f.allowEmpty)
 	onLoad := func(snap *policy.Snapshot, err error) {
@@ -206,6 +209,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 				engines.Swap(e)
 				guard.Loaded(snap)
 				loads.WithLabelValues("ok").Inc()
+				reloads.observe(nil)
 				log.Info("policy snapshot loaded", "digest", snap.Digest(), "attestors", len(snap.Attestors()),
 					"policies", len(snap.Policies()), "strategies", len(snap.Strategies()))
 				if !snap.Enforces() && !f.allowEmpty {
@@ -216,12 +220,18 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 			}
 		}
 		loads.WithLabelValues("error").Inc()
+		reloads.observe(err)
 		log.Error("policy snapshot rejected; the last good one stays in force", "source", f.kube.source, "dir", f.policies, "error", err.Error())
 	}
-	if kubeSource, err := f.kube.start(ctx, kubeClient, log, onLoad, extra); err != nil {
+	kubeSource, err := f.kube.start(ctx, kubeClient, log, onLoad, extra)
+	if err != nil {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return exitBadUsage
-	} else if !kubeSource {
+	}
+	if bundleSource, err := f.bundle.start(ctx, f.kube.source, &f.verifier, log, onLoad); err != nil {
+		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
+		return exitBadUsage
+	} else if !kubeSource && !bundleSource {
 		go policy.Watch(ctx, f.policies, f.pollInterval, onLoad)
 	}
 	auditOpts, stopAudit, err := f.audit.start(ctx, f.clusterID, log, reg, extra, st)
@@ -255,6 +265,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 			// The scan store away: admissions go on from the facts last
 			// read, so the replica stays ready, and says so.
 			w := warnings.get()
+			if s := f.bundle.status(); s != "" {
+				w = append(w, s)
+			}
 			if scans != nil {
 				if s := scans.Status(); s != "" {
 					w = append(w, s)
