@@ -45,8 +45,9 @@ func (w *Watcher) Watch(ctx context.Context, interval time.Duration, onLoad func
 		}
 		if err == nil {
 			settled, reported = d.String(), ""
-			w.set(d.DigestStr(), "")
+			// Status changes after onLoad: what it reports is in force.
 			onLoad(b.Snapshot, nil)
+			w.set(d.DigestStr(), "")
 			return
 		}
 		if ctx.Err() != nil {
@@ -55,11 +56,11 @@ func (w *Watcher) Watch(ctx context.Context, interval time.Duration, onLoad func
 		if IsContentRefusal(err) {
 			settled = d.String()
 		}
-		w.set("", err.Error())
 		if err.Error() != reported {
 			reported = err.Error()
 			onLoad(nil, err)
 		}
+		w.set("", err.Error())
 	}
 	check()
 	t := time.NewTicker(interval)
