@@ -65,6 +65,9 @@ type Source struct {
 	attestor *policy.Attestor
 	verifier Verifier
 	o        options
+	// puller is kept for the source's life: polling reuses its connection
+	// and registry token instead of pinging the registry every time.
+	puller *remote.Puller
 }
 
 // NewSource reads ref (oci://REGISTRY/REPOSITORY:TAG, or @sha256:…)
@@ -82,14 +85,18 @@ func NewSource(ref string, attestor *policy.Attestor, v Verifier, opts ...Option
 	if err != nil {
 		return nil, err
 	}
-	return &Source{ref: r, attestor: attestor, verifier: v, o: o}, nil
+	p, err := remote.NewPuller(o.remote...)
+	if err != nil {
+		return nil, err
+	}
+	return &Source{ref: r, attestor: attestor, verifier: v, o: o, puller: p}, nil
 }
 
 // Ref is the reference read, without oci://.
 func (s *Source) Ref() string { return s.ref.String() }
 
 func (s *Source) remote(ctx context.Context) []remote.Option {
-	return append([]remote.Option{remote.WithContext(ctx)}, s.o.remote...)
+	return []remote.Option{remote.WithContext(ctx), remote.Reuse(s.puller)}
 }
 
 // Resolve returns the digest the reference names now.

@@ -37,6 +37,14 @@ func TestWatchKeepsLastGoodBundle(t *testing.T) {
 		t.Fatalf("first bundle: %v, status %q", l.err, w.Status())
 	}
 
+	// While the tag stays, a poll is one HEAD on the kept connection: no
+	// ping, no signature or blob read.
+	f.reg.Reset()
+	time.Sleep(200 * time.Millisecond)
+	if heads, pings, reads := f.reg.Count("HEAD /v2/policies/manifests/live"), f.reg.Count("GET /v2/"), f.reg.Count("GET"); heads < 2 || pings != 0 || reads != 0 {
+		t.Fatalf("polling an unchanged tag: %d HEADs, %d pings, %d GETs; want HEADs only", heads, pings, reads)
+	}
+
 	// An unsigned bundle under the tag: refused once, the status says why
 	// and what is still served.
 	changed := strings.Replace(strategies, "strategyId: 7", "strategyId: 9", 1)
