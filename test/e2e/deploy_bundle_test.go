@@ -59,13 +59,13 @@ func checkStoreFromSecret(t *testing.T, d *unstructured.Unstructured, secret, ke
 	t.Helper()
 	c := containerSpec(t, d)
 	args, _, _ := unstructured.NestedStringSlice(c, "args")
-	if !slices.Contains(args, "--store=$(IMAGEGATE_STORE_URL)") {
-		t.Errorf("args %q: no --store=$(IMAGEGATE_STORE_URL)", args)
+	if !slices.Contains(args, "--store=$(IMAGEGATE_STORE)") {
+		t.Errorf("args %q: no --store=$(IMAGEGATE_STORE)", args)
 	}
 	env, _, _ := unstructured.NestedSlice(c, "env")
 	want := fmt.Sprintf("secretKeyRef:map[key:%s name:%s]", key, secret)
 	if !strings.Contains(fmt.Sprint(env), want) {
-		t.Errorf("env %v: IMAGEGATE_STORE_URL not from %s", env, want)
+		t.Errorf("env %v: IMAGEGATE_STORE not from %s", env, want)
 	}
 }
 

@@ -126,7 +126,10 @@ func TestOCIPolicyBundle(t *testing.T) {
 	}
 	push := func(t *testing.T, dir, key string) string { t.Helper(); return pushTo(t, ref, dir, key) }
 	first := bundleDir(t, bundleStrategy(9101, "cluster-a", "blocked-*"), bundleStrategy(9102, "cluster-b", "other-*"))
-	push(t, first, key)
+	// The signature is cosign's own: the cosign CLI verifies it.
+	if code := harness.CosignVerify(t, pub, push(t, first, key)); code != 0 {
+		t.Fatalf("cosign verify of the pushed bundle: exit %d", code)
+	}
 
 	facts := writeFile(t, t.TempDir(), "facts.yaml", "images: {}\n")
 	start := func(cluster string) *harness.Imagegate {
