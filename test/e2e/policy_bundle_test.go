@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/imagegate/imagegate/test/e2e/harness"
 )
@@ -162,22 +163,38 @@ func TestOCIPolicyBundle(t *testing.T) {
 		name   string
 		push   func(t *testing.T) string
 		reason string
+		result string // of imagegate_policy_reloads_total
 	}{
-		{"signed by another key", func(t *testing.T) string { return push(t, v2, otherKey) }, "signature not verified"},
+		{"signed by another key", func(t *testing.T) string { return push(t, v2, otherKey) }, "signature not verified", "unverified"},
 		{"unsigned", func(t *testing.T) string {
 			return push(t, bundleDir(t, bundleStrategy(9101, "cluster-a", "v2b-*")), "")
-		}, "signature not verified"},
+		}, "signature not verified", "unverified"},
 		{"tampered with after signing", func(t *testing.T) string {
 			// A bundle signed under another tag, its manifest changed (a
 			// layer's title) and pushed under the watched tag: a digest the
 			// release key never signed.
 			d := pushTo(t, ref+"-staging", bundleDir(t, bundleStrategy(9101, "cluster-a", "v2c-*")), key)
 			return tamper(t, d, strings.TrimPrefix(ref, "oci://"))
-		}, "signature not verified"},
+		}, "signature not verified", "unverified"},
+		{"an invalid set, signed with the release key", func(t *testing.T) string {
+			// policy push refuses invalid sets: the attacker's (or a broken
+			// pipeline's) bundle is made by hand and signed by the CLI.
+			d := invalidBundle(t, pushTo(t, ref+"-staging", first, ""), strings.Replace(bundleStrategy(9101, "cluster-a", "v2d-*"), "ruleAction: block", "ruleAction: explode", 1))
+			harness.CosignSign(t, key, d)
+			tag, _ := name.ParseReference(strings.TrimPrefix(ref, "oci://"), name.Insecure)
+			desc, err := remote.Get(bundleRef(t, d))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := remote.Put(tag, rawManifest(desc.Manifest)); err != nil {
+				t.Fatal(err)
+			}
+			return d
+		}, "spec.ruleAction", "invalid"},
 	}
 	for _, tc := range refused {
 		t.Run("refused: "+tc.name, func(t *testing.T) {
-			before := metricValue(getBody(t, http.DefaultClient, a.MetricsURL+"/metrics"), metric("unverified"))
+			before := metricValue(getBody(t, http.DefaultClient, a.MetricsURL+"/metrics"), metric(tc.result))
 			digest := tc.push(t)
 			digest = digest[strings.Index(digest, "@")+1:]
 			harness.Eventually(t, 20*time.Second, "the refusal on /readyz", func() error {
@@ -189,8 +206,8 @@ func TestOCIPolicyBundle(t *testing.T) {
 			})
 			expect(t, a, blocked, false)
 			expect(t, b, other, false)
-			if after := metricValue(getBody(t, http.DefaultClient, a.MetricsURL+"/metrics"), metric("unverified")); after != before+1 {
-				t.Fatalf("%s went from %v to %v, want one more", metric("unverified"), before, after)
+			if after := metricValue(getBody(t, http.DefaultClient, a.MetricsURL+"/metrics"), metric(tc.result)); after != before+1 {
+				t.Fatalf("%s went from %v to %v, want one more", metric(tc.result), before, after)
 			}
 		})
 	}
@@ -271,4 +288,42 @@ func metricValue(body, series string) float64 {
 		}
 	}
 	return 0
+}
+
+func bundleRef(t *testing.T, ref string) name.Reference {
+	t.Helper()
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// invalidBundle copies the bundle at digestRef with its first layer
+// replaced by doc, under a tag of its own, and returns it by digest.
+func invalidBundle(t *testing.T, digestRef, doc string) string {
+	t.Helper()
+	r := bundleRef(t, digestRef)
+	desc, err := remote.Get(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(desc.Manifest, &m); err != nil {
+		t.Fatal(err)
+	}
+	layer := static.NewLayer([]byte(doc), "application/vnd.imagegate.policy.v1+yaml")
+	if err := remote.WriteLayer(r.Context(), layer); err != nil {
+		t.Fatal(err)
+	}
+	h, _ := layer.Digest()
+	l0 := m["layers"].([]any)[0].(map[string]any)
+	l0["digest"], l0["size"] = h.String(), len(doc)
+	raw, _ := json.Marshal(m)
+	tag := r.Context().Tag("invalid")
+	if err := remote.Put(tag, rawManifest(raw)); err != nil {
+		t.Fatal(err)
+	}
+	d, _, _ := v1.SHA256(bytes.NewReader(raw))
+	return r.Context().Digest(d.String()).String()
 }
