@@ -2,7 +2,12 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/imagegate/imagegate/attestation/attestationtest"
+	"github.com/imagegate/imagegate/bundle"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 )
 
@@ -146,4 +152,87 @@ func headRef(ref string) (any, error) {
 		return nil, err
 	}
 	return remote.Head(r)
+}
+
+// TestServePolicyBundle runs the real binary on a bundle in an in-process
+// registry: not ready while the tag names only an unsigned bundle (no
+// policies would admit everything), ready and deciding once a signed one is
+// there, and an unsigned successor is refused with the last good set kept,
+// on /readyz and in imagegate_policy_reloads_total.
+func TestServePolicyBundle(t *testing.T) {
+	reg := attestationtest.NewRegistry(t)
+	dir := t.TempDir()
+	key, pub := cosignKeys(t, dir, "cosign")
+	sv, err := bundle.LoadKey(key, []byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := "oci://" + reg.Host + "/policies:live"
+	push := func(action int, sign bool) string {
+		t.Helper()
+		policies := filepath.Join(t.TempDir(), "s.yaml")
+		if err := os.WriteFile(policies, []byte(fmt.Sprintf(blockStrategy, action)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b, err := bundle.Pack(policies)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := b.Push(context.Background(), ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sign {
+			if err := bundle.Sign(context.Background(), d, sv); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return d.DigestStr()
+	}
+	unsignedFirst := push(2, false)
+	cert, tlsKey := selfSignedCert(t, dir)
+	listen, metrics := freePort(t), freePort(t)
+	cmd := exec.Command(binary, "serve", "--policy-source="+ref, "--policy-key", pub, "--cluster-id", "c1", "--tls-cert-file", cert, "--tls-private-key-file", tlsKey,
+		"--listen", listen, "--metrics-listen", metrics, "--policy-poll-interval", "100ms", "--verification-negative-ttl", "100ms")
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	client := serveClient()
+	get := func(url string) (int, string) {
+		resp, err := client.Get(url)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	waitFor(t, "the unsigned bundle's refusal", func() bool {
+		_, m := get("http://" + metrics + "/metrics")
+		return strings.Contains(m, `imagegate_policy_reloads_total{result="unverified",source="oci"} 1`)
+	})
+	if code, body := get("https://" + listen + "/readyz"); code != http.StatusServiceUnavailable {
+		t.Fatalf("ready (%d %s) with only the unsigned bundle %s", code, body, unsignedFirst)
+	}
+
+	signed := push(2, true)
+	waitReady(t, client, listen)
+	if podAllowed(t, client, listen, "bad-app:1") {
+		t.Fatal("bad-app admitted under the bundle's block strategy")
+	}
+	unsigned := push(1, false) // would turn the block into an alert
+	waitFor(t, "the refusal on /readyz", func() bool {
+		_, body := get("https://" + listen + "/readyz")
+		return strings.Contains(body, unsigned) && strings.Contains(body, "serving "+reg.Host+"/policies@"+signed)
+	})
+	if podAllowed(t, client, listen, "bad-app:1") {
+		t.Fatal("the unsigned bundle's alert strategy governs")
+	}
+	stopServe(t, cmd)
+	if !strings.Contains(logs.String(), "signature not verified") {
+		t.Errorf("logs lack the refusal:\n%s", logs.String())
+	}
 }
