@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -27,6 +28,7 @@ const (
 const (
 	DefaultMaxBytes  = 4 << 20 // the layers together
 	DefaultMaxLayers = 256
+	DefaultTimeout   = time.Minute // one check of a Watcher
 	maxManifestBytes = 256 << 10
 	maxConfigBytes   = 64 << 10
 )

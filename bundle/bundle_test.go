@@ -63,7 +63,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := attestation.New(attestation.WithNegativeTTL(time.Millisecond))
+	v, err := attestation.New(attestation.WithNegativeTTL(time.Millisecond), attestation.WithRetries(0, time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func newFixture(t *testing.T) *fixture {
 
 func (f *fixture) source(t *testing.T, ref string, opts ...Option) *Source {
 	t.Helper()
-	s, err := NewSource(ref, f.attestor, f.verifier, append(opts, WithRemoteOptions(remote.WithTransport(f.verifier.Transport())))...)
+	s, err := NewSource(ref, f.attestor, f.verifier, append(opts, WithRemoteOptions(remote.WithTransport(f.verifier.Transport()), remote.WithRetryBackoff(remote.Backoff{Steps: 1})))...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package bundle
 import (
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -14,12 +15,13 @@ type Option func(*options)
 type options struct {
 	maxBytes  int64
 	maxLayers int
+	timeout   time.Duration
 	insecure  []string
 	remote    []remote.Option
 }
 
 func defaults() options {
-	return options{maxBytes: DefaultMaxBytes, maxLayers: DefaultMaxLayers}
+	return options{maxBytes: DefaultMaxBytes, maxLayers: DefaultMaxLayers, timeout: DefaultTimeout}
 }
 
 func apply(opts []Option) options {
@@ -36,6 +38,11 @@ func WithMaxBytes(n int64) Option { return func(o *options) { o.maxBytes = n } }
 // WithMaxLayers bounds the layers (files) of a bundle (DefaultMaxLayers).
 func WithMaxLayers(n int) Option { return func(o *options) { o.maxLayers = n } }
 
+// WithTimeout bounds one check of a Watcher: resolving the tag, verifying
+// and reading a bundle (DefaultTimeout). A registry that stops answering
+// cannot stall the watch.
+func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
 // WithInsecureRegistries lets these registries (host or host:port) be
 // reached over plain HTTP; loopback ones always may.
 func WithInsecureRegistries(hosts ...string) Option {
@@ -48,6 +55,9 @@ func WithRemoteOptions(ro ...remote.Option) Option {
 }
 
 func (o *options) validate() error {
+	if o.timeout <= 0 {
+		return fmt.Errorf("policy bundle timeout must be positive, not %v", o.timeout)
+	}
 	if o.maxBytes <= 0 || o.maxLayers <= 0 {
 		return fmt.Errorf("policy bundle bounds must be positive (max bytes %d, max layers %d)", o.maxBytes, o.maxLayers)
 	}

@@ -33,18 +33,25 @@ func NewWatcher(src *Source) *Watcher { return &Watcher{src: src} }
 // checked again each time, so signing a pushed bundle later takes effect;
 // a refusal is reported again only when its reason changes.
 func (w *Watcher) Watch(ctx context.Context, interval time.Duration, onLoad func(*policy.Snapshot, error)) {
-	var settled, reported string
+	// settled is the last digest decided for good (loaded, or refused for
+	// its content: settledErr); reported the last refusal handed to onLoad.
+	var settled, settledErr, reported string
 	check := func() {
-		d, err := w.src.Resolve(ctx)
+		cctx, cancel := context.WithTimeout(ctx, w.src.o.timeout)
+		defer cancel()
+		d, err := w.src.Resolve(cctx)
 		if err == nil && d.String() == settled {
+			// Unchanged, though an error (a registry away) may have come between.
+			reported = settledErr
+			w.set("", settledErr)
 			return
 		}
 		var b *Bundle
 		if err == nil {
-			b, err = w.src.Load(ctx, d)
+			b, err = w.src.Load(cctx, d)
 		}
 		if err == nil {
-			settled, reported = d.String(), ""
+			settled, settledErr, reported = d.String(), "", ""
 			// Status changes after onLoad: what it reports is in force.
 			onLoad(b.Snapshot, nil)
 			w.set(d.DigestStr(), "")
@@ -54,7 +61,7 @@ func (w *Watcher) Watch(ctx context.Context, interval time.Duration, onLoad func
 			return
 		}
 		if IsContentRefusal(err) {
-			settled = d.String()
+			settled, settledErr = d.String(), err.Error()
 		}
 		if err.Error() != reported {
 			reported = err.Error()

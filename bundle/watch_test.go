@@ -2,6 +2,7 @@ package bundle
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +44,24 @@ func TestWatchKeepsLastGoodBundle(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if heads, pings, reads := f.reg.Count("HEAD /v2/policies/manifests/live"), f.reg.Count("GET /v2/"), f.reg.Count("GET"); heads < 2 || pings != 0 || reads != 0 {
 		t.Fatalf("polling an unchanged tag: %d HEADs, %d pings, %d GETs; want HEADs only", heads, pings, reads)
+	}
+
+	// The registry away for a while: said once, then forgotten when the
+	// same digest is back.
+	f.reg.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return true
+	})
+	if l := next(); Result(l.err) != "error" || !strings.Contains(w.Status(), "serving") {
+		t.Fatalf("registry away: %v, status %q", l.err, w.Status())
+	}
+	f.reg.SetFault(nil)
+	deadline := time.Now().Add(10 * time.Second)
+	for w.Status() != "" && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := w.Status(); st != "" {
+		t.Fatalf("status %q after the registry came back", st)
 	}
 
 	// An unsigned bundle under the tag: refused once, the status says why

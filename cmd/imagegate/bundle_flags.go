@@ -122,8 +122,10 @@ func (b *bundleFlags) source(ref string, vf *verifierFlags) (*bundle.Source, err
 	}
 	return bundle.NewSource(ref, a, v, bundle.WithInsecureRegistries(vf.insecure...),
 		bundle.WithMaxBytes(b.maxBytes), bundle.WithMaxLayers(b.maxLayers),
+		// The verifier's transport retries within the deadline; the
+		// registry client's own retries would wait seconds on top.
 		bundle.WithRemoteOptions(remote.WithTransport(v.Transport()), remote.WithAuthFromKeychain(authn.DefaultKeychain),
-			remote.WithUserAgent("imagegate")))
+			remote.WithUserAgent("imagegate"), remote.WithRetryBackoff(remote.Backoff{Steps: 1})))
 }
 
 // load reads, verifies and validates the bundle ref names now (check).
