@@ -11,6 +11,9 @@ import (
 	"github.com/imagegate/imagegate/policy"
 )
 
+// maxStatusReason bounds the reason Status gives.
+const maxStatusReason = 1024
+
 // Watcher polls a Source for new digests and hands each verified, valid
 // bundle's snapshot to its caller, and each refusal's reason.
 type Watcher struct {
@@ -103,7 +106,11 @@ func (w *Watcher) Status() string {
 	if w.serving != "" {
 		serving = "serving " + w.src.ref.Context().String() + "@" + w.serving
 	}
-	return fmt.Sprintf("%s%s not in force (%s): %s", Scheme, w.src.Ref(), serving, strings.ReplaceAll(w.refused, "\n", "; "))
+	reason := strings.ReplaceAll(w.refused, "\n", "; ")
+	if len(reason) > maxStatusReason { // a set with many errors: the log has them all
+		reason = reason[:maxStatusReason] + "…"
+	}
+	return fmt.Sprintf("%s%s not in force (%s): %s", Scheme, w.src.Ref(), serving, reason)
 }
 
 // IsContentRefusal reports whether err refuses what a digest holds (its
