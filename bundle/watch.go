@@ -108,7 +108,7 @@ func (w *Watcher) Status() string {
 	}
 	reason := strings.ReplaceAll(w.refused, "\n", "; ")
 	if len(reason) > maxStatusReason { // a set with many errors: the log has them all
-		reason = reason[:maxStatusReason] + "…"
+		reason = strings.ToValidUTF8(reason[:maxStatusReason], "") + "…"
 	}
 	return fmt.Sprintf("%s%s not in force (%s): %s", Scheme, w.src.Ref(), serving, reason)
 }
