@@ -57,7 +57,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 	fs.StringVar(&f.ownNamespace, "namespace", envOr("POD_NAMESPACE", "imagegate"), "imagegate's own namespace (exempt)")
 	fs.Var(&f.exempt, "exempt-namespaces", "namespaces admitted without a decision (repeatable or comma-separated; default kube-system and --namespace)")
 	fs.DurationVar(&f.maxScanAge, "max-scan-age", 0, "scan results older than this count as unscanned (0: never)")
-	fs.DurationVar(&f.pollInterval, "policy-poll-interval", 2*time.Second, "how often to look for policy changes")
+	fs.DurationVar(&f.pollInterval, "policy-poll-interval", 2*time.Second, "how often to look for policy changes (a policy bundle, oci://: 30s unless given)")
 	fs.BoolVar(&f.allowEmpty, "allow-empty-policies", false, "let a policy set without BinarySecurityPolicy and OpaStrategy replace one with them (otherwise refused: the last good set stays)")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long to drain requests in flight on SIGTERM")
 	fs.DurationVar(&f.defaultTimeout, "default-timeout", webhook.DefaultTimeout, "decision budget when the API server sends no timeout")
