@@ -44,8 +44,8 @@ func TestLoadValid(t *testing.T) {
 	}
 }
 
-func TestSeedShapedStrategyLoads(t *testing.T) {
-	// Every field of seed 004's Data object, as DESIGN.md §1 spells it.
+func TestDocumentedStrategyLoads(t *testing.T) {
+	// Every field of GetOpaStrategyDetailNew's documented Data object.
 	doc := strategyHead + `  strategyId: 1005
   strategyTemplateId: 1204
   strategyName: test001
