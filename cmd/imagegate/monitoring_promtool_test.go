@@ -14,11 +14,15 @@ import (
 // on the alerts as deploy/prometheus has them (expressions and annotation
 // templates), and promtool test rules on testdata/alerts.test.yaml, which
 // feeds each alert series that must make it fire, and series that must
-// not. Without promtool it skips: TestMonitoringQueries and TestAlertRules
-// check the same files with the PromQL parser.
+// not. Without promtool it skips (fails under IMAGEGATE_E2E, where
+// scripts/e2e-tools.sh has installed it): TestMonitoringQueries and
+// TestAlertRules check the same files with the PromQL parser.
 func TestAlertRulesPromtool(t *testing.T) {
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
+		if os.Getenv("IMAGEGATE_E2E") != "" {
+			t.Fatal("no promtool on PATH (scripts/e2e-tools.sh installs it)")
+		}
 		t.Skip("no promtool on PATH (apt-get install prometheus)")
 	}
 	b, err := os.ReadFile(rulesFile)
