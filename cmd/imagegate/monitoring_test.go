@@ -171,7 +171,7 @@ func TestMonitoringQueries(t *testing.T) {
 			if v.Type != "query" {
 				continue
 			}
-			q, _ := v.Query.(map[string]any)["query"].(string)
+			q, _ := v.Query.(string)
 			m := regexp.MustCompile(`^label_values\((.+),\s*(\w+)\)$`).FindStringSubmatch(q)
 			if m == nil {
 				t.Errorf("variable %s: query %q is not label_values(selector, label)", v.Name, q)
