@@ -187,6 +187,11 @@ func newReloadCounter(reg prometheus.Registerer, source string) *reloadCounter {
 	if bundle.IsRef(source) {
 		source = "oci"
 	}
+	// Every result at zero up front: increase() cannot see a series whose
+	// first sample is already 1.
+	for _, result := range []string{"ok", "unverified", "invalid", "empty", "error"} {
+		c.WithLabelValues(source, result)
+	}
 	return &reloadCounter{c: c, source: source}
 }
 

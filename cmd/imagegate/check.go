@@ -16,7 +16,7 @@ import (
 func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("check", "check --policies DIR|oci://REF [--policy-key F] [--facts FILE] [--cluster-id ID] [-o json|text] [--strict] MANIFEST|DIR...", stderr)
 	policies := fs.String("policies", "", "directory (or file) of policy objects, read recursively; or a signed policy bundle, oci://REGISTRY/REPOSITORY:TAG (with --policy-key or --policy-attestor-file)")
-	factsFile := fs.String("facts", "", "facts file (YAML/JSON); without it every image is unsigned and unscanned")
+	factsFile := fs.String("facts", "", "facts file (YAML/JSON) to decide from instead of the registries; without it signatures are verified live and scan facts come from --scan-store (none: unscanned)")
 	clusterID := fs.String("cluster-id", "", "cluster to decide for; empty applies every cluster's scopes")
 	output := fs.String("o", "text", "output format: text or json")
 	strict := fs.Bool("strict", false, "exit 1 on any warning (no policies, a cluster id no policy names, a workload without containers)")

@@ -178,22 +178,18 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return exitBadUsage
 	}
+	reg.MustRegister(webhook.CertExpiryCollector(certs))
 	failOpen := f.onVerificationError == "allow"
 	engines := &admission.Engines{}
-	loads := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "imagegate_policy_loads_total", Help: "Policy snapshot loads by result (ok, error).",
-	}, []string{"result"})
-	rejected := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "imagegate_policy_reload_rejected_total", Help: "Policy sets refused although valid, by reason (empty: it would have ended enforcement).",
-	}, []string{"reason"})
-	reg.MustRegister(loads, rejected)
+	policyStats := newPolicyMetrics(reg)
 	reloads := newReloadCounter(reg, f.kube.source)
 	// Both policy sources load through here, so one guard covers both.
 	guard := policy.NewEmptyGuard(f.allowEmpty)
 	onLoad := func(snap *policy.Snapshot, err error) {
+		empty := false
 		if err == nil {
 			if err = guard.Check(snap); err != nil {
-				rejected.WithLabelValues("empty").Inc()
+				empty = true
 				err = fmt.Errorf("%w (deleted by mistake? restore the policies; on purpose: serve --allow-empty-policies)", err)
 			}
 		}
@@ -208,7 +204,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 				}
 				engines.Swap(e)
 				guard.Loaded(snap)
-				loads.WithLabelValues("ok").Inc()
+				policyStats.loaded()
 				reloads.observe(nil)
 				log.Info("policy snapshot loaded", "digest", snap.Digest(), "attestors", len(snap.Attestors()),
 					"policies", len(snap.Policies()), "strategies", len(snap.Strategies()))
@@ -219,7 +215,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 				return
 			}
 		}
-		loads.WithLabelValues("error").Inc()
+		policyStats.failed(empty)
 		reloads.observe(err)
 		log.Error("policy snapshot rejected; the last good one stays in force", "source", f.kube.source, "dir", f.policies, "error", err.Error())
 	}
