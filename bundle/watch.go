@@ -39,12 +39,18 @@ func (w *Watcher) Watch(ctx context.Context, interval time.Duration, onLoad func
 	// settled is the last digest decided for good (loaded, or refused for
 	// its content: settledErr); reported the last refusal handed to onLoad.
 	var settled, settledErr, reported string
+	var last *policy.Snapshot // of settled, when it loaded
 	check := func() {
 		cctx, cancel := context.WithTimeout(ctx, w.src.o.timeout)
 		defer cancel()
 		d, err := w.src.Resolve(cctx)
 		if err == nil && d.String() == settled {
-			// Unchanged, though an error (a registry away) may have come between.
+			// Unchanged, but an error (a registry away, an unsigned digest
+			// since re-tagged) may have been reported in between: the set
+			// in force is again what the source holds, and onLoad hears so.
+			if reported != settledErr && settledErr == "" {
+				onLoad(last, nil)
+			}
 			reported = settledErr
 			w.set("", settledErr)
 			return
@@ -54,7 +60,7 @@ func (w *Watcher) Watch(ctx context.Context, interval time.Duration, onLoad func
 			b, err = w.src.Load(cctx, d)
 		}
 		if err == nil {
-			settled, settledErr, reported = d.String(), "", ""
+			settled, settledErr, reported, last = d.String(), "", "", b.Snapshot
 			// Status changes after onLoad: what it reports is in force.
 			onLoad(b.Snapshot, nil)
 			w.set(d.DigestStr(), "")

@@ -226,9 +226,13 @@ func TestOCIPolicyBundle(t *testing.T) {
 		})
 		expect(t, a, "127.0.0.1:5000/v2-app:1", false)
 		expect(t, b, other, false)
-		if body := getBody(t, a.HTTPClient(), a.URL+"/readyz"); strings.Contains(body, "not in force") {
-			t.Fatalf("readyz still reports a refusal: %s", body)
-		}
+		// /readyz follows the load it reports, a moment after the swap.
+		harness.Eventually(t, 5*time.Second, "no refusal on /readyz", func() error {
+			if body := getBody(t, a.HTTPClient(), a.URL+"/readyz"); strings.Contains(body, "not in force") {
+				return errorf("readyz still reports a refusal: %s", body)
+			}
+			return nil
+		})
 	})
 
 	t.Run("check --policies oci://", func(t *testing.T) {
