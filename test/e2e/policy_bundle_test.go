@@ -206,8 +206,12 @@ func TestOCIPolicyBundle(t *testing.T) {
 			})
 			expect(t, a, blocked, false)
 			expect(t, b, other, false)
-			if after := metricValue(getBody(t, http.DefaultClient, a.MetricsURL+"/metrics"), metric(tc.result)); after != before+1 {
+			m := getBody(t, http.DefaultClient, a.MetricsURL+"/metrics")
+			if after := metricValue(m, metric(tc.result)); after != before+1 {
 				t.Fatalf("%s went from %v to %v, want one more", metric(tc.result), before, after)
+			}
+			if v := metricValue(m, "imagegate_policy_set_rejected"); v != 1 {
+				t.Fatalf("imagegate_policy_set_rejected %v after a refusal, want 1", v)
 			}
 		})
 	}
@@ -226,10 +230,13 @@ func TestOCIPolicyBundle(t *testing.T) {
 		})
 		expect(t, a, "127.0.0.1:5000/v2-app:1", false)
 		expect(t, b, other, false)
-		// /readyz follows the load it reports, a moment after the swap.
-		harness.Eventually(t, 5*time.Second, "no refusal on /readyz", func() error {
+		// /readyz and the gauge follow the load, a moment after the swap.
+		harness.Eventually(t, 5*time.Second, "no refusal on /readyz or in the metrics", func() error {
 			if body := getBody(t, a.HTTPClient(), a.URL+"/readyz"); strings.Contains(body, "not in force") {
 				return errorf("readyz still reports a refusal: %s", body)
+			}
+			if v := metricValue(getBody(t, http.DefaultClient, a.MetricsURL+"/metrics"), "imagegate_policy_set_rejected"); v != 0 {
+				return errorf("imagegate_policy_set_rejected %v with the signed bundle in force", v)
 			}
 			return nil
 		})
