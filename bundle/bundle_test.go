@@ -56,7 +56,7 @@ type fixture struct {
 	attestor *policy.Attestor
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	key := attestationtest.ECKey(t, elliptic.P256())
 	sv, err := signature.LoadECDSASignerVerifier(key, crypto.SHA256)
