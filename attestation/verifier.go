@@ -171,6 +171,7 @@ func (v *Verifier) CheckWith(ctx context.Context, creds Credentials, img workloa
 	pl := v.pullerFor(creds)
 	ctx, cancel := v.fetchContext(ctx)
 	defer cancel()
+	compiled := v.compileAhead(attestors)
 	digest, err := v.digest(ctx, pl, creds.ID, img, ref)
 	if err != nil {
 		_, why := outcomeOf(err)
@@ -183,6 +184,7 @@ func (v *Verifier) CheckWith(ctx context.Context, creds Credentials, img workloa
 		return all(o, why)
 	}
 	res.Stale = status == cacheStale
+	compiled()
 	if len(scanAttestors) > 0 {
 		res.Vuln = v.vuln(digest, sigs, scanAttestors)
 	}
@@ -214,6 +216,32 @@ func (v *Verifier) CheckWith(ctx context.Context, creds Credentials, img workloa
 	}
 	wg.Wait()
 	return res
+}
+
+// compileAhead compiles the attestors seen for the first time while the
+// registry is being asked: reading their keys and trust material is CPU work
+// (tens of microseconds each) that need not wait for the signatures, and
+// would otherwise come after them, one attestor after another. It returns a
+// wait for it; with every attestor compiled (the warm path) it starts
+// nothing.
+func (v *Verifier) compileAhead(attestors []*policy.Attestor) (wait func()) {
+	var todo []*policy.Attestor
+	for _, a := range attestors {
+		if _, ok := v.checks.load(a); !ok {
+			todo = append(todo, a)
+		}
+	}
+	if len(todo) == 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, a := range todo {
+			v.verifierFor(a)
+		}
+	}()
+	return func() { <-done }
 }
 
 // vuln is the vulnerability attestation outcome for these scan attestors.
