@@ -382,6 +382,11 @@ func refusal(errs []error) error {
 // (as opposed to a refused certificate, log entry or timestamp).
 func isBadSignature(err error) bool {
 	s := err.Error()
+	if strings.Contains(s, "log inclusion") {
+		// sigstore-go: the log entry (its checkpoint signature, say) did
+		// not verify, which says more than "another key".
+		return false
+	}
 	return strings.Contains(s, "invalid signature") || strings.Contains(s, "failed to verify signature") ||
 		strings.Contains(s, "verification error") || strings.Contains(s, "signature verification failed")
 }
