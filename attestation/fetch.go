@@ -147,24 +147,16 @@ func (v *Verifier) fetchLayers(ctx context.Context, p *remote.Puller, repo name.
 // schema) still goes through ggcr's image, which picks the platform image
 // as cosign's reader does (or refuses it).
 func imageLayers(ctx context.Context, p *remote.Puller, repo name.Repository, desc *remote.Descriptor) (*v1.Manifest, func(v1.Descriptor) ([]byte, error), error) {
+	var m *v1.Manifest
+	var err error
 	if desc.MediaType.IsIndex() || desc.MediaType.IsSchema1() {
-		img, err := desc.Image()
-		if err != nil {
-			return nil, nil, err
+		var img v1.Image
+		if img, err = desc.Image(); err == nil {
+			m, err = img.Manifest()
 		}
-		m, err := img.Manifest()
-		if err != nil {
-			return nil, nil, err
-		}
-		return m, func(l v1.Descriptor) ([]byte, error) {
-			layer, err := img.LayerByDigest(l.Digest)
-			if err != nil {
-				return nil, err
-			}
-			return readLayer(layer)
-		}, nil
+	} else {
+		m, err = v1.ParseManifest(bytes.NewReader(desc.Manifest))
 	}
-	m, err := v1.ParseManifest(bytes.NewReader(desc.Manifest))
 	if err != nil {
 		return nil, nil, err
 	}
