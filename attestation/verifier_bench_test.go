@@ -49,6 +49,43 @@ func BenchmarkVerifyCold(b *testing.B) {
 	}
 }
 
+// BenchmarkVerifyColdImage is a cold image on a running webhook: one
+// Verifier (attestors compiled, registry pinged, connections open) whose
+// clock moves two hours per verification, so every one resolves the tag,
+// fetches the signatures and verifies them again.
+func BenchmarkVerifyColdImage(b *testing.B) {
+	for _, n := range []int{1, 4} {
+		b.Run(fmt.Sprintf("attestors=%d", n), func(b *testing.B) {
+			reg := at.NewRegistry(b)
+			var keys []crypto.Signer
+			var atts []*policy.Attestor
+			for i := 0; i < n; i++ {
+				k := at.ECKey(b, elliptic.P256())
+				keys = append(keys, k)
+				atts = append(atts, at.KeyAttestor(b, fmt.Sprintf("a%d", i), k))
+			}
+			ref, d := reg.Push(b, "app", "v1")
+			reg.Sign(b, "app", d, keys...)
+			img := workload.ParseImage(ref)
+			now := time.Now()
+			v, _ := attestation.New(attestation.WithClock(func() time.Time { return now }))
+			v.Verify(context.Background(), img, atts)
+			reg.Reset()
+			b.ResetTimer()
+			cpu := processCPU()
+			for i := 0; i < b.N; i++ {
+				now = now.Add(2 * time.Hour)
+				r := v.Verify(context.Background(), img, atts)
+				if r.Attestors[n-1].Outcome != attestation.Verified {
+					b.Fatal(r.Attestors[n-1].Reason)
+				}
+			}
+			b.ReportMetric(float64(processCPU()-cpu)/float64(b.N)/1e3, "cpu-µs/op")
+			b.ReportMetric(float64(reg.Count("/v2/"))/float64(b.N), "registry-requests/op")
+		})
+	}
+}
+
 // BenchmarkVerifyWarm is the cost of a cached verification of one image.
 func BenchmarkVerifyWarm(b *testing.B) {
 	reg := at.NewRegistry(b)
