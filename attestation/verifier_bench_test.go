@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"fmt"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -47,6 +48,58 @@ func BenchmarkVerifyCold(b *testing.B) {
 			b.ReportMetric(float64(reg.Count("/v2/"))/float64(b.N), "registry-requests/op")
 		})
 	}
+}
+
+// BenchmarkVerifyColdPair is BenchmarkVerifyCold for 1 and 4 attestors
+// interleaved: each iteration verifies both (in alternating order), so both
+// meet the same machine load, and it reports the percentiles of each and
+// the ratio of their medians. On a shared machine the 10th percentile is the
+// closest to a quiet machine's figure.
+func BenchmarkVerifyColdPair(b *testing.B) {
+	type side struct {
+		img  workload.Image
+		atts []*policy.Attestor
+		lat  []time.Duration
+	}
+	var sides [2]*side
+	for j, n := range []int{1, 4} {
+		reg := at.NewRegistry(b)
+		s := &side{}
+		var keys []crypto.Signer
+		for i := 0; i < n; i++ {
+			k := at.ECKey(b, elliptic.P256())
+			keys = append(keys, k)
+			s.atts = append(s.atts, at.KeyAttestor(b, fmt.Sprintf("a%d", i), k))
+		}
+		ref, d := reg.Push(b, "app", "v1")
+		reg.Sign(b, "app", d, keys...)
+		s.img = workload.ParseImage(ref)
+		sides[j] = s
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for k := range 2 {
+			s := sides[(i+k)%2]
+			start := time.Now()
+			v, _ := attestation.New()
+			r := v.Verify(context.Background(), s.img, s.atts)
+			s.lat = append(s.lat, time.Since(start))
+			if a := r.Attestors[len(s.atts)-1]; a.Outcome != attestation.Verified {
+				b.Fatal(a.Reason)
+			}
+		}
+	}
+	b.StopTimer()
+	pct := func(l []time.Duration, p int) float64 {
+		slices.Sort(l)
+		return float64(l[(len(l)-1)*p/100].Microseconds()) / 1000
+	}
+	for j, n := range []int{1, 4} {
+		b.ReportMetric(pct(sides[j].lat, 10), fmt.Sprintf("p10-ms(%d)", n))
+		b.ReportMetric(pct(sides[j].lat, 50), fmt.Sprintf("p50-ms(%d)", n))
+	}
+	b.ReportMetric(pct(sides[1].lat, 10)/pct(sides[0].lat, 10), "p10-ratio")
+	b.ReportMetric(pct(sides[1].lat, 50)/pct(sides[0].lat, 50), "p50-ratio")
 }
 
 // BenchmarkVerifyColdImage is a cold image on a running webhook: one
