@@ -199,20 +199,17 @@ func (v *Verifier) CheckWith(ctx context.Context, creds Credentials, img workloa
 			todo = append(todo, i)
 		}
 	}
-	if len(todo) == 1 {
+	// Signature checks are CPU work (an ECDSA verification is about a
+	// hundred microseconds): attestors are checked in parallel. The first
+	// is checked on this goroutine, whose stack has already grown to what
+	// the libraries need (a new goroutine's grows, copying, as it goes).
+	var wg sync.WaitGroup
+	for _, i := range todo[min(1, len(todo)):] {
+		wg.Go(func() { res.Attestors[i] = v.check(attestors[i], digest, sigs, i) })
+	}
+	if len(todo) > 0 {
 		i := todo[0]
 		res.Attestors[i] = v.check(attestors[i], digest, sigs, i)
-		return res
-	}
-	// Signature checks are CPU work (an ECDSA verification is tens of
-	// microseconds): attestors are checked in parallel.
-	var wg sync.WaitGroup
-	for _, i := range todo {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			res.Attestors[i] = v.check(attestors[i], digest, sigs, i)
-		}()
 	}
 	wg.Wait()
 	return res
