@@ -148,4 +148,33 @@ func TestDeployPolicyBundle(t *testing.T) {
 		checkStoreFromSecret(t, find(objs, "Deployment", "imagegate"), "imagegate-postgres", "url")
 		checkBundleDeployment(t, objs, "--policy-source=$(POLICY_BUNDLE_REF)", "imagegate-policy-key")
 	})
+
+	t.Run("kustomize runtime-compliance component", func(t *testing.T) {
+		dir := t.TempDir()
+		rel := func(p string) string {
+			r, err := filepath.Rel(dir, filepath.Join(root, "deploy", "kustomize", p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		k := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [%s]\ncomponents: [%s]\n",
+			rel("base"), rel("components/runtime-compliance"))
+		if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		objs := renderKustomize(t, dir)
+		args, _, _ := unstructured.NestedStringSlice(containerSpec(t, find(objs, "Deployment", "imagegate")), "args")
+		if !slices.Contains(args, "--runtime-compliance") {
+			t.Errorf("no --runtime-compliance: %q", args)
+		}
+		role := find(objs, "Role", "imagegate-runtime")
+		if role == nil || role.GetNamespace() != "imagegate-system" || !strings.Contains(fmt.Sprint(role.Object["rules"]), "leases") {
+			t.Errorf("no Lease Role in imagegate-system: %v", role)
+		}
+		if cr := find(objs, "ClusterRole", "imagegate-runtime"); cr == nil || !strings.Contains(fmt.Sprint(cr.Object["rules"]), "replicasets") {
+			t.Errorf("no ClusterRole for the inventory: %v", cr)
+		}
+		dryRunApply(t, dyn, mapper, objs)
+	})
 }
