@@ -38,7 +38,7 @@ func (k *kubeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&k.kubeconfig, "kubeconfig", "", "kubeconfig file for --policy-source=kube; empty: in-cluster configuration")
 	fs.BoolVar(&k.writeStatus, "kube-write-status", true, "write Accepted/Invalid conditions to the policy resources' status (--policy-source=kube)")
 	fs.BoolVar(&k.vulnReports, "kube-vulnerability-reports", false, "import the cluster's trivy-operator VulnerabilityReports into --scan-store as they appear")
-	fs.BoolVar(&k.pullSecrets, "kube-pull-secrets", true, "when imagegate talks to a cluster (--policy-source=kube or --kubeconfig), verify signatures with each pod's imagePullSecrets and its service account's, before the docker config file")
+	fs.BoolVar(&k.pullSecrets, "kube-pull-secrets", true, "when imagegate talks to a cluster (--policy-source=kube, --kubeconfig, the certificate bootstrap), verify signatures with each pod's imagePullSecrets and its service account's, before the docker config file")
 	fs.StringVar(&k.certSecret, "cert-bootstrap-secret", "", "keep a self-signed CA and the serving certificate in this Secret of --namespace, write them to --tls-cert-file/--tls-private-key-file, patch the caBundle and renew before expiry (no cert-manager needed); empty: off")
 	fs.StringVar(&k.certWebhook, "cert-bootstrap-webhook", "imagegate.dev", "ValidatingWebhookConfiguration whose caBundle --cert-bootstrap-secret patches; empty: none")
 	fs.StringVar(&k.certMutatingHook, "cert-bootstrap-mutating-webhook", "imagegate.dev", "MutatingWebhookConfiguration (digest pinning) whose caBundle --cert-bootstrap-secret patches too; empty: none")
