@@ -122,7 +122,7 @@ func (s *Store) Write(events []*Event) error {
 				}
 			}
 		}
-		return nil
+		return addStats(tx, events, 1)
 	})
 }
 
