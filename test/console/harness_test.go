@@ -140,9 +140,11 @@ func seed(t testing.TB, path string, n int, end time.Time, step time.Duration) *
 	}
 	const batch = 20000
 	evs := make([]*audit.Event, 0, batch)
-	for i := range n {
+	// Oldest first: ids ascend, as the recorder writes them (bbolt fills
+	// its pages best in key order).
+	for i := n - 1; i >= 0; i-- {
 		evs = append(evs, known(i, end, step))
-		if len(evs) == batch || i == n-1 {
+		if len(evs) == batch || i == 0 {
 			if err := s.Write(evs); err != nil {
 				t.Fatal(err)
 			}
