@@ -10,7 +10,8 @@ import (
 )
 
 // TestConsole signs in and walks every view over a store of known events:
-// 600 events one a minute (120 of each action), and one to drill into.
+// 600 events one a minute (120 of each action), one to drill into
+// (unsigned and alert) and one full of markup (block).
 func TestConsole(t *testing.T) {
 	dir := t.TempDir()
 	store := filepath.Join(dir, "audit.db")
@@ -44,8 +45,8 @@ func TestConsole(t *testing.T) {
 		b.t = t
 		b.signIn("admin-secret")
 		b.run(chromedp.WaitVisible("#chart canvas", chromedp.ByQuery))
-		totals := b.waitText(".totals", "120")
-		for _, want := range []string{"120\nblock", "121\nunsigned", "121\nalert", "120\nallow", "120\nerror"} {
+		totals := b.waitText(".totals", "121")
+		for _, want := range []string{"121\nblock", "121\nunsigned", "121\nalert", "120\nallow", "120\nerror"} {
 			if !strings.Contains(totals, want) {
 				t.Fatalf("totals %q lack %q", totals, want)
 			}
@@ -113,6 +114,29 @@ func TestConsole(t *testing.T) {
 		}
 		b.shot("06-event-detail")
 	})
+	t.Run("markup in events stays text", func(t *testing.T) {
+		b.t = t
+		b.open("#/events?namespace=hostile")
+		list := b.waitText("#events", "evil.example/")
+		b.open("#/event/" + hostile(now.Add(-time.Minute/4)).ID)
+		detail := b.waitText("#view", "evil.example/")
+		var pwned bool
+		var imgs int
+		b.run(chromedp.Evaluate(`window.__pwned === 1`, &pwned), chromedp.Evaluate(`document.querySelectorAll('#view img').length`, &imgs))
+		if pwned || imgs != 0 || !strings.Contains(list, xss) || !strings.Contains(detail, xss) {
+			t.Fatalf("markup interpreted: pwned %v, %d img elements; list %q", pwned, imgs, list)
+		}
+		b.shot("07-hostile-event")
+	})
+	t.Run("live tail shows a new event", func(t *testing.T) {
+		b.t = t
+		b.open("#/events?namespace=ns0&tail=1")
+		b.waitText("#events", "ns0/")
+		fresh := known(0, time.Now().Add(time.Minute), time.Second)
+		fresh.Namespace, fresh.Name = "ns0", "tailed-pod"
+		appendEvent(t, store, fresh)
+		b.waitText("#events", "tailed-pod")
+	})
 	t.Run("policies", func(t *testing.T) {
 		b.t = t
 		b.open("#/policies")
@@ -122,7 +146,7 @@ func TestConsole(t *testing.T) {
 				t.Fatalf("policies lack %q:\n%s", want, txt)
 			}
 		}
-		b.shot("07-policies")
+		b.shot("08-policies")
 	})
 	t.Run("what would happen", func(t *testing.T) {
 		b.t = t
@@ -133,7 +157,7 @@ func TestConsole(t *testing.T) {
 		if !strings.Contains(txt, "bad-image:1") || !strings.Contains(txt, "block") {
 			t.Fatalf("check result: %s", txt)
 		}
-		b.shot("08-check")
+		b.shot("09-check")
 		b.signOut()
 	})
 	t.Run("a team reads its namespace only", func(t *testing.T) {
@@ -144,7 +168,7 @@ func TestConsole(t *testing.T) {
 		b.waitText("#events", "ns1/")
 		b.open("#/events?namespace=ns2")
 		b.waitText("#list .error", "no permission")
-		b.shot("09-team-refused-ns2")
+		b.shot("10-team-refused-ns2")
 		b.signOut()
 	})
 	if off := b.offOrigin(); len(off) > 0 || b.requestCount() == 0 {

@@ -130,6 +130,33 @@ func drillDown(at time.Time) *audit.Event {
 		}}
 }
 
+// xss is markup an attacker can put into an event: image references and
+// names come from the workloads people submit.
+const xss = `<img src=x onerror="window.__pwned=1">`
+
+// hostile is an event whose every text field is markup.
+func hostile(at time.Time) *audit.Event {
+	var id [16]byte
+	binary.BigEndian.PutUint64(id[:8], uint64(at.UnixNano()))
+	binary.BigEndian.PutUint64(id[8:], 1<<41)
+	return &audit.Event{ID: hex.EncodeToString(id[:]), Type: audit.TypeAdmission, Time: at, ClusterID: xss, UID: "x", Operation: "CREATE",
+		Kind: "Pod", Namespace: "hostile", Name: xss, User: audit.User{Username: xss}, Decision: "denied", Actions: []string{"block"},
+		Violations: []string{xss}, Images: []audit.ImageEvent{{Image: "evil.example/" + xss, Action: "block", Reasons: []string{xss}}}}
+}
+
+// appendEvent writes one more event into the store serve is reading (both
+// open the bbolt file per operation).
+func appendEvent(t testing.TB, path string, ev *audit.Event) {
+	t.Helper()
+	s, err := audit.OpenStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write([]*audit.Event{ev}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // seed writes n known events ending at end, step apart, and the drill-down
 // event, into a new bbolt store at path.
 func seed(t testing.TB, path string, n int, end time.Time, step time.Duration) *audit.Event {
@@ -152,7 +179,7 @@ func seed(t testing.TB, path string, n int, end time.Time, step time.Duration) *
 		}
 	}
 	d := drillDown(end.Add(-step / 2))
-	if err := s.Write([]*audit.Event{d}); err != nil {
+	if err := s.Write([]*audit.Event{d, hostile(end.Add(-step / 4))}); err != nil {
 		t.Fatal(err)
 	}
 	return d
