@@ -70,11 +70,16 @@ func (h *Handler) Authorize(r *http.Request, p iam.Principal, op, resource strin
 	return nil
 }
 
-// Decide is Authorize without the audit record, for what a page shows
-// (which views to offer) rather than what it reads.
-func (h *Handler) Decide(r *http.Request, p iam.Principal, op, resource string) bool {
+// Decide is Authorize without the audit record: for what a page offers,
+// and for repeats of a read already recorded.
+func (h *Handler) Decide(r *http.Request, p iam.Principal, op, resource string, extra map[string][]string) bool {
 	ctx := requestContext(r, h.opts.now())
 	ctx[iam.KeyPrincipal] = []string{p.ID}
+	for k, v := range extra {
+		if len(v) > 0 {
+			ctx[k] = v
+		}
+	}
 	return h.state.load().auth.Authorize(iam.Request{Principal: p, Action: "imagegate:" + op, Resource: resource, Context: ctx, Now: h.opts.now()}).Allowed
 }
 

@@ -34,7 +34,7 @@ const (
 type Authority interface {
 	Authenticate(r *http.Request, token string) (iam.Principal, error)
 	Authorize(r *http.Request, p iam.Principal, op, resource string, extra map[string][]string) error
-	Decide(r *http.Request, p iam.Principal, op, resource string) bool
+	Decide(r *http.Request, p iam.Principal, op, resource string, extra map[string][]string) bool
 	http.Handler
 }
 

@@ -322,3 +322,34 @@ func TestAssets(t *testing.T) {
 		t.Fatalf("assets %d bytes gzipped, budget %d (%v)", n, 300<<10, err)
 	}
 }
+
+// Console reads are API calls in the audit: the first of each kind per
+// session, again after recordEvery, and every refusal; the live tail's
+// polls do not bury the log.
+func TestReadsAreAudited(t *testing.T) {
+	e := newEnv(t)
+	admin, team := e.browser(), e.browser()
+	admin.signIn("admin-token")
+	team.signIn("team-token")
+	for range 5 {
+		admin.get("/api/events")
+		admin.get("/api/events?namespace=ns1")
+		team.get("/api/events?namespace=ns2")
+	}
+	if n := e.records("root", "imagegate:ListEvents", true); n != 2 {
+		t.Fatalf("%d records of root's reads, want 2 (all namespaces, ns1)", n)
+	}
+	if n := e.records("tina", "imagegate:ListEvents", false); n != 5 {
+		t.Fatalf("%d records of tina's refusals, want 5", n)
+	}
+	e.advance(11 * time.Minute)
+	admin.get("/api/events")
+	if n := e.records("root", "imagegate:ListEvents", true); n != 3 {
+		t.Fatalf("%d records after 11 minutes, want 3", n)
+	}
+	admin.do(http.MethodPost, "/api/check", "application/yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: x:1}]}\n")
+	admin.do(http.MethodPost, "/api/check", "application/yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: x:1}]}\n")
+	if n := e.records("root", "imagegate:CheckWorkload", true); n != 2 {
+		t.Fatalf("%d records of checks, want every one (2)", n)
+	}
+}

@@ -37,7 +37,7 @@ func (s *Server) listEvents(w http.ResponseWriter, c *call) {
 	if ns := c.r.URL.Query().Get("namespace"); ns != "" {
 		extra = map[string][]string{iam.KeyNamespace: {ns}}
 	}
-	if !c.authorize(w, "ListEvents", "imagegate:event/*", extra) {
+	if !c.authorizeRead(w, "ListEvents", "imagegate:event/*", extra) {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -58,7 +58,7 @@ func (s *Server) getEvent(w http.ResponseWriter, c *call) {
 	case errors.Is(err, audit.ErrNoEvent):
 		// Asked before the namespace is known: found or not answers the same
 		// to a caller who may not read events at all.
-		if c.authorize(w, "ListEvents", "imagegate:event/*", nil) {
+		if c.authorizeRead(w, "ListEvents", "imagegate:event/*", nil) {
 			writeError(w, http.StatusNotFound, "no event "+c.r.PathValue("id"))
 		}
 		return
@@ -70,7 +70,7 @@ func (s *Server) getEvent(w http.ResponseWriter, c *call) {
 	if ev.Namespace != "" {
 		extra = map[string][]string{iam.KeyNamespace: {ev.Namespace}}
 	}
-	if !c.authorize(w, "ListEvents", "imagegate:event/*", extra) {
+	if !c.authorizeRead(w, "ListEvents", "imagegate:event/*", extra) {
 		return
 	}
 	writeJSON(w, ev)
@@ -87,7 +87,7 @@ func (s *Server) stats(w http.ResponseWriter, c *call) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if !c.authorize(w, "ListEvents", "imagegate:event/*", nil) {
+	if !c.authorizeRead(w, "ListEvents", "imagegate:event/*", nil) {
 		return
 	}
 	st, err := s.opts.events.Stats(q)

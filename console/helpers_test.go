@@ -78,6 +78,7 @@ type env struct {
 	apiH    *api.Handler
 	tokens  string
 	mu      sync.Mutex
+	audited []api.Event
 	now     time.Time
 	nEvents int
 }
@@ -93,7 +94,8 @@ func newEnv(t *testing.T, opts ...console.Option) *env {
 	tokens, err := api.LoadTokens(e.tokens)
 	must(t, err)
 	tokens.ReloadEvery = 0
-	e.apiH, err = api.NewHandler(&api.DirStore{Dir: pol}, tokens, filepath.Join(dir, "state.json"), api.WithClock(e.clock))
+	e.apiH, err = api.NewHandler(&api.DirStore{Dir: pol}, tokens, filepath.Join(dir, "state.json"), api.WithClock(e.clock),
+		api.WithAuditor(func(ev api.Event) { e.mu.Lock(); e.audited = append(e.audited, ev); e.mu.Unlock() }))
 	must(t, err)
 	e.grantTeam()
 
@@ -215,4 +217,17 @@ func (b *browser) get(path string) (int, map[string]any) {
 	b.e.t.Helper()
 	st, out, _ := b.do(http.MethodGet, path, "", "")
 	return st, out
+}
+
+// records counts the API call records of action by principal, allowed or not.
+func (e *env) records(principal, action string, allowed bool) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, ev := range e.audited {
+		if ev.Principal == principal && ev.Action == action && ev.Allowed == allowed {
+			n++
+		}
+	}
+	return n
 }

@@ -15,12 +15,39 @@ import (
 // that every request re-authenticates it: a token revoked in the tokens
 // file, or an assumed agency's token that expired, ends the session.
 type session struct {
-	key       [32]byte // sha256 of the cookie value
+	mu        sync.Mutex // guards reads
+	key       [32]byte   // sha256 of the cookie value
 	principal iam.Principal
 	token     string
 	csrf      string
 	created   time.Time
 	lastSeen  time.Time
+	// reads are the allowed reads recorded lately (operation and
+	// namespace → when), bounded by maxRecorded.
+	reads map[string]time.Time
+}
+
+// recordEvery is how often a session's repeated allowed read is recorded.
+const recordEvery = 10 * time.Minute
+
+// maxRecorded bounds a session's memory of recorded reads.
+const maxRecorded = 64
+
+// recorded reports whether key was recorded within recordEvery.
+func (ss *session) recorded(key string, now time.Time) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	at, ok := ss.reads[key]
+	return ok && now.Sub(at) < recordEvery && !now.Before(at)
+}
+
+func (ss *session) record(key string, now time.Time) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.reads == nil || len(ss.reads) >= maxRecorded {
+		ss.reads = map[string]time.Time{}
+	}
+	ss.reads[key] = now
 }
 
 // sessions are bounded in count (in all, and per principal) and in time
