@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -150,42 +151,68 @@ func (q *StatsQuery) Dims() []string {
 // BuildStats assembles the answer to a normalized q from the cells of its
 // window (cells of other dimensions or outside it are ignored).
 func BuildStats(q StatsQuery, cells []Cell) *Stats {
-	n := q.buckets()
-	st := &Stats{Start: q.Since, StepSeconds: int64(q.Step / time.Second), Buckets: n, By: q.By, Action: q.Action,
-		Series: []Series{}, Totals: map[string]int64{}, TopBlockedImages: []Count{}, TopBlockedNamespaces: []Count{}}
-	series := map[string][]int64{}
-	blockedImg, blockedNs := map[string]int64{}, map[string]int64{}
+	b := NewStatsBuilder(q)
 	for _, c := range cells {
-		if c.Hour.Before(q.Since) || !c.Hour.Before(q.Until) {
-			continue
-		}
-		i := int(c.Hour.Sub(q.Since) / q.Step)
-		if c.Dim == ByAction {
-			st.Totals[c.Action] += c.Count
-		}
-		if c.Action == ActionBlock {
-			switch c.Dim {
-			case ByImage:
-				blockedImg[c.Value] += c.Count
-			case ByNamespace:
-				blockedNs[c.Value] += c.Count
-			}
-		}
-		if c.Dim != q.By || (q.By != ByAction && q.Action != "" && c.Action != q.Action) {
-			continue
-		}
-		name := c.Value
-		if q.By == ByAction {
-			name = c.Action
-		}
-		s := series[name]
-		if s == nil {
-			s = make([]int64, n)
-			series[name] = s
-		}
-		s[i] += c.Count
+		b.Add(c)
 	}
-	for name, counts := range series {
+	return b.Stats()
+}
+
+// StatsBuilder sums cells into the answer to a normalized query as they
+// are read, so that memory grows with the answer, not the cells.
+type StatsBuilder struct {
+	q                     StatsQuery
+	n                     int
+	totals                map[string]int64
+	series                map[string][]int64
+	blockedImg, blockedNs map[string]int64
+}
+
+// NewStatsBuilder starts the answer to q (normalized).
+func NewStatsBuilder(q StatsQuery) *StatsBuilder {
+	return &StatsBuilder{q: q, n: q.buckets(), totals: map[string]int64{}, series: map[string][]int64{},
+		blockedImg: map[string]int64{}, blockedNs: map[string]int64{}}
+}
+
+// Add counts one cell.
+func (b *StatsBuilder) Add(c Cell) {
+	q := &b.q
+	if c.Hour.Before(q.Since) || !c.Hour.Before(q.Until) {
+		return
+	}
+	if c.Dim == ByAction {
+		b.totals[c.Action] += c.Count
+	}
+	if c.Action == ActionBlock {
+		switch c.Dim {
+		case ByImage:
+			b.blockedImg[c.Value] += c.Count
+		case ByNamespace:
+			b.blockedNs[c.Value] += c.Count
+		}
+	}
+	if c.Dim != q.By || (q.By != ByAction && q.Action != "" && c.Action != q.Action) {
+		return
+	}
+	name := c.Value
+	if q.By == ByAction {
+		name = c.Action
+	}
+	s := b.series[name]
+	if s == nil {
+		s = make([]int64, b.n)
+		b.series[name] = s
+	}
+	s[int(c.Hour.Sub(q.Since)/q.Step)] += c.Count
+}
+
+// Stats is the answer: the Top series by total (the rest summed as
+// OtherSeries) and the top lists.
+func (b *StatsBuilder) Stats() *Stats {
+	q, n := b.q, b.n
+	st := &Stats{Start: q.Since, StepSeconds: int64(q.Step / time.Second), Buckets: n, By: q.By, Action: q.Action,
+		Series: []Series{}, Totals: b.totals}
+	for name, counts := range b.series {
 		var total int64
 		for _, v := range counts {
 			total += v
@@ -203,7 +230,7 @@ func BuildStats(q StatsQuery, cells []Cell) *Stats {
 		}
 		st.Series = append(st.Series[:q.Top], other)
 	}
-	st.TopBlockedImages, st.TopBlockedNamespaces = topN(blockedImg, q.Top), topN(blockedNs, q.Top)
+	st.TopBlockedImages, st.TopBlockedNamespaces = topN(b.blockedImg, q.Top), topN(b.blockedNs, q.Top)
 	return st
 }
 
@@ -216,22 +243,24 @@ func topN(m map[string]int64, n int) []Count {
 	return out[:min(n, len(out))]
 }
 
-// statCells are the counters an admission event adds to: per action, and
-// per action with its cluster, namespace, each strategy that hit an image
-// (with that image's action) and each image's repository as written.
-func statCells(ev *Event) []Cell {
+// eachStatCell calls fn once for each distinct counter an admission event
+// adds to: per action, and per action with its cluster, namespace, each
+// strategy that hit an image (with that image's action) and each image's
+// repository as written.
+func eachStatCell(ev *Event, fn func(Cell)) {
 	if ev.IsAPI() {
-		return nil
+		return
 	}
 	hour := ev.Time.UTC().Truncate(StatsResolution)
-	var out []Cell
-	seen := map[Cell]bool{}
+	var seenBuf [16]Cell
+	seen := seenBuf[:0]
 	add := func(dim, value, action string) {
 		c := Cell{Hour: hour, Dim: dim, Value: value, Action: action, Count: 1}
-		if !seen[c] {
-			seen[c] = true
-			out = append(out, c)
+		if slices.Contains(seen, c) {
+			return
 		}
+		seen = append(seen, c)
+		fn(c)
 	}
 	for _, a := range ev.Actions {
 		add(ByAction, "", a)
@@ -242,10 +271,20 @@ func statCells(ev *Event) []Cell {
 		if img.Action == "" || img.Action == "pass" {
 			continue
 		}
-		add(ByImage, repositories(img.Image)[0], img.Action)
+		add(ByImage, writtenRepository(img.Image), img.Action)
 		for _, s := range img.Strategies {
-			add(ByStrategy, cmp.Or(s.Name, fmt.Sprint(s.ID)), img.Action)
+			add(ByStrategy, cmp.Or(s.Name, strconv.FormatInt(s.ID, 10)), img.Action)
 		}
 	}
-	return out
+}
+
+// writtenRepository is the repository as written: without digest or tag.
+func writtenRepository(ref string) string {
+	if at := strings.IndexByte(ref, '@'); at >= 0 {
+		ref = ref[:at]
+	}
+	if colon := strings.LastIndexByte(ref, ':'); colon > strings.LastIndexByte(ref, '/') {
+		ref = ref[:colon]
+	}
+	return ref
 }

@@ -3,7 +3,6 @@ package audit
 import (
 	"bytes"
 	"encoding/binary"
-	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -22,9 +21,8 @@ var bucketStats = []byte("stats")
 // maxStatsKeys bounds the counters one Stats call reads.
 const maxStatsKeys = 4 << 20
 
-func statKey(c Cell) []byte {
-	k := make([]byte, 8, 8+len(c.Dim)+len(c.Value)+len(c.Action)+2)
-	binary.BigEndian.PutUint64(k, uint64(c.Hour.Unix()))
+func appendStatKey(k []byte, c Cell) []byte {
+	k = binary.BigEndian.AppendUint64(k, uint64(c.Hour.Unix()))
 	k = append(k, c.Dim...)
 	k = append(k, 0)
 	k = append(k, c.Value...)
@@ -32,25 +30,50 @@ func statKey(c Cell) []byte {
 	return append(k, c.Action...)
 }
 
-func parseStatKey(k []byte) (Cell, bool) {
+func parseStatKeyIn(k []byte, dims map[string]bool, intern map[string]string) (Cell, bool) {
 	if len(k) < 8 {
 		return Cell{}, false
 	}
-	parts := strings.SplitN(string(k[8:]), "\x00", 3)
-	if len(parts) != 3 {
+	rest := k[8:]
+	i := bytes.IndexByte(rest, 0)
+	if i < 0 || (dims != nil && !dims[string(rest[:i])]) {
 		return Cell{}, false
 	}
-	return Cell{Hour: time.Unix(int64(binary.BigEndian.Uint64(k[:8])), 0).UTC(), Dim: parts[0], Value: parts[1], Action: parts[2]}, true
+	j := bytes.IndexByte(rest[i+1:], 0)
+	if j < 0 {
+		return Cell{}, false
+	}
+	str := func(b []byte) string {
+		if s, ok := intern[string(b)]; ok {
+			return s
+		}
+		s := string(b)
+		if intern != nil {
+			intern[s] = s
+		}
+		return s
+	}
+	return Cell{Hour: time.Unix(int64(binary.BigEndian.Uint64(k[:8])), 0).UTC(),
+		Dim: str(rest[:i]), Value: str(rest[i+1 : i+1+j]), Action: str(rest[i+2+j:])}, true
 }
 
 // addStats adds delta to the counters of events; a counter that reaches
 // zero is deleted (and never goes below it).
 func addStats(tx *bolt.Tx, events []*Event, delta int64) error {
-	sums := map[string]int64{}
+	// Pointers, so that a key already summed is found without making a
+	// string of the buffer (only new keys allocate).
+	sums := map[string]*int64{}
+	var buf []byte
 	for _, ev := range events {
-		for _, c := range statCells(ev) {
-			sums[string(statKey(c))] += delta
-		}
+		eachStatCell(ev, func(c Cell) {
+			buf = appendStatKey(buf[:0], c)
+			if p, ok := sums[string(buf)]; ok {
+				*p += delta
+				return
+			}
+			d := delta
+			sums[string(buf)] = &d
+		})
 	}
 	if len(sums) == 0 {
 		return nil
@@ -59,7 +82,8 @@ func addStats(tx *bolt.Tx, events []*Event, delta int64) error {
 	if err != nil {
 		return err
 	}
-	for k, d := range sums {
+	for k, dp := range sums {
+		d := *dp
 		var n int64
 		if v := b.Get([]byte(k)); len(v) == 8 {
 			n = int64(binary.BigEndian.Uint64(v))
@@ -89,7 +113,7 @@ func (s *Store) Stats(q StatsQuery) (*Stats, error) {
 	for _, d := range q.Dims() {
 		dims[d] = true
 	}
-	var cells []Cell
+	sb := NewStatsBuilder(q)
 	err := s.with(true, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketStats)
 		if b == nil {
@@ -100,19 +124,20 @@ func (s *Store) Stats(q StatsQuery) (*Stats, error) {
 		binary.BigEndian.PutUint64(hi, uint64(q.Until.Unix()))
 		c := b.Cursor()
 		n := 0
+		intern := map[string]string{}
 		for k, v := c.Seek(lo); k != nil && bytes.Compare(k[:min(8, len(k))], hi) < 0 && n < maxStatsKeys; k, v = c.Next() {
 			n++
-			cell, ok := parseStatKey(k)
-			if !ok || !dims[cell.Dim] || len(v) != 8 {
+			cell, ok := parseStatKeyIn(k, dims, intern)
+			if !ok || len(v) != 8 {
 				continue
 			}
 			cell.Count = int64(binary.BigEndian.Uint64(v))
-			cells = append(cells, cell)
+			sb.Add(cell)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return BuildStats(q, cells), nil
+	return sb.Stats(), nil
 }

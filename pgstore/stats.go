@@ -40,7 +40,7 @@ func (e *Events) Stats(q audit.StatsQuery) (*audit.Stats, error) {
 	}
 	ctx, cancel := context.WithTimeout(e.db.ctx, queryTimeout)
 	defer cancel()
-	var cells []audit.Cell
+	sb := audit.NewStatsBuilder(q)
 	for _, dim := range q.Dims() {
 		rows, err := e.db.pool.Query(ctx, statsSQL[dim], q.Since, q.Until, statsLimit)
 		if err != nil {
@@ -53,12 +53,12 @@ func (e *Events) Stats(q audit.StatsQuery) (*audit.Stats, error) {
 				return nil, fmt.Errorf("audit stats by %s: %w", dim, err)
 			}
 			c.Hour = c.Hour.UTC()
-			cells = append(cells, c)
+			sb.Add(c)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return nil, fmt.Errorf("audit stats by %s: %w", dim, err)
 		}
 	}
-	return audit.BuildStats(q, cells), nil
+	return sb.Stats(), nil
 }
