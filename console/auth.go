@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/imagegate/imagegate/api"
@@ -67,6 +68,12 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnsupportedMediaType, err.Error())
 		return
 	}
+	src := source(r)
+	if retry, blocked := s.failures.blocked(src, s.opts.now()); blocked {
+		w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds())+1))
+		writeError(w, http.StatusTooManyRequests, "too many failed sign-ins from "+src+"; try again later")
+		return
+	}
 	var req struct {
 		Token string `json:"token"`
 	}
@@ -83,7 +90,8 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "the token could not be checked now; try again")
 		return
 	case err != nil:
-		s.opts.logger.Info("console sign-in refused", "reason", "unknown token", "source", r.RemoteAddr)
+		s.failures.fail(src, s.opts.now())
+		s.opts.logger.Info("console sign-in refused", "reason", "unknown token", "source", src)
 		writeError(w, http.StatusUnauthorized, "unknown or expired token")
 		return
 	}

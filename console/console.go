@@ -96,6 +96,7 @@ type Server struct {
 	auth     Authority
 	opts     options
 	sessions *sessions
+	failures *failures
 	assets   *assets
 	mux      *http.ServeMux
 }
@@ -119,7 +120,8 @@ func New(auth Authority, opts ...Option) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{auth: auth, opts: o, sessions: newSessions(o.maxSessions, o.perUser, o.idle, o.life), assets: a, mux: http.NewServeMux()}
+	s := &Server{auth: auth, opts: o, sessions: newSessions(o.maxSessions, o.perUser, o.idle, o.life),
+		failures: newFailures(DefaultSignInFailures), assets: a, mux: http.NewServeMux()}
 	s.routes()
 	return s, nil
 }

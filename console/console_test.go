@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -351,5 +352,25 @@ func TestReadsAreAudited(t *testing.T) {
 	admin.do(http.MethodPost, "/api/check", "application/yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: x:1}]}\n")
 	if n := e.records("root", "imagegate:CheckWorkload", true); n != 2 {
 		t.Fatalf("%d records of checks, want every one (2)", n)
+	}
+}
+
+// Guessing tokens through the sign-in form: ten wrong ones a minute per
+// source address, then even the right one waits.
+func TestSignInGuessingBounded(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	for i := range console.DefaultSignInFailures {
+		if st, _, _ := b.signIn(fmt.Sprint("guess-", i)); st != 401 {
+			t.Fatalf("guess %d: %d", i, st)
+		}
+	}
+	st, out, h := b.signIn("admin-token")
+	if st != 429 || h.Get("Retry-After") == "" || !strings.Contains(out["error"].(string), "too many failed sign-ins") {
+		t.Fatalf("after %d failures: %d %v %v", console.DefaultSignInFailures, st, out, h)
+	}
+	e.advance(time.Minute)
+	if st, _, _ := b.signIn("admin-token"); st != 200 {
+		t.Fatalf("a minute later: %d", st)
 	}
 }
