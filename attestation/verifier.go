@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -383,3 +384,9 @@ type compiledAttestor struct {
 	ver *verifier
 	err error
 }
+
+// Transport is the verifier's registry transport: plain HTTP only to
+// loopback and the insecure registries, bounded bodies and requests per
+// registry, retries within the deadline. Other readers of the same
+// registries (policy bundles) share it.
+func (v *Verifier) Transport() http.RoundTripper { return v.guard }

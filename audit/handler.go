@@ -42,7 +42,7 @@ func (h *Handler) authorized(r *http.Request) bool {
 var _ http.Handler = (*Handler)(nil)
 
 var knownParams = map[string]bool{"namespace": true, "action": true, "image": true, "since": true, "until": true, "limit": true, "pageToken": true,
-	"type": true, "principal": true}
+	"type": true, "principal": true, "cluster": true}
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
@@ -70,7 +70,7 @@ func ServeQuery(w http.ResponseWriter, r *http.Request, store Querier, now time.
 	for name, vals := range v {
 		switch {
 		case !knownParams[name]:
-			jsonError(w, http.StatusBadRequest, "unknown parameter "+name+": expected type, principal, namespace, action, image, since, until, limit or pageToken")
+			jsonError(w, http.StatusBadRequest, "unknown parameter "+name+": expected type, principal, cluster, namespace, action, image, since, until, limit or pageToken")
 			return
 		case len(vals) > 1 && name != "action":
 			jsonError(w, http.StatusBadRequest, "parameter "+name+" given more than once")
@@ -79,7 +79,7 @@ func ServeQuery(w http.ResponseWriter, r *http.Request, store Querier, now time.
 	}
 	q, err := ParseQuery(QueryParams{Namespace: v.Get("namespace"), Action: strings.Join(v["action"], ","), Image: v.Get("image"),
 		Since: v.Get("since"), Until: v.Get("until"), Limit: v.Get("limit"), PageToken: v.Get("pageToken"),
-		Type: v.Get("type"), Principal: v.Get("principal")}, now)
+		Type: v.Get("type"), Principal: v.Get("principal"), Cluster: v.Get("cluster")}, now)
 	if err != nil {
 		jsonError(w, http.StatusBadRequest, err.Error())
 		return

@@ -215,16 +215,20 @@ func (s *Store) Query(q Query) (*Page, error) {
 			if k == nil || (lower != nil && bytes.Compare(k, lower) < 0) {
 				return nil
 			}
-			if len(page.Events) == limit {
-				// One more matches: there is a next page.
-				page.NextPageToken = page.Events[len(page.Events)-1].ID
-				return nil
-			}
 			var ev Event
 			if err := json.Unmarshal(evs.Get(k), &ev); err != nil {
 				return fmt.Errorf("event %x: %w", k, err)
 			}
-			page.Events = append(page.Events, &ev)
+			// Clusters are not indexed (a store usually holds one): their
+			// filter reads the events the indexes leave.
+			if q.ClusterID == "" || ev.ClusterID == q.ClusterID {
+				if len(page.Events) == limit {
+					// One more matches: there is a next page.
+					page.NextPageToken = page.Events[len(page.Events)-1].ID
+					return nil
+				}
+				page.Events = append(page.Events, &ev)
+			}
 			k = append([]byte(nil), k...)
 			if !decrement(k) {
 				return nil

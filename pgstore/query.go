@@ -44,6 +44,9 @@ func (e *Events) Query(q audit.Query) (*audit.Page, error) {
 	if len(q.APIActions) > 0 {
 		where = append(where, "api_action = ANY("+arg(q.APIActions)+")")
 	}
+	if q.ClusterID != "" {
+		where = append(where, "cluster_id = "+arg(q.ClusterID))
+	}
 	if q.Namespace != "" {
 		where = append(where, "type = 'admission' AND namespace = "+arg(q.Namespace))
 	}

@@ -127,6 +127,12 @@ func Run(t *testing.T, open func(t *testing.T) Subject) {
 			return adm(e) && !e.Time.Before(at(100)) && !e.Time.After(at(400)) && e.Namespace == "ns0" && (e.Actions[0] == "block" || e.Actions[0] == "error")
 		}},
 		{"unknown namespace", audit.Query{Namespace: "nope"}, func(*audit.Event) bool { return false }},
+		{"cluster", audit.Query{ClusterID: "c2"}, func(e *audit.Event) bool { return e.ClusterID == "c2" }},
+		{"cluster, api calls", audit.Query{ClusterID: "c1", Type: audit.TypeAPI}, func(e *audit.Event) bool { return !adm(e) && e.ClusterID == "c1" }},
+		{"cluster, namespace, action, window", audit.Query{ClusterID: "c1", Namespace: "ns0", Actions: []string{"block", "allow"}, Since: at(50)}, func(e *audit.Event) bool {
+			return adm(e) && e.ClusterID == "c1" && e.Namespace == "ns0" && (e.Actions[0] == "block" || e.Actions[0] == "allow") && !e.Time.Before(at(50))
+		}},
+		{"unknown cluster", audit.Query{ClusterID: "nope"}, func(*audit.Event) bool { return false }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -18,13 +18,14 @@ import (
 
 // runEvents is imagegate events: a query of the audit store (docs/audit.md).
 func runEvents(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("events", "events --store PATH [--type admission|api] [--principal P] [--namespace NS] [--action block|alert|allow|unsigned|error] [--image GLOB] [--since 24h] [--until T] [--limit N] [--page-token T] [-o table|json]", stderr)
+	fs := newFlagSet("events", "events --store PATH [--type admission|api] [--principal P] [--cluster ID] [--namespace NS] [--action block|alert|allow|unsigned|error] [--image GLOB] [--since 24h] [--until T] [--limit N] [--page-token T] [-o table|json]", stderr)
 	var p audit.QueryParams
 	var store, output string
 	var limit int
 	fs.StringVar(&store, "store", "", "audit store: the file or postgres:// URL of serve --audit-store")
 	fs.StringVar(&p.Type, "type", "", "only admission events or only management API calls (api); default both")
 	fs.StringVar(&p.Principal, "principal", "", "only management API calls by this principal (implies --type api)")
+	fs.StringVar(&p.Cluster, "cluster", "", "only events of this cluster id (serve --cluster-id), for a store several clusters share")
 	fs.StringVar(&p.Namespace, "namespace", "", "only events in this namespace")
 	fs.StringVar(&p.Action, "action", "", "only events with one of these actions (comma-separated): block, alert, allow, unsigned, error; with --type api, API actions such as imagegate:CreateOpaStrategyNew")
 	fs.StringVar(&p.Image, "image", "", "only events with an image whose repository matches this glob (* and ?)")

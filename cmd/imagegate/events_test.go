@@ -92,6 +92,8 @@ spec: {strategyId: 2, clusterId: c1, ruleAction: 1, imageName: ["noisy"]}
 		}{
 			{[]string{}, []string{"u3", "u1"}, []string{"u2"}},
 			{[]string{"--namespace", "shop"}, []string{"u1"}, []string{"u3"}},
+			{[]string{"--cluster", "c1"}, []string{"u3", "u1"}, nil},
+			{[]string{"--cluster", "another-cluster"}, nil, []string{"u1", "u3"}},
 			{[]string{"--action", "alert"}, []string{"u3"}, []string{"u1"}},
 			{[]string{"--image", "bad-*", "--since", "1h"}, []string{"u1"}, []string{"u3"}},
 		}

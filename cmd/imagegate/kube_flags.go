@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/imagegate/imagegate/bundle"
 	"github.com/imagegate/imagegate/kube"
 	"github.com/imagegate/imagegate/policy"
 	"github.com/imagegate/imagegate/scan"
@@ -31,7 +32,7 @@ type kubeFlags struct {
 }
 
 func (k *kubeFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&k.source, "policy-source", "", "where policies come from: file (--policies DIR) or kube (the cluster's imagegate.dev resources); default kube when --kubeconfig is set without --policies, else file")
+	fs.StringVar(&k.source, "policy-source", "", "where policies come from: file (--policies DIR), kube (the cluster's imagegate.dev resources) or oci://REGISTRY/REPOSITORY:TAG (a signed policy bundle, see --policy-key); default kube when --kubeconfig is set without --policies, else file")
 	fs.StringVar(&k.kubeconfig, "kubeconfig", "", "kubeconfig file for --policy-source=kube; empty: in-cluster configuration")
 	fs.BoolVar(&k.writeStatus, "kube-write-status", true, "write Accepted/Invalid conditions to the policy resources' status (--policy-source=kube)")
 	fs.BoolVar(&k.vulnReports, "kube-vulnerability-reports", false, "import the cluster's trivy-operator VulnerabilityReports into --scan-store as they appear")
@@ -59,6 +60,12 @@ func (k *kubeFlags) resolve(policies, scanStore string) string {
 			k.source = "kube"
 		}
 	}
+	if bundle.IsRef(k.source) {
+		if policies != "" {
+			return "--policies and --policy-source=oci://REF exclude each other"
+		}
+		return ""
+	}
 	switch k.source {
 	case "file":
 		if k.kubeconfig != "" && !k.vulnReports && k.certSecret == "" {
@@ -72,7 +79,7 @@ func (k *kubeFlags) resolve(policies, scanStore string) string {
 			return "--policies and --policy-source=kube exclude each other"
 		}
 	default:
-		return fmt.Sprintf("--policy-source %q: expected file or kube", k.source)
+		return fmt.Sprintf("--policy-source %q: expected file, kube or oci://REF", k.source)
 	}
 	return ""
 }

@@ -25,7 +25,7 @@ func TestServeKubeFlags(t *testing.T) {
 		{"reports without a store", []string{"--kubeconfig", "kc", "--kube-vulnerability-reports"}, "", "--kube-vulnerability-reports needs --scan-store"},
 		{"cert bootstrap", []string{"--policy-source=kube", "--cert-bootstrap-secret", "imagegate-tls"}, "kube", ""},
 		{"renewal after expiry", []string{"--policy-source=kube", "--cert-bootstrap-secret", "s", "--cert-bootstrap-validity", "24h", "--cert-bootstrap-renew-before", "48h"}, "", "--cert-bootstrap-renew-before must be shorter"},
-		{"unknown source", []string{"--policy-source=etcd"}, "", `--policy-source "etcd": expected file or kube`},
+		{"unknown source", []string{"--policy-source=etcd"}, "", `--policy-source "etcd": expected file, kube or oci://REF`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

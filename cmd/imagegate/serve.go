@@ -41,11 +41,12 @@ type serveFlags struct {
 	pin                                                                      pinFlags
 	listener                                                                 listenerFlags
 	console                                                                  consoleFlags
+	bundle                                                                   bundleFlags
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 	f := &serveFlags{}
-	fs := newFlagSet("serve", "serve (--policies DIR | --policy-source=kube [--kubeconfig F]) --cluster-id ID --tls-cert-file F --tls-private-key-file F [flags]", stderr)
+	fs := newFlagSet("serve", "serve (--policies DIR | --policy-source=kube [--kubeconfig F] | --policy-source=oci://REF --policy-key F) --cluster-id ID --tls-cert-file F --tls-private-key-file F [flags]", stderr)
 	fs.StringVar(&f.policies, "policies", "", "directory of policy objects (watched for changes)")
 	fs.StringVar(&f.clusterID, "cluster-id", "", "this cluster's id, as policies and strategies name it")
 	fs.StringVar(&f.certFile, "tls-cert-file", "", "serving certificate (PEM); reloaded when it changes")
@@ -57,7 +58,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 	fs.StringVar(&f.ownNamespace, "namespace", envOr("POD_NAMESPACE", "imagegate"), "imagegate's own namespace (exempt)")
 	fs.Var(&f.exempt, "exempt-namespaces", "namespaces admitted without a decision (repeatable or comma-separated; default kube-system and --namespace)")
 	fs.DurationVar(&f.maxScanAge, "max-scan-age", 0, "scan results older than this count as unscanned (0: never)")
-	fs.DurationVar(&f.pollInterval, "policy-poll-interval", 2*time.Second, "how often to look for policy changes")
+	fs.DurationVar(&f.pollInterval, "policy-poll-interval", 2*time.Second, "how often to look for policy changes (a policy bundle, oci://: 30s unless given)")
 	fs.BoolVar(&f.allowEmpty, "allow-empty-policies", false, "let a policy set without BinarySecurityPolicy and OpaStrategy replace one with them (otherwise refused: the last good set stays)")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long to drain requests in flight on SIGTERM")
 	fs.DurationVar(&f.defaultTimeout, "default-timeout", webhook.DefaultTimeout, "decision budget when the API server sends no timeout")
@@ -76,6 +77,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 	f.pin.register(fs)
 	f.listener.register(fs)
 	f.console.register(fs)
+	f.bundle.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, flagError(err)
 	}
@@ -88,7 +90,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 		f.scanStore = cmp.Or(f.scanStore, f.store)
 		f.audit.store = cmp.Or(f.audit.store, f.store)
 	}
-	if msg := f.kube.resolve(f.policies, f.scanStore); msg != "" {
+	if msg := cmp.Or(f.kube.resolve(f.policies, f.scanStore), f.bundle.resolve(fs, f.kube.source, f.pollInterval)); msg != "" {
 		fmt.Fprintf(stderr, "imagegate serve: %s\n", msg)
 		return nil, exitBadUsage
 	}
@@ -178,21 +180,18 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return exitBadUsage
 	}
+	reg.MustRegister(webhook.CertExpiryCollector(certs))
 	failOpen := f.onVerificationError == "allow"
 	engines := &admission.Engines{}
-	loads := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "imagegate_policy_loads_total", Help: "Policy snapshot loads by result (ok, error).",
-	}, []string{"result"})
-	rejected := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "imagegate_policy_reload_rejected_total", Help: "Policy sets refused although valid, by reason (empty: it would have ended enforcement).",
-	}, []string{"reason"})
-	reg.MustRegister(loads, rejected)
+	policyStats := newPolicyMetrics(reg)
+	reloads := newReloadCounter(reg, f.kube.source)
 	// Both policy sources load through here, so one guard covers both.
 	guard := policy.NewEmptyGuard(f.allowEmpty)
 	onLoad := func(snap *policy.Snapshot, err error) {
+		empty := false
 		if err == nil {
 			if err = guard.Check(snap); err != nil {
-				rejected.WithLabelValues("empty").Inc()
+				empty = true
 				err = fmt.Errorf("%w (deleted by mistake? restore the policies; on purpose: serve --allow-empty-policies)", err)
 			}
 		}
@@ -207,7 +206,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 				}
 				engines.Swap(e)
 				guard.Loaded(snap)
-				loads.WithLabelValues("ok").Inc()
+				policyStats.loaded()
+				reloads.observe(nil)
 				log.Info("policy snapshot loaded", "digest", snap.Digest(), "attestors", len(snap.Attestors()),
 					"policies", len(snap.Policies()), "strategies", len(snap.Strategies()))
 				if !snap.Enforces() && !f.allowEmpty {
@@ -217,13 +217,19 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 				return
 			}
 		}
-		loads.WithLabelValues("error").Inc()
+		policyStats.failed(empty)
+		reloads.observe(err)
 		log.Error("policy snapshot rejected; the last good one stays in force", "source", f.kube.source, "dir", f.policies, "error", err.Error())
 	}
-	if kubeSource, err := f.kube.start(ctx, kubeClient, log, onLoad, extra); err != nil {
+	kubeSource, err := f.kube.start(ctx, kubeClient, log, onLoad, extra)
+	if err != nil {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return exitBadUsage
-	} else if !kubeSource {
+	}
+	if bundleSource, err := f.bundle.start(ctx, f.kube.source, &f.verifier, log, onLoad); err != nil {
+		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
+		return exitBadUsage
+	} else if !kubeSource && !bundleSource {
 		go policy.Watch(ctx, f.policies, f.pollInterval, onLoad)
 	}
 	auditOpts, stopAudit, err := f.audit.start(ctx, f.clusterID, log, reg, extra, st)
@@ -262,6 +268,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 			// The scan store away: admissions go on from the facts last
 			// read, so the replica stays ready, and says so.
 			w := warnings.get()
+			if s := f.bundle.status(); s != "" {
+				w = append(w, s)
+			}
 			if scans != nil {
 				if s := scans.Status(); s != "" {
 					w = append(w, s)

@@ -91,6 +91,12 @@ func TestConsole(t *testing.T) {
 		if len(rows) != 10 || rows[0] == first {
 			t.Fatalf("page 2: %d rows, first %q", len(rows), rows[0])
 		}
+		b.open("#/events?cluster=c2&namespace=ns1&action=block&limit=5")
+		b.waitText("#events", "ns1/")
+		b.run(chromedp.Evaluate(`[...document.querySelectorAll('#events tbody tr')].map(r => r.cells[1].innerText)`, &rows))
+		if len(rows) != 5 || strings.Join(rows, ",") != "c2,c2,c2,c2,c2" {
+			t.Fatalf("cluster filter: %v", rows)
+		}
 		// The filter form: another namespace and action through the inputs.
 		b.run(chromedp.SetValue("#f-namespace", "ns2", chromedp.ByQuery), chromedp.Click("#a-block", chromedp.ByQuery),
 			chromedp.Click("#a-unsigned", chromedp.ByQuery), chromedp.Click("#apply", chromedp.ByQuery))

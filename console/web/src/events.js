@@ -2,7 +2,7 @@ import { api, query } from './api.js';
 import { h, table, fmtTime, badge, errorBox } from './dom.js';
 
 // Every filter the audit store supports, as the URL carries them.
-const filters = ['type', 'namespace', 'action', 'image', 'principal', 'since', 'until', 'limit'];
+const filters = ['type', 'cluster', 'namespace', 'action', 'image', 'principal', 'since', 'until', 'limit'];
 const actions = ['block', 'alert', 'allow', 'unsigned', 'error'];
 const tailEvery = 5000; // ms between live tail polls
 const tailKeep = 500; // rows the live tail keeps
@@ -22,6 +22,7 @@ function filterForm(p, ctx) {
     ctx.go('events', q);
   } },
   h('label', {}, 'Type ', h('select', { id: 'f-type', name: 'type' }, ['', 'admission', 'api'].map((t) => h('option', { value: t, selected: (p.get('type') || '') === t }, t || 'any')))),
+  h('label', {}, 'Cluster ', input('cluster', 'prod')),
   h('label', {}, 'Namespace ', input('namespace', 'team-a')),
   h('label', {}, 'Image ', input('image', 'registry.example.com/team/*')),
   h('label', {}, 'Principal ', input('principal', 'API caller')),
