@@ -85,6 +85,13 @@ type env struct {
 
 func newEnv(t *testing.T, opts ...console.Option) *env {
 	t.Helper()
+	return newEnvWith(t, nil, opts...)
+}
+
+// newEnvWith is newEnv with another authenticator after the tokens file
+// (a TokenReviewer).
+func newEnvWith(t *testing.T, extra api.Authenticator, opts ...console.Option) *env {
+	t.Helper()
 	dir := t.TempDir()
 	pol := filepath.Join(dir, "policies")
 	must(t, os.Mkdir(pol, 0o755))
@@ -94,7 +101,11 @@ func newEnv(t *testing.T, opts ...console.Option) *env {
 	tokens, err := api.LoadTokens(e.tokens)
 	must(t, err)
 	tokens.ReloadEvery = 0
-	e.apiH, err = api.NewHandler(&api.DirStore{Dir: pol}, tokens, filepath.Join(dir, "state.json"), api.WithClock(e.clock),
+	auth := api.Authenticators{tokens}
+	if extra != nil {
+		auth = append(auth, extra)
+	}
+	e.apiH, err = api.NewHandler(&api.DirStore{Dir: pol}, auth, filepath.Join(dir, "state.json"), api.WithClock(e.clock),
 		api.WithAuditor(func(ev api.Event) { e.mu.Lock(); e.audited = append(e.audited, ev); e.mu.Unlock() }))
 	must(t, err)
 	e.grantTeam()
