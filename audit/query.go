@@ -156,6 +156,8 @@ func (q *Query) Validate() error {
 		return &FilterError{"action", strings.Join(q.Actions, ","), "an API action such as imagegate:CreateOpaStrategyNew with type api"}
 	case q.Type == TypeAdmission && len(q.APIActions) > 0:
 		return &FilterError{"action", strings.Join(q.APIActions, ","), "an admission action (" + strings.Join(Actions, ", ") + ") with type admission"}
+	case q.Type == TypeRuntime && (q.Principal != "" || len(q.APIActions) > 0):
+		return &FilterError{"type", q.Type, "api with a principal or an API action (they select API calls)"}
 	case q.Type == TypeAdmission && q.Principal != "":
 		return &FilterError{"principal", q.Principal, "no principal with type admission (principals select API calls)"}
 	}

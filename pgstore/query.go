@@ -37,6 +37,8 @@ func (e *Events) Query(q audit.Query) (*audit.Page, error) {
 		where = append(where, "type = 'api'")
 	case audit.TypeAdmission:
 		where = append(where, "type = 'admission'")
+	case audit.TypeRuntime:
+		where = append(where, "type = 'runtime'")
 	}
 	if q.Principal != "" {
 		where = append(where, "principal = "+arg(q.Principal))
@@ -48,7 +50,7 @@ func (e *Events) Query(q audit.Query) (*audit.Page, error) {
 		where = append(where, "cluster_id = "+arg(q.ClusterID))
 	}
 	if q.Namespace != "" {
-		where = append(where, "type = 'admission' AND namespace = "+arg(q.Namespace))
+		where = append(where, "type <> 'api' AND namespace = "+arg(q.Namespace))
 	}
 	if len(q.Actions) > 0 {
 		where = append(where, "actions && "+arg(q.Actions))

@@ -29,6 +29,8 @@ type kubeFlags struct {
 	certHosts          stringList
 	certValidity       time.Duration
 	certRenewBefore    time.Duration
+	// runtime is --runtime-compliance, which talks to the cluster too.
+	runtime bool
 }
 
 func (k *kubeFlags) register(fs *flag.FlagSet) {
@@ -68,8 +70,8 @@ func (k *kubeFlags) resolve(policies, scanStore string) string {
 	}
 	switch k.source {
 	case "file":
-		if k.kubeconfig != "" && !k.vulnReports && k.certSecret == "" {
-			return "--kubeconfig needs --policy-source=kube, --kube-vulnerability-reports or --cert-bootstrap-secret"
+		if k.kubeconfig != "" && !k.vulnReports && k.certSecret == "" && !k.runtime {
+			return "--kubeconfig needs --policy-source=kube, --kube-vulnerability-reports, --cert-bootstrap-secret or --runtime-compliance"
 		}
 		if policies == "" {
 			return "required: --policies (or --policy-source=kube)"

@@ -41,6 +41,7 @@ type serveFlags struct {
 	pin                                                                      pinFlags
 	listener                                                                 listenerFlags
 	console                                                                  consoleFlags
+	runtime                                                                  runtimeFlags
 	bundle                                                                   bundleFlags
 }
 
@@ -77,10 +78,12 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 	f.pin.register(fs)
 	f.listener.register(fs)
 	f.console.register(fs)
+	f.runtime.register(fs)
 	f.bundle.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, flagError(err)
 	}
+	f.kube.runtime = f.runtime.on
 	var missing []string
 	if f.store != "" {
 		if !pgstore.IsURL(f.store) {
@@ -110,7 +113,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 		}
 		return nil, exitBadUsage
 	}
-	if err := errors.Join(f.api.check(), f.audit.validate(), f.listener.check(), f.console.check(&f.api)); err != nil {
+	if err := errors.Join(f.api.check(), f.audit.validate(), f.listener.check(), f.runtime.check(), f.console.check(&f.api)); err != nil {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return nil, exitBadUsage
 	}
@@ -262,6 +265,14 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		return exitBadUsage
 	}
 	extra["POST "+webhook.MutatePath] = mutator
+	stopRuntime, err := f.runtime.start(ctx, runtimeDeps{kubeconfig: f.kube.kubeconfig, namespace: f.ownNamespace, engines: engines, source: source,
+		scanAttestors: f.verifier.scanAttestors, scans: scans, exempt: f.exempt, maxScanAge: f.maxScanAge, recorder: f.audit.recorder,
+		auditTokenFile: f.audit.tokenFile, log: log, reg: reg, extra: extra})
+	if err != nil {
+		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
+		return exitBadUsage
+	}
+	defer stopRuntime()
 	srv := &webhook.Server{
 		Listen: f.listen, MetricsListen: f.metricsListen, Handler: handler, Ready: engines.Ready, ReadyDetail: guard.Status,
 		ReadyWarnings: func() []string {
