@@ -124,7 +124,7 @@ func (s *Store) Write(events []*Event) error {
 				}
 			}
 		}
-		return nil
+		return addStats(tx, events, 1)
 	})
 }
 

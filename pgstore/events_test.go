@@ -124,3 +124,15 @@ func TestEventsHeldWhileDatabaseDown(t *testing.T) {
 		t.Errorf("%d events after the outage", len(page.Events))
 	}
 }
+
+func TestEventsStats(t *testing.T) {
+	storetest.RunStats(t, func(t *testing.T) storetest.StatsSubject {
+		db, _ := openDB(t)
+		return openEvents(t, db)
+	})
+}
+
+func TestEventsGet(t *testing.T) {
+	db, _ := openDB(t)
+	storetest.RunGet(t, openEvents(t, db))
+}

@@ -40,6 +40,7 @@ type serveFlags struct {
 	kube                                                                     kubeFlags
 	pin                                                                      pinFlags
 	listener                                                                 listenerFlags
+	console                                                                  consoleFlags
 	runtime                                                                  runtimeFlags
 	bundle                                                                   bundleFlags
 }
@@ -76,6 +77,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 	f.kube.register(fs)
 	f.pin.register(fs)
 	f.listener.register(fs)
+	f.console.register(fs)
 	f.runtime.register(fs)
 	f.bundle.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -111,7 +113,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 		}
 		return nil, exitBadUsage
 	}
-	if err := errors.Join(f.api.check(), f.audit.validate(), f.listener.check(), f.runtime.check()); err != nil {
+	if err := errors.Join(f.api.check(), f.audit.validate(), f.listener.check(), f.runtime.check(), f.console.check(&f.api)); err != nil {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return nil, exitBadUsage
 	}
@@ -246,7 +248,12 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	limits := []webhook.Option{webhook.WithExemptNamespaces(f.exempt...), webhook.WithDefaultTimeout(f.defaultTimeout),
 		webhook.WithMaxInFlight(f.maxInFlight), webhook.WithMaxBodyBytes(f.maxBody), webhook.WithLogger(log), webhook.WithRegisterer(reg)}
-	handler, err := webhook.NewHandler(admission.NewDecider(engines, source, admission.WithScanAttestors(f.verifier.scanAttestors...)),
+	decider := admission.NewDecider(engines, source, admission.WithScanAttestors(f.verifier.scanAttestors...))
+	if err := f.console.start(ctx, f, decider, reg, certs, log); err != nil {
+		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
+		return exitBadUsage
+	}
+	handler, err := webhook.NewHandler(decider,
 		slices.Concat(limits, []webhook.Option{webhook.WithFailOpen(failOpen), webhook.WithMaxImages(f.maxImages)}, auditOpts)...)
 	if err != nil {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)

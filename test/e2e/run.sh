@@ -24,6 +24,6 @@ go test -count=1 -timeout 10m -run 'Conformance' ./attestation/
 # scripts/e2e-tools.sh installs it).
 IMAGEGATE_E2E=1 go test -count=1 -timeout 10m -run 'TestAlertRulesPromtool' ./cmd/imagegate/
 
-# The PostgreSQL stores against a real server (make unit skips them when
+# The PostgreSQL stores (and the console over one) against a real server (make unit skips them when
 # PostgreSQL is not installed; here it is, so they must run).
-IMAGEGATE_E2E=1 go test -count=1 -timeout 10m ./pgstore/
+IMAGEGATE_E2E=1 go test -count=1 -timeout 10m ./pgstore/ ./console/

@@ -12,11 +12,12 @@ app.kubernetes.io/component: webhook
 {{- end -}}
 {{- define "imagegate.bootstrap" -}}{{ if not (or .Values.tls.certManager .Values.tls.caBundle) }}true{{ end }}{{- end -}}
 {{- /* Names the serving certificate covers: the webhook Service's and, with
-the management API, the API Service's. The webhook pods' bootstrap issues it
+the management API, the API Service's (and the console's). The webhook pods' bootstrap issues it
 for these (a certificate missing one is replaced), the API pod mounts it. */ -}}
 {{- define "imagegate.certHosts" -}}
 {{- $hosts := list (include "imagegate.name" .) -}}
 {{- if .Values.api.enabled }}{{ $hosts = append $hosts (printf "%s-api" (include "imagegate.name" .)) }}{{ end -}}
+{{- if and .Values.api.enabled .Values.api.console.enabled }}{{ $hosts = append $hosts (printf "%s-console" (include "imagegate.name" .)) }}{{ end -}}
 {{- range $i, $h := $hosts }}{{ if $i }},{{ end }}{{ $h }}.{{ $.Release.Namespace }}.svc,{{ $h }}.{{ $.Release.Namespace }}.svc.cluster.local{{ end -}}
 {{- end -}}
 {{- define "imagegate.apiSelector" -}}
