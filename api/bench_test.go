@@ -36,7 +36,7 @@ func BenchmarkAuthorizeCall(b *testing.B) {
 
 // BenchmarkGetOpaStrategyDetailNew is a whole read call without TLS:
 // authentication, authorization, reading a 50-object policy directory and
-// the seed 004 response.
+// the documented GetOpaStrategyDetailNew response.
 func BenchmarkGetOpaStrategyDetailNew(b *testing.B) {
 	e := newEnv(b)
 	for i := 0; i < 50; i++ {

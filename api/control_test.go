@@ -19,7 +19,7 @@ func TestControlPolicies(t *testing.T) {
 	id := cp["PolicyId"].(string)
 	wantKeys := []string{"AttachmentCount", "CreateDate", "Description", "EffectScope", "PolicyId", "PolicyName", "PolicyType", "UpdateDate"}
 	if !reflect.DeepEqual(keysOf(cp), wantKeys) || cp["AttachmentCount"] != "0" || cp["PolicyType"] != "Custom" || cp["EffectScope"] != "All" || !strings.HasPrefix(id, "cp-") {
-		t.Fatalf("seed 001 shape: %v", cp)
+		t.Fatalf("CreateControlPolicy documented shape: %v", cp)
 	}
 	createProdAllow := func(token string) (int, map[string]any) {
 		return e.rpc(token, "CreateOpaStrategyNew", "StrategyName", "exception", "RuleAction", "3", "ClusterId", "prod-eu", "ImageName", `["legacy-*"]`)
@@ -53,7 +53,7 @@ func TestControlPolicies(t *testing.T) {
 		if body["ControlPolicy"].(map[string]any)["PolicyName"] != "NoAllowRulesInProdRAM" || body["ControlPolicy"].(map[string]any)["AttachmentCount"] != "1" {
 			t.Errorf("update: %v", body)
 		}
-		// EffectScope is fixed at creation (seed 001 has no NewEffectScope): make a RAM twin.
+		// EffectScope is fixed at creation (UpdateControlPolicy has no NewEffectScope): make a RAM twin.
 		st, body = e.rpc(admin, "DetachControlPolicy", "PolicyId", id, "TargetId", "*")
 		expect(t, st, body, 200, "")
 		st, body = e.rpc(admin, "CreateControlPolicy", "PolicyName", "RAMOnly", "EffectScope", "RAM", "PolicyDocument", denyProdAllowRules)

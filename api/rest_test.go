@@ -19,7 +19,7 @@ func (r rawJSON) MarshalJSON() ([]byte, error) { return []byte(r), nil }
 
 const readOnly = `{"Version":"1.1","Statement":[{"Effect":"Allow","Action":["imagegate:Get*","imagegate:List*","imagegate:Describe*"],"Resource":["*"]}]}`
 
-// TestCustomPolicies: seed 003's role calls, and a read-only security team
+// TestCustomPolicies: Huawei Cloud IAM custom-policy role calls, and a read-only security team
 // that then may create rules only in dev clusters.
 func TestCustomPolicies(t *testing.T) {
 	e := newEnv(t)
@@ -30,7 +30,7 @@ func TestCustomPolicies(t *testing.T) {
 	id := r["id"].(string)
 	want := []string{"catalog", "created_time", "description", "description_cn", "display_name", "domain_id", "id", "links", "name", "policy", "type", "updated_time"}
 	if !reflect.DeepEqual(keysOf(r), want) || r["catalog"] != "CUSTOMED" || r["policy"].(map[string]any)["Version"] != "1.1" {
-		t.Fatalf("seed 003 shape: %v", r)
+		t.Fatalf("custom policy documented shape: %v", r)
 	}
 	st, body = e.rest(admin, "PUT", "/v3.0/OS-ROLE/groups/security/roles/"+id, nil)
 	expectREST(t, st, body, 204, "")
@@ -42,7 +42,7 @@ func TestCustomPolicies(t *testing.T) {
 	st, body = e.rpc("alice-token", "CreateOpaStrategyNew", "StrategyName", "x", "RuleAction", "2", "ClusterId", "dev-1")
 	expect(t, st, body, 403, "NoPermission")
 
-	t.Run("PATCH (seed 003) with a StringStartWith condition", func(t *testing.T) {
+	t.Run("PATCH with a StringStartWith condition", func(t *testing.T) {
 		doc := `{"Version":"1.1","Statement":[{"Effect":"Allow","Action":["imagegate:Get*","imagegate:List*","imagegate:Describe*"],"Resource":["*"]},
 			{"Effect":"Allow","Action":["imagegate:CreateOpaStrategyNew"],"Resource":["imagegate:opastrategy/*"],"Condition":{"StringStartWith":{"imagegate:ClusterId":["dev-"]}}}]}`
 		st, body := e.rest(admin, "PATCH", "/v3.0/OS-ROLE/roles/"+id, role("SecurityReadOnly", doc))
@@ -91,7 +91,7 @@ func TestCustomPolicies(t *testing.T) {
 	})
 }
 
-// TestAgencies: seed 002's trust policy decides who may assume an agency;
+// TestAgencies: the agency's trust policy decides who may assume an agency;
 // the assumed token acts with the agency's policies until it expires.
 func TestAgencies(t *testing.T) {
 	e := newEnv(t)
@@ -151,11 +151,11 @@ func TestAgencies(t *testing.T) {
 		st, body := e.rpc(session, "UpdateOpaStrategyNew", "StrategyId", "1", "RuleAction", "2")
 		expect(t, st, body, 401, "InvalidToken.Expired")
 	})
-	t.Run("PUT trust-policy (seed 002) changes who may assume", func(t *testing.T) {
+	t.Run("PUT trust-policy changes who may assume", func(t *testing.T) {
 		st, body := e.rest(admin, "PUT", "/v5/agencies/"+agency+"/trust-policy", map[string]any{"trust_policy": trust("group:readers")})
 		expectREST(t, st, body, 200, "")
 		if body != nil {
-			t.Errorf("seed 002 answers without a body: %v", body)
+			t.Errorf("PUT trust-policy answers without a body: %v", body)
 		}
 		st, body = e.rest("ci-token", "POST", "/v5/agencies/"+agency+"/assume", nil)
 		expectREST(t, st, body, 403, "NoPermission")

@@ -59,7 +59,7 @@ func KnownActions() []string {
 	for op := range (&Handler{}).rpcOps() {
 		out = append(out, "imagegate:"+op)
 	}
-	for _, op := range restActions {
+	for _, op := range slices.Concat(restActions, ConsoleActions) {
 		out = append(out, "imagegate:"+op)
 	}
 	slices.Sort(out)

@@ -71,7 +71,7 @@ func TestRPCErrors(t *testing.T) {
 }
 
 // TestBinarySecurityPolicyLifecycle: attestor and policy CRUD with the
-// seed's JSON strings, written through to files policy.LoadDir loads.
+// documented example's JSON strings, written through to files policy.LoadDir loads.
 func TestBinarySecurityPolicyLifecycle(t *testing.T) {
 	e := newEnv(t)
 	const admin = "admin-token"
@@ -81,13 +81,13 @@ func TestBinarySecurityPolicyLifecycle(t *testing.T) {
 	st, body = e.rpc(admin, "CreateAttestor", "Name", "test-xcs-04-11-hhht", "PublicKeys", keys)
 	expect(t, st, body, 409, "EntityAlreadyExists.Attestor")
 
-	seedPolicy := `{"PolicyMode":"requireAttestor","RequiredAttestors":["test-xcs-04-11-hhht"]}`
-	seedClusters := `[{"Namespaces":["default"],"ClusterId":"c9f5b93a8da8f4341b77"},{"Namespaces":["default"],"ClusterId":"cc12429dbb8f644f690b0"}]`
-	st, body = e.rpc(admin, "CreateBinarySecurityPolicy", "Name", "test-policy-04-11", "Remark", "Remark", "Policy", seedPolicy,
-		"Clusters", seedClusters, "Status", "enabled", "SourceIp", "1.2.3.4")
+	examplePolicy := `{"PolicyMode":"requireAttestor","RequiredAttestors":["test-xcs-04-11-hhht"]}`
+	exampleClusters := `[{"Namespaces":["default"],"ClusterId":"c9f5b93a8da8f4341b77"},{"Namespaces":["default"],"ClusterId":"cc12429dbb8f644f690b0"}]`
+	st, body = e.rpc(admin, "CreateBinarySecurityPolicy", "Name", "test-policy-04-11", "Remark", "Remark", "Policy", examplePolicy,
+		"Clusters", exampleClusters, "Status", "enabled", "SourceIp", "1.2.3.4")
 	expect(t, st, body, 200, "")
 	if len(body) != 1 {
-		t.Errorf("seed 000 answers only RequestId: %v", body)
+		t.Errorf("CreateBinarySecurityPolicy answers only RequestId: %v", body)
 	}
 	snap, err := policy.LoadDir(e.dir)
 	if err != nil {
@@ -98,7 +98,7 @@ func TestBinarySecurityPolicyLifecycle(t *testing.T) {
 	}
 
 	t.Run("modify", func(t *testing.T) {
-		st, body := e.rpc(admin, "ModifyBinarySecurityPolicy", "Name", "test-policy-04-11", "Policy", seedPolicy,
+		st, body := e.rpc(admin, "ModifyBinarySecurityPolicy", "Name", "test-policy-04-11", "Policy", examplePolicy,
 			"Clusters", `[{"ClusterId":"c1"}]`, "Status", "disabled")
 		expect(t, st, body, 200, "")
 		snap, _ := policy.LoadDir(e.dir)
@@ -130,11 +130,11 @@ func TestBinarySecurityPolicyLifecycle(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"unknown attestor", "ModifyBinarySecurityPolicy", []string{"Name", "test-policy-04-11", "Policy", `{"RequiredAttestors":["ghost"]}`, "Clusters", seedClusters}, 400, "InvalidParameter.Policy"},
-		{"bad status", "ModifyBinarySecurityPolicy", []string{"Name", "test-policy-04-11", "Policy", seedPolicy, "Clusters", seedClusters, "Status", "on"}, 400, "InvalidParameter.Status"},
-		{"malformed clusters", "ModifyBinarySecurityPolicy", []string{"Name", "test-policy-04-11", "Policy", seedPolicy, "Clusters", `[{"ClusterId":1}]`}, 400, "InvalidParameter.Clusters.Malformed"},
-		{"unknown field in Policy", "ModifyBinarySecurityPolicy", []string{"Name", "test-policy-04-11", "Policy", `{"Mode":"x"}`, "Clusters", seedClusters}, 400, "InvalidParameter.Policy.Malformed"},
-		{"missing Clusters", "ModifyBinarySecurityPolicy", []string{"Name", "test-policy-04-11", "Policy", seedPolicy}, 400, "InvalidParameter.Clusters"},
+		{"unknown attestor", "ModifyBinarySecurityPolicy", []string{"Name", "test-policy-04-11", "Policy", `{"RequiredAttestors":["ghost"]}`, "Clusters", exampleClusters}, 400, "InvalidParameter.Policy"},
+		{"bad status", "ModifyBinarySecurityPolicy", []string{"Name", "test-policy-04-11", "Policy", examplePolicy, "Clusters", exampleClusters, "Status", "on"}, 400, "InvalidParameter.Status"},
+		{"malformed clusters", "ModifyBinarySecurityPolicy", []string{"Name", "test-policy-04-11", "Policy", examplePolicy, "Clusters", `[{"ClusterId":1}]`}, 400, "InvalidParameter.Clusters.Malformed"},
+		{"unknown field in Policy", "ModifyBinarySecurityPolicy", []string{"Name", "test-policy-04-11", "Policy", `{"Mode":"x"}`, "Clusters", exampleClusters}, 400, "InvalidParameter.Policy.Malformed"},
+		{"missing Clusters", "ModifyBinarySecurityPolicy", []string{"Name", "test-policy-04-11", "Policy", examplePolicy}, 400, "InvalidParameter.Clusters"},
 		{"attestor in use", "DeleteAttestor", []string{"Name", "test-xcs-04-11-hhht"}, 409, "EntityInUse"},
 		{"attestor without keys", "ModifyAttestor", []string{"Name", "test-xcs-04-11-hhht", "PublicKeys", "[]"}, 400, ""},
 		{"name with a slash", "CreateAttestor", []string{"Name", "a/b", "PublicKeys", keys}, 400, "InvalidParameter.Name"},
@@ -190,11 +190,11 @@ func TestServerError(t *testing.T) {
 	}
 }
 
-// TestOpaStrategySeed004 creates the strategy of seed 004's example through
-// the API and gets back exactly the seed's response.
-func TestOpaStrategySeed004(t *testing.T) {
+// TestOpaStrategyDocumentedExample creates the strategy of the documented
+// GetOpaStrategyDetailNew example through the API and gets back exactly its response.
+func TestOpaStrategyDocumentedExample(t *testing.T) {
 	e := newEnv(t)
-	raw, err := os.ReadFile("testdata/seed004_response.json")
+	raw, err := os.ReadFile("testdata/getopastrategydetailnew_response.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,14 +223,14 @@ func TestOpaStrategySeed004(t *testing.T) {
 	}
 	st, body = e.rpc("admin-token", "GetOpaStrategyDetailNew", "StrategyId", "1")
 	expect(t, st, body, 200, "")
-	// The seed's example numbers the strategy 1005 and echoes paging it was
+	// The documented example numbers the strategy 1005 and echoes paging it was
 	// given; everything else must match exactly.
 	got := body["Data"].(map[string]any)
 	got["StrategyId"], got["CurrentPage"], got["PageSize"] = data["StrategyId"], data["CurrentPage"], data["PageSize"]
 	body["RequestId"] = seed["RequestId"]
 	if !reflect.DeepEqual(body, seed) {
 		g, _ := json.MarshalIndent(body, "", " ")
-		t.Errorf("response differs from seed 004:\n%s", g)
+		t.Errorf("response differs from the documented example:\n%s", g)
 	}
 
 	t.Run("update, list with paging, delete", func(t *testing.T) {

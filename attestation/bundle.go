@@ -87,11 +87,7 @@ func (v *Verifier) readBundle(ctx context.Context, p *remote.Puller, repo name.R
 	if err != nil {
 		return nil, registryError("fetching a signature bundle", err)
 	}
-	img, err := desc.Image()
-	if err != nil {
-		return nil, registryError("reading a signature bundle", err)
-	}
-	m, err := img.Manifest()
+	m, blob, err := imageLayers(ctx, p, repo, desc)
 	if err != nil {
 		return nil, registryError("reading a signature bundle", err)
 	}
@@ -99,14 +95,11 @@ func (v *Verifier) readBundle(ctx context.Context, p *remote.Puller, repo name.R
 		if string(l.MediaType) != bundleArtifactType {
 			continue
 		}
-		layer, err := img.LayerByDigest(l.Digest)
-		if err == nil {
-			var b []byte
-			if b, err = readLayer(layer); err == nil {
-				return b, nil
-			}
+		b, err := blob(l)
+		if err != nil {
+			return nil, registryError("fetching a signature bundle", err)
 		}
-		return nil, registryError("fetching a signature bundle", err)
+		return b, nil
 	}
 	return nil, nil // another kind of artifact
 }

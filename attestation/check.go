@@ -17,13 +17,11 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/imagegate/imagegate/policy"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
-	"github.com/sigstore/cosign/v2/pkg/oci"
 	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
-	"github.com/sigstore/sigstore/pkg/signature/payload"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
@@ -214,6 +212,9 @@ func (v *verifier) verifyLegacy(ctx context.Context, s *legacySig, h v1.Hash, o 
 		if err != nil {
 			return err
 		}
+		if s.claims != nil {
+			co.ClaimVerifier = s.claims.verify
+		}
 		sig, err := s.signature()
 		if err != nil {
 			return &VerificationError{Reason: "bad signature layer: " + err.Error()}
@@ -348,38 +349,6 @@ func statementOf(envelope []byte) ([]byte, error) {
 	return env.Payload, nil
 }
 
-// simpleSigningClaims is cosign's claim check for image signatures (the
-// payload names this digest) and, stricter than cosign, requires the
-// simple-signing type: a payload of another kind signed by the same key is
-// not an image signature.
-func simpleSigningClaims(sig oci.Signature, h v1.Hash, _ map[string]any) error {
-	p, err := sig.Payload()
-	if err != nil {
-		return err
-	}
-	var ss payload.SimpleContainerImage
-	if err := json.Unmarshal(p, &ss); err != nil {
-		return &claimError{reason: "bad signature payload: not a cosign simple signing document"}
-	}
-	// cosign.SimpleClaimVerifier's check, on the payload already decoded
-	// (it would decode it again: a quarter of a verification's CPU).
-	if got := ss.Critical.Image.DockerManifestDigest; got != h.String() {
-		return &claimError{reason: fmt.Sprintf("signature is for another image digest (%s): digest mismatch", got), digest: true}
-	}
-	if ss.Critical.Type != payload.CosignSignatureType {
-		return &claimError{reason: fmt.Sprintf("bad signature payload: type %q is not %q", ss.Critical.Type, payload.CosignSignatureType)}
-	}
-	return nil
-}
-
-// claimError is a signature that verified but does not vouch for this image.
-type claimError struct {
-	reason string
-	digest bool
-}
-
-func (e *claimError) Error() string { return e.reason }
-
 var (
 	errNoCertificate = errors.New("no certificate found on signature")
 	errAnotherKey    = errors.New("verified with another key")
@@ -413,6 +382,11 @@ func refusal(errs []error) error {
 // (as opposed to a refused certificate, log entry or timestamp).
 func isBadSignature(err error) bool {
 	s := err.Error()
+	if strings.Contains(s, "log inclusion") {
+		// sigstore-go: the log entry (its checkpoint signature, say) did
+		// not verify, which says more than "another key".
+		return false
+	}
 	return strings.Contains(s, "invalid signature") || strings.Contains(s, "failed to verify signature") ||
 		strings.Contains(s, "verification error") || strings.Contains(s, "signature verification failed")
 }

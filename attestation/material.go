@@ -26,6 +26,7 @@ type legacySig struct {
 	payload     []byte
 	b64sig      string
 	cert, chain []byte
+	claims      *sharedClaims // nil: decoded per verification
 	bundle      *bundle.RekorBundle
 	timestamp   *bundle.RFC3161Timestamp
 	// Why an annotation does not parse; it matters only when the attestor
@@ -78,6 +79,9 @@ func (s *legacySig) attestation() (oci.Signature, error) {
 // size approximates the bytes the signature holds in the cache.
 func (s *legacySig) size() int64 {
 	n := len(s.payload) + len(s.b64sig) + len(s.cert) + len(s.chain) + 64
+	if s.claims != nil {
+		n += len(s.payload) // its decoded document, counted with each sharer
+	}
 	if s.bundle != nil {
 		n += len(s.bundle.SignedEntryTimestamp) + 256
 		if body, ok := s.bundle.Payload.Body.(string); ok {

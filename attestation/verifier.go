@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -171,6 +172,7 @@ func (v *Verifier) CheckWith(ctx context.Context, creds Credentials, img workloa
 	pl := v.pullerFor(creds)
 	ctx, cancel := v.fetchContext(ctx)
 	defer cancel()
+	compiled := v.compileAhead(attestors)
 	digest, err := v.digest(ctx, pl, creds.ID, img, ref)
 	if err != nil {
 		_, why := outcomeOf(err)
@@ -183,6 +185,7 @@ func (v *Verifier) CheckWith(ctx context.Context, creds Credentials, img workloa
 		return all(o, why)
 	}
 	res.Stale = status == cacheStale
+	compiled()
 	if len(scanAttestors) > 0 {
 		res.Vuln = v.vuln(digest, sigs, scanAttestors)
 	}
@@ -197,23 +200,46 @@ func (v *Verifier) CheckWith(ctx context.Context, creds Credentials, img workloa
 			todo = append(todo, i)
 		}
 	}
-	if len(todo) == 1 {
+	// Signature checks are CPU work (an ECDSA verification is about a
+	// hundred microseconds): attestors are checked in parallel. The first
+	// is checked on this goroutine, whose stack has already grown to what
+	// the libraries need (a new goroutine's grows, copying, as it goes).
+	var wg sync.WaitGroup
+	for _, i := range todo[min(1, len(todo)):] {
+		wg.Go(func() { res.Attestors[i] = v.check(attestors[i], digest, sigs, i) })
+	}
+	if len(todo) > 0 {
 		i := todo[0]
 		res.Attestors[i] = v.check(attestors[i], digest, sigs, i)
-		return res
-	}
-	// Signature checks are CPU work (an ECDSA verification is tens of
-	// microseconds): attestors are checked in parallel.
-	var wg sync.WaitGroup
-	for _, i := range todo {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			res.Attestors[i] = v.check(attestors[i], digest, sigs, i)
-		}()
 	}
 	wg.Wait()
 	return res
+}
+
+// compileAhead compiles the attestors seen for the first time while the
+// registry is being asked: reading their keys and trust material is CPU work
+// (tens of microseconds each) that need not wait for the signatures, and
+// would otherwise come after them, one attestor after another. It returns a
+// wait for it; with every attestor compiled (the warm path) it starts
+// nothing.
+func (v *Verifier) compileAhead(attestors []*policy.Attestor) (wait func()) {
+	var todo []*policy.Attestor
+	for _, a := range attestors {
+		if _, ok := v.checks.load(a); !ok {
+			todo = append(todo, a)
+		}
+	}
+	if len(todo) == 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, a := range todo {
+			v.verifierFor(a)
+		}
+	}()
+	return func() { <-done }
 }
 
 // vuln is the vulnerability attestation outcome for these scan attestors.
@@ -383,3 +409,9 @@ type compiledAttestor struct {
 	ver *verifier
 	err error
 }
+
+// Transport is the verifier's registry transport: plain HTTP only to
+// loopback and the insecure registries, bounded bodies and requests per
+// registry, retries within the deadline. Other readers of the same
+// registries (policy bundles) share it.
+func (v *Verifier) Transport() http.RoundTripper { return v.guard }

@@ -9,10 +9,11 @@ import (
 const (
 	TypeAdmission = "admission" // an admission request (the webhook)
 	TypeAPI       = "api"       // a management API call
+	TypeRuntime   = "runtime"   // a running workload decided again (package compliance)
 )
 
 // Types lists every type a query may name.
-var Types = []string{TypeAdmission, TypeAPI}
+var Types = []string{TypeAdmission, TypeAPI, TypeRuntime}
 
 // APICall is one management API call as its handler saw it: who called,
 // what was asked, and what the authorizer decided and why. Only the file

@@ -18,10 +18,13 @@ const (
 	ActionAllow    = string(rego.Allow)
 	ActionUnsigned = string(rego.Unsigned)
 	ActionError    = "error"
+	// ActionResolved is a runtime event's action when a workload that
+	// broke a policy is compliant again.
+	ActionResolved = "resolved"
 )
 
 // Actions lists every action a query may name.
-var Actions = []string{ActionBlock, ActionAlert, ActionAllow, ActionUnsigned, ActionError}
+var Actions = []string{ActionBlock, ActionAlert, ActionAllow, ActionUnsigned, ActionError, ActionResolved}
 
 // Decisions of an event.
 const (
@@ -62,6 +65,8 @@ type Admission struct {
 	// api is set instead of the rest for a management API call
 	// (RecordAPICall), so both kinds share the one queue.
 	api *APICall
+	// runtime is set for a runtime event (RecordRuntime).
+	runtime *RuntimeChange
 	// apiCount and apiUntil summarize refused calls aggregated into api
 	// (the first of them): how many, and the last one's time.
 	apiCount int
@@ -121,6 +126,9 @@ type Event struct {
 	Warnings   []string     `json:"warnings,omitempty"`
 	Error      string       `json:"error,omitempty"`
 	API        *APICall     `json:"api,omitempty"`
+	// Runtime says, on a runtime event, what changed for a running
+	// workload (Kind and Name are its controller's, or the pod's).
+	Runtime *RuntimeChange `json:"runtime,omitempty"`
 	// Count and Until are set on the summary of refused API calls of one
 	// kind (source, principal, action, code) in one window: how many calls
 	// it stands for, API being the first of them, and the last one's time.

@@ -42,7 +42,7 @@ func (h *Handler) authorized(r *http.Request) bool {
 var _ http.Handler = (*Handler)(nil)
 
 var knownParams = map[string]bool{"namespace": true, "action": true, "image": true, "since": true, "until": true, "limit": true, "pageToken": true,
-	"type": true, "principal": true}
+	"type": true, "principal": true, "cluster": true}
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
@@ -55,29 +55,36 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusUnauthorized, "missing or wrong bearer token")
 		return
 	}
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	ServeQuery(w, r, h.Store, now())
+}
+
+// ServeQuery answers a GET of events with the filters of imagegate events
+// as URL parameters (the caller has authenticated and authorized it): a
+// Page as JSON, or a JSON error naming the bad parameter.
+func ServeQuery(w http.ResponseWriter, r *http.Request, store Querier, now time.Time) {
 	v := r.URL.Query()
 	for name, vals := range v {
 		switch {
 		case !knownParams[name]:
-			jsonError(w, http.StatusBadRequest, "unknown parameter "+name+": expected type, principal, namespace, action, image, since, until, limit or pageToken")
+			jsonError(w, http.StatusBadRequest, "unknown parameter "+name+": expected type, principal, cluster, namespace, action, image, since, until, limit or pageToken")
 			return
 		case len(vals) > 1 && name != "action":
 			jsonError(w, http.StatusBadRequest, "parameter "+name+" given more than once")
 			return
 		}
 	}
-	now := time.Now
-	if h.Now != nil {
-		now = h.Now
-	}
 	q, err := ParseQuery(QueryParams{Namespace: v.Get("namespace"), Action: strings.Join(v["action"], ","), Image: v.Get("image"),
 		Since: v.Get("since"), Until: v.Get("until"), Limit: v.Get("limit"), PageToken: v.Get("pageToken"),
-		Type: v.Get("type"), Principal: v.Get("principal")}, now())
+		Type: v.Get("type"), Principal: v.Get("principal"), Cluster: v.Get("cluster")}, now)
 	if err != nil {
 		jsonError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	page, err := h.Store.Query(q)
+	page, err := store.Query(q)
 	if err != nil {
 		var fe *FilterError
 		if errors.As(err, &fe) {
@@ -90,6 +97,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(page)
 }
+
+// WriteError answers a JSON error, as the events endpoint does.
+func WriteError(w http.ResponseWriter, code int, msg string) { jsonError(w, code, msg) }
 
 func jsonError(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")

@@ -51,7 +51,7 @@ func TestEventsAPI(t *testing.T) {
 		}
 	})
 	bad := []struct{ query, says string }{
-		{"action=deny", `action "deny": expected one of block, alert, allow, unsigned, error`},
+		{"action=deny", `action "deny": expected one of block, alert, allow, unsigned, error, resolved`},
 		{"since=yesterday", `since "yesterday": expected an RFC 3339 time`},
 		{"since=1h&until=2h", `since "`},
 		{"limit=0", `limit "0": expected a whole number from 1 to 1000`},

@@ -65,8 +65,8 @@ func (s *EventSink) Write(events []*Event) error {
 		}
 	}
 	for _, ev := range events {
-		if ev.IsAPI() || ev.Namespace == "" || ev.Name == "" {
-			continue // Events need a namespaced, named object; API calls have none
+		if ev.IsAPI() || ev.Type == TypeRuntime || ev.Namespace == "" || ev.Name == "" {
+			continue // Events need a namespaced, named object; API calls have none; runtime ones are written by their monitor
 		}
 		action := ev.Actions[0]
 		key := ev.Namespace + "/" + ev.Kind + "/" + ev.Name + "/" + action

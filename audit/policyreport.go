@@ -48,8 +48,8 @@ func (s *ReportSink) Write(events []*Event) error {
 	byNs := map[string][]any{}
 	var order []string
 	for _, ev := range events {
-		if ev.IsAPI() || ev.Namespace == "" {
-			continue // reports are about workloads, not management API calls
+		if ev.IsAPI() || ev.Type == TypeRuntime || ev.Namespace == "" {
+			continue // about admissions: not management API calls; runtime findings have their own report
 		}
 		if _, ok := byNs[ev.Namespace]; !ok {
 			order = append(order, ev.Namespace)

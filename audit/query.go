@@ -12,7 +12,7 @@ import (
 )
 
 // Query selects events, newest first. Every set field narrows the result:
-// an event matches when it is in Namespace, has any of Actions, has any
+// an event matches when it is of ClusterID, in Namespace, has any of Actions, has any
 // image whose repository matches Image, and happened in [Since, Until].
 type Query struct {
 	// Type is admission, api or empty (both). Namespace, Actions and Image
@@ -23,6 +23,9 @@ type Query struct {
 	Principal  string
 	APIActions []string
 
+	// ClusterID selects the events of one cluster (admissions and API
+	// calls), for a store that several clusters share.
+	ClusterID string
 	Namespace string
 	Actions   []string
 	// Image is a glob (* and ?) over the repository as written in the
@@ -62,6 +65,7 @@ func (e *FilterError) Error() string {
 // checks them all and names the first bad one.
 type QueryParams struct {
 	Namespace, Action, Image, Since, Until, Limit, PageToken string
+	Cluster                                                  string
 	// Type is admission or api; Principal selects API calls. With type api
 	// (or a Principal, or only imagegate: actions) Action names API actions.
 	Type, Principal string
@@ -73,6 +77,9 @@ func ParseQuery(p QueryParams, now time.Time) (Query, error) {
 	q := Query{Namespace: strings.TrimSpace(p.Namespace), Image: strings.TrimSpace(p.Image), PageToken: strings.TrimSpace(p.PageToken)}
 	if len(q.Namespace) > 253 {
 		return q, &FilterError{"namespace", q.Namespace, "a namespace name (at most 253 characters)"}
+	}
+	if q.ClusterID = strings.TrimSpace(p.Cluster); len(q.ClusterID) > 253 {
+		return q, &FilterError{"cluster", q.ClusterID, "a cluster id (at most 253 characters)"}
 	}
 	q.Type, q.Principal = strings.ToLower(strings.TrimSpace(p.Type)), strings.TrimSpace(p.Principal)
 	if q.Type != "" && !slices.Contains(Types, q.Type) {
@@ -149,6 +156,8 @@ func (q *Query) Validate() error {
 		return &FilterError{"action", strings.Join(q.Actions, ","), "an API action such as imagegate:CreateOpaStrategyNew with type api"}
 	case q.Type == TypeAdmission && len(q.APIActions) > 0:
 		return &FilterError{"action", strings.Join(q.APIActions, ","), "an admission action (" + strings.Join(Actions, ", ") + ") with type admission"}
+	case q.Type == TypeRuntime && (q.Principal != "" || len(q.APIActions) > 0):
+		return &FilterError{"type", q.Type, "api with a principal or an API action (they select API calls)"}
 	case q.Type == TypeAdmission && q.Principal != "":
 		return &FilterError{"principal", q.Principal, "no principal with type admission (principals select API calls)"}
 	}

@@ -254,9 +254,12 @@ func (r *Recorder) run() {
 				if a.committed != nil {
 					r.waiting = append(r.waiting, a.committed)
 				}
-				if a.api != nil {
+				switch {
+				case a.api != nil:
 					batch = append(batch, buildAPI(&a, r.nextID(a.Time), r.opts.clusterID))
-				} else {
+				case a.runtime != nil:
+					batch = append(batch, idx.buildRuntime(&a, r.nextID(a.Time), r.opts.clusterID))
+				default:
 					batch = append(batch, idx.build(&a, r.nextID(a.Time), r.opts.clusterID))
 				}
 			}

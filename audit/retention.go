@@ -31,6 +31,7 @@ func (s *Store) Prune(before time.Time) (int, error) {
 				return nil
 			}
 			var ids [][]byte
+			var pruned []*Event
 			emptied := map[string]bool{}
 			c := evs.Cursor()
 			for k, v := c.First(); k != nil && bytes.Compare(k, cutoff) < 0 && len(ids) < pruneBatch; k, v = c.Next() {
@@ -40,6 +41,7 @@ func (s *Store) Prune(before time.Time) (int, error) {
 				if json.Unmarshal(v, &ev) != nil {
 					continue // the event goes; index entries of an unreadable one stay until their bucket empties
 				}
+				pruned = append(pruned, &ev)
 				for _, name := range indexNames(&ev) {
 					if b := ix.Bucket([]byte(name)); b != nil {
 						if err := b.Delete(id); err != nil {
@@ -53,6 +55,9 @@ func (s *Store) Prune(before time.Time) (int, error) {
 				if err := evs.Delete(id); err != nil {
 					return err
 				}
+			}
+			if err := addStats(tx, pruned, -1); err != nil {
+				return err
 			}
 			for name := range emptied {
 				if b := ix.Bucket([]byte(name)); b != nil {

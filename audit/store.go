@@ -25,6 +25,7 @@ import (
 //	index/na\x00NS\x00A    id → ""   both, so the common pair needs no intersection
 //	index/img\x00REPO      id → ""   events with an image of repository REPO
 //	index/type\x00api      id → ""   management API calls (admissions have no type index)
+//	index/type\x00runtime  id → ""   runtime events (also in the ns, act and img indexes)
 //	index/pr\x00P          id → ""   API calls by principal P
 //	index/apiact\x00A      id → ""   API calls of action A (imagegate:CreateOpaStrategyNew)
 //
@@ -41,6 +42,7 @@ const (
 	ixNsAction  = "na\x00"
 	ixImage     = "img\x00"
 	ixTypeAPI   = "type\x00api"
+	ixRuntime   = "type\x00runtime"
 	ixPrincipal = "pr\x00"
 	ixAPIAction = "apiact\x00"
 )
@@ -122,7 +124,7 @@ func (s *Store) Write(events []*Event) error {
 				}
 			}
 		}
-		return nil
+		return addStats(tx, events, 1)
 	})
 }
 
@@ -139,6 +141,9 @@ func indexNames(ev *Event) []string {
 		return names
 	}
 	names := []string{ixNamespace + ev.Namespace}
+	if ev.Type == TypeRuntime {
+		names = append(names, ixRuntime)
+	}
 	for _, a := range ev.Actions {
 		names = append(names, ixAction+a, ixNsAction+ev.Namespace+"\x00"+a)
 	}
@@ -215,16 +220,21 @@ func (s *Store) Query(q Query) (*Page, error) {
 			if k == nil || (lower != nil && bytes.Compare(k, lower) < 0) {
 				return nil
 			}
-			if len(page.Events) == limit {
-				// One more matches: there is a next page.
-				page.NextPageToken = page.Events[len(page.Events)-1].ID
-				return nil
-			}
 			var ev Event
 			if err := json.Unmarshal(evs.Get(k), &ev); err != nil {
 				return fmt.Errorf("event %x: %w", k, err)
 			}
-			page.Events = append(page.Events, &ev)
+			// Clusters are not indexed (a store usually holds one): their
+			// filter reads the events the indexes leave. Runtime events
+			// share the admission indexes.
+			if (q.ClusterID == "" || ev.ClusterID == q.ClusterID) && (q.Type != TypeAdmission || ev.Type != TypeRuntime) {
+				if len(page.Events) == limit {
+					// One more matches: there is a next page.
+					page.NextPageToken = page.Events[len(page.Events)-1].ID
+					return nil
+				}
+				page.Events = append(page.Events, &ev)
+			}
 			k = append([]byte(nil), k...)
 			if !decrement(k) {
 				return nil
@@ -268,6 +278,9 @@ func plan(q Query, evs, ix *bolt.Bucket) ([]stream, error) {
 			names = append(names, ixAction+a)
 		}
 		streams = append(streams, buckets(names))
+	}
+	if q.Type == TypeRuntime {
+		streams = append(streams, buckets([]string{ixRuntime}))
 	}
 	if q.Image != "" && q.Image != "*" {
 		g, err := policy.CompileGlob(q.Image)

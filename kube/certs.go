@@ -63,7 +63,8 @@ const (
 	keyTLSKey  = "tls.key"
 )
 
-// caValidity is the CA's lifetime; only serving certificates rotate.
+// caValidity is the CA's lifetime; it is replaced within RenewBefore of its
+// end like the serving certificate, and both CAs are trusted meanwhile.
 const caValidity = 10 * 365 * 24 * time.Hour
 
 // Ensure makes sure the Secret holds a CA and a serving certificate valid

@@ -231,6 +231,8 @@ func BenchmarkEventsQuery(b *testing.B) {
 		{"type=admission", audit.Query{Type: audit.TypeAdmission}},
 		{"namespace", audit.Query{Namespace: "ns-17"}},
 		{"namespace=none", audit.Query{Namespace: "ns-none"}},
+		{"cluster", audit.Query{ClusterID: "cluster-7"}},
+		{"cluster+namespace", audit.Query{ClusterID: "cluster-7", Namespace: "ns-17"}},
 		{"action=error", audit.Query{Actions: []string{audit.ActionError}}},
 		{"action=allow,error", audit.Query{Actions: []string{audit.ActionAllow, audit.ActionError}}},
 		{"since=1h", audit.Query{Since: seedEnd.Add(-time.Hour)}},

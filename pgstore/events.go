@@ -150,6 +150,9 @@ func (e *Events) insert(ctx context.Context, events []*audit.Event) error {
 			return err
 		}
 		typ, principal, apiAction := audit.TypeAdmission, "", ""
+		if ev.Type == audit.TypeRuntime {
+			typ = audit.TypeRuntime
+		}
 		if ev.IsAPI() {
 			typ = audit.TypeAPI
 			if ev.API != nil {

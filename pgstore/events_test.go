@@ -232,3 +232,15 @@ func TestEventsImageGlobOfManyRepositories(t *testing.T) {
 		})
 	}
 }
+
+func TestEventsStats(t *testing.T) {
+	storetest.RunStats(t, func(t *testing.T) storetest.StatsSubject {
+		db, _ := openDB(t)
+		return openEvents(t, db)
+	})
+}
+
+func TestEventsGet(t *testing.T) {
+	db, _ := openDB(t)
+	storetest.RunGet(t, openEvents(t, db))
+}

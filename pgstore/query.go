@@ -40,6 +40,8 @@ func (e *Events) Query(q audit.Query) (*audit.Page, error) {
 		where = append(where, "type = 'api'")
 	case audit.TypeAdmission:
 		where = append(where, "type = 'admission'")
+	case audit.TypeRuntime:
+		where = append(where, "type = 'runtime'")
 	}
 	// type = 'api' matches the partial indexes of API calls' fields.
 	if q.Principal != "" {
@@ -48,8 +50,11 @@ func (e *Events) Query(q audit.Query) (*audit.Page, error) {
 	if len(q.APIActions) > 0 {
 		where = append(where, "type = 'api'") // each action's condition below
 	}
+	if q.ClusterID != "" {
+		where = append(where, "cluster_id = "+arg(q.ClusterID))
+	}
 	if q.Namespace != "" {
-		where = append(where, "type = 'admission' AND namespace = "+arg(q.Namespace))
+		where = append(where, "type <> 'api' AND namespace = "+arg(q.Namespace))
 	}
 	if len(q.Actions) > 0 {
 		where = append(where, "actions && "+arg(q.Actions))

@@ -2,12 +2,10 @@ package policy
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"reflect"
-	"sort"
 	"strings"
 
 	"github.com/imagegate/imagegate/internal/strictyaml"
@@ -117,153 +115,42 @@ func decodeDoc(file string, n *yaml.Node) (*decoded, Errors) {
 			name = nm.Value
 		}
 	}
-	w := &walker{file: file, kind: kind, name: name, lines: map[string]int{}}
+	var errs Errors
+	errorf := func(line int, path, format string, args ...any) {
+		errs = append(errs, &FieldError{File: file, Line: line, Kind: kind, Name: name, Path: path, Msg: fmt.Sprintf(format, args...)})
+	}
 	if apiNode == nil || apiNode.Value != APIVersion {
 		line, got := n.Line, "nothing"
 		if apiNode != nil {
 			line, got = apiNode.Line, fmt.Sprintf("%q", apiNode.Value)
 		}
-		w.errorf(line, "apiVersion", "expected %q, got %s", APIVersion, got)
+		errorf(line, "apiVersion", "expected %q, got %s", APIVersion, got)
 	}
-	w.check(n, typ, "")
-	if len(w.errs) > 0 {
-		return nil, w.errs
+	res := strictyaml.Check(n, typ, "", strictyaml.Options{Scalars: true, Field: policyField})
+	for _, e := range res.Errors {
+		errorf(e.Line, e.Path, "%s", e.Msg)
 	}
-	var generic any
-	if err := n.Decode(&generic); err != nil {
-		return fail(n.Line, "", err.Error())
-	}
-	js, err := json.Marshal(generic)
-	if err != nil {
-		return fail(n.Line, "", err.Error())
+	if len(errs) > 0 {
+		return nil, errs
 	}
 	obj := reflect.New(typ).Interface().(Object)
-	if err := json.Unmarshal(js, obj); err != nil {
+	if err := strictyaml.Decode(n, obj); err != nil {
 		return fail(n.Line, "", err.Error())
 	}
-	return &decoded{obj: obj, src: source{file: file, line: n.Line, lines: w.lines}}, nil
+	return &decoded{obj: obj, src: source{file: file, line: n.Line, lines: res.Lines}}, nil
 }
 
-// walker checks a YAML tree against a Go type: unknown fields and wrong types,
-// each with its path and line.
-type walker struct {
-	file, kind, name string
-	errs             Errors
-	lines            map[string]int
-}
-
-func (w *walker) errorf(line int, path, format string, args ...any) {
-	w.errs = append(w.errs, &FieldError{File: w.file, Line: line, Kind: w.kind, Name: w.name, Path: path, Msg: fmt.Sprintf(format, args...)})
-}
-
-func (w *walker) check(n *yaml.Node, t reflect.Type, path string) {
-	if n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
+// policyField is what policy objects accept beyond their Go types: the
+// words of the numeric fields, and what Kubernetes adds to an object read
+// back from a cluster (status, server-set metadata), accepted and ignored.
+func policyField(parent reflect.Type, key, path string, val *yaml.Node) (string, bool) {
+	if wf, ok := wordFields[parent.Name()+"."+key]; ok {
+		return wf.rewrite(val), true
 	}
-	w.lines[path] = n.Line
-	if strictyaml.IsNull(n) {
-		return
+	if (path == "status") || (path == "metadata."+key && ignoredMeta[key]) {
+		return "", true
 	}
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch t.Kind() {
-	case reflect.Struct:
-		w.checkStruct(n, t, path)
-	case reflect.Slice:
-		if n.Kind != yaml.SequenceNode {
-			w.errorf(n.Line, path, "expected a list, got %s", strictyaml.Describe(n))
-			return
-		}
-		for i, c := range n.Content {
-			w.check(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
-		}
-	case reflect.Map:
-		if n.Kind != yaml.MappingNode {
-			w.errorf(n.Line, path, "expected an object, got %s", strictyaml.Describe(n))
-			return
-		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			w.check(n.Content[i+1], t.Elem(), strictyaml.Join(path, n.Content[i].Value))
-		}
-	case reflect.String:
-		w.scalar(n, path, "!!str", "a string")
-	case reflect.Bool:
-		w.scalar(n, path, "!!bool", "true or false")
-	case reflect.Int, reflect.Int64:
-		w.scalar(n, path, "!!int", "an integer")
-	}
-}
-
-func (w *walker) scalar(n *yaml.Node, path, tag, want string) {
-	if n.Kind == yaml.ScalarNode && n.Tag == tag {
-		return
-	}
-	hint := ""
-	if tag == "!!str" && n.Kind == yaml.ScalarNode {
-		hint = fmt.Sprintf(" (quote it: %q)", n.Value)
-	}
-	w.errorf(n.Line, path, "expected %s, got %s%s", want, strictyaml.Describe(n), hint)
-}
-
-func (w *walker) checkStruct(n *yaml.Node, t reflect.Type, path string) {
-	if n.Kind != yaml.MappingNode {
-		w.errorf(n.Line, path, "expected an object, got %s", strictyaml.Describe(n))
-		return
-	}
-	fields := structFields(t)
-	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		key, val := n.Content[i], n.Content[i+1]
-		p := strictyaml.Join(path, key.Value)
-		if seen[key.Value] {
-			w.errorf(key.Line, p, "duplicate field")
-			continue
-		}
-		seen[key.Value] = true
-		if wf, ok := wordFields[t.Name()+"."+key.Value]; ok {
-			w.word(val, p, wf)
-			continue
-		}
-		ft, ok := fields[key.Value]
-		if !ok {
-			if (path == "" && key.Value == "status") || (path == "metadata" && ignoredMeta[key.Value]) {
-				continue
-			}
-			w.errorf(key.Line, p, "unknown field, expected one of %s", strings.Join(sortedKeys(fields), ", "))
-			continue
-		}
-		w.check(val, ft, p)
-	}
-}
-
-// structFields maps JSON names to field types, flattening inline structs.
-func structFields(t reflect.Type) map[string]reflect.Type {
-	m := map[string]reflect.Type{}
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if strings.Contains(opts, "inline") || (f.Anonymous && name == "") {
-			for k, v := range structFields(f.Type) {
-				m[k] = v
-			}
-			continue
-		}
-		if name == "" || name == "-" {
-			continue
-		}
-		m[name] = f.Type
-	}
-	return m
-}
-
-func sortedKeys(m map[string]reflect.Type) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
+	return "", false
 }
 
 func mapValue(n *yaml.Node, key string) *yaml.Node {

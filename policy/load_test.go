@@ -44,8 +44,8 @@ func TestLoadValid(t *testing.T) {
 	}
 }
 
-func TestSeedShapedStrategyLoads(t *testing.T) {
-	// Every field of seed 004's Data object, as DESIGN.md §1 spells it.
+func TestDocumentedStrategyLoads(t *testing.T) {
+	// Every field of GetOpaStrategyDetailNew's documented Data object.
 	doc := strategyHead + `  strategyId: 1005
   strategyTemplateId: 1204
   strategyName: test001
@@ -231,6 +231,27 @@ func TestGlob(t *testing.T) {
 		}
 		if got := g.Match(c.s); got != c.want {
 			t.Errorf("%q.Match(%q) = %v, want %v", c.pattern, c.s, got, c.want)
+		}
+	}
+}
+
+// An object as `kubectl get -o yaml` prints it loads: the server's metadata
+// and the status are accepted and ignored, but only there.
+func TestReadBackFromCluster(t *testing.T) {
+	readBack := "apiVersion: imagegate.dev/v1alpha1\nkind: OpaStrategy\n" +
+		"metadata: {name: s1, uid: 7c1e, resourceVersion: \"42\", generation: 3, creationTimestamp: \"2026-01-01T00:00:00Z\", labels: {team: a}}\n" +
+		"spec: {strategyId: 1, ruleAction: block, clusterId: c1}\nstatus: {accepted: true, anything: [1, 2]}\n"
+	objs, err := policy.Parse("s.yaml", []byte(readBack))
+	if err != nil || len(objs) != 1 {
+		t.Fatalf("read-back object: %v (%d objects)", err, len(objs))
+	}
+	for name, doc := range map[string]string{
+		"uid in spec":        strategyHead + "  strategyId: 1\n  ruleAction: 1\n  uid: x\n",
+		"status in metadata": "apiVersion: imagegate.dev/v1alpha1\nkind: OpaStrategy\nmetadata: {name: s1, status: x}\nspec: {strategyId: 1, ruleAction: 1}\n",
+		"label not a string": "apiVersion: imagegate.dev/v1alpha1\nkind: OpaStrategy\nmetadata: {name: s1, labels: {a: [1]}}\nspec: {strategyId: 1, ruleAction: 1}\n",
+	} {
+		if _, err := policy.Parse("s.yaml", []byte(doc)); err == nil {
+			t.Errorf("%s: loaded without error", name)
 		}
 	}
 }

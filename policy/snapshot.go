@@ -69,26 +69,11 @@ func NewSnapshot(objs ...Object) (*Snapshot, error) {
 // LoadDir loads every .yaml, .yml and .json file under dir (recursively;
 // hidden files and directories are skipped), or a single file when dir is one.
 func LoadDir(dir string) (*Snapshot, error) {
-	files, err := ListFiles(dir)
+	files, err := ReadFiles(dir)
 	if err != nil {
 		return nil, err
 	}
-	var all []decoded
-	var errs Errors
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			errs = append(errs, &FieldError{File: f, Msg: err.Error()})
-			continue
-		}
-		ds, es := parse(f, data)
-		all = append(all, ds...)
-		errs = append(errs, es...)
-	}
-	if len(errs) > 0 {
-		return nil, errs
-	}
-	return build(all)
+	return LoadFiles(files)
 }
 
 // ListFiles lists what LoadDir loads: the .yaml, .yml and .json files under

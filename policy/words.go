@@ -51,13 +51,13 @@ func ActionName(action int) string {
 	return ""
 }
 
-// word checks a word field's node and rewrites a word to its number in
-// place, so that decoding the tree yields the number.
-func (w *walker) word(n *yaml.Node, path string, f wordField) {
+// rewrite checks a word field's node and rewrites a word to its number in
+// place, so that decoding the tree yields the number; it returns the problem,
+// if any.
+func (f wordField) rewrite(n *yaml.Node) string {
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
-	w.lines[path] = n.Line
 	switch {
 	case strictyaml.IsNull(n):
 	case n.Kind == yaml.ScalarNode && n.Tag == "!!int":
@@ -65,6 +65,7 @@ func (w *walker) word(n *yaml.Node, path string, f wordField) {
 	case n.Kind == yaml.ScalarNode && n.Tag == f.tag && f.words[strings.ToLower(n.Value)] != "":
 		n.Value, n.Tag, n.Style = f.words[strings.ToLower(n.Value)], "!!int", 0
 	default:
-		w.errorf(n.Line, path, "expected one of %s, got %s", f.accept, strictyaml.Describe(n))
+		return "expected one of " + f.accept + ", got " + strictyaml.Describe(n)
 	}
+	return ""
 }

@@ -29,6 +29,31 @@ type Reader struct {
 
 	up     prometheus.Gauge
 	errors prometheus.Counter
+
+	hookMu sync.Mutex
+	hooks  []func(keys []string)
+}
+
+// OnChange calls fn after each refresh that applied writes, with the keys
+// they touched ("d:<digest>", "r:<repository:tag>", "m:<digest>"), so that
+// what was decided on the old facts can be decided again. fn runs on the
+// refreshing goroutine and must not block.
+func (r *Reader) OnChange(fn func(keys []string)) {
+	r.hookMu.Lock()
+	r.hooks = append(r.hooks, fn)
+	r.hookMu.Unlock()
+}
+
+func (r *Reader) notify(keys []string) {
+	if len(keys) == 0 {
+		return
+	}
+	r.hookMu.Lock()
+	hooks := r.hooks
+	r.hookMu.Unlock()
+	for _, fn := range hooks {
+		fn(keys)
+	}
 }
 
 // ReaderOption configures a Reader.
@@ -103,6 +128,8 @@ func (r *Reader) refresh(ctx context.Context) (bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	start := r.seq
+	var keys []string
+	defer func() { r.notify(keys) }()
 	for {
 		changes, seq, err := r.log.Changes(ctx, r.seq, r.o.batch)
 		if err != nil {
@@ -111,6 +138,7 @@ func (r *Reader) refresh(ctx context.Context) (bool, error) {
 		}
 		for _, c := range changes {
 			r.idx.apply(c)
+			keys = append(keys, c.Key)
 		}
 		r.seq = seq
 		if len(changes) < r.o.batch {

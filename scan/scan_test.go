@@ -231,3 +231,24 @@ func TestParseTrivyFindingsDated(t *testing.T) {
 		t.Errorf("old schema: %v", err)
 	}
 }
+
+// OnChange names the keys each refresh applied, and nothing for a refresh
+// that found no writes.
+func TestReaderOnChange(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "scans.db")
+	reader, err := scan.OpenReader(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got [][]string
+	reader.OnChange(func(keys []string) { got = append(got, keys) })
+	d := "sha256:" + strings.Repeat("d", 64)
+	if err := scan.Import(path, nil, map[string]string{d: "bad"}); err != nil {
+		t.Fatal(err)
+	}
+	reader.Refresh()
+	reader.Refresh()
+	if len(got) != 1 || !slices.Equal(got[0], []string{"m:" + d}) {
+		t.Errorf("keys %q, want one refresh naming m:%s", got, d)
+	}
+}

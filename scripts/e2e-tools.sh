@@ -7,6 +7,8 @@
 #   PG_BINDIR        Debian package postgresql (apt-get, only when no
 #                    /usr/lib/postgresql/<version>/bin/initdb is there): the
 #                    shared-store tests run initdb and postgres from it
+#   promtool         Debian package prometheus (apt-get, only when promtool is
+#                    missing): checks and unit-tests the alerting rules
 #   KUBE_APISERVER   built from the k8s.io/kubernetes module at the version
 #                    test/tools/go.mod pins (about 8 minutes the first time)
 #   COSIGN           the cosign v2 CLI, go installed at $COSIGN_VERSION
@@ -60,6 +62,7 @@ pg_bindir() {
   echo "$best"
 }
 [[ -n $(pg_bindir) ]] || apt_missing+=(postgresql)
+command -v promtool >/dev/null || apt_missing+=(prometheus)
 if ((${#apt_missing[@]})); then
   as_root() {
     if [[ $(id -u) == 0 ]]; then
@@ -78,7 +81,7 @@ if ((${#apt_missing[@]})); then
   log "apt-get install ${apt_missing[*]}: done in $((SECONDS - start))s"
   # The packages install services; the tests start their own processes.
   if command -v systemctl >/dev/null; then
-    for svc in etcd docker-registry postgresql; do
+    for svc in etcd docker-registry postgresql prometheus; do
       if systemctl is-active --quiet "$svc" 2>/dev/null; then
         as_root systemctl disable --now "$svc" >/dev/null 2>&1 || true
       fi

@@ -28,6 +28,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Admission requests being answered now.",
 		}),
 	}
+	// Zero series for what the webhook configurations send, so that an
+	// alert on increase() sees the first error or denial of a process (a
+	// series that appears at 1 has no increase).
+	for _, d := range []string{"allowed", "denied", "error", "skipped"} {
+		for _, op := range []string{"CREATE", "UPDATE"} {
+			m.requests.WithLabelValues(d, op)
+		}
+	}
+	m.requests.WithLabelValues("error", "") // not an AdmissionReview
 	if reg != nil {
 		reg.MustRegister(m.requests, m.latency, m.inFlight)
 	}
@@ -62,6 +71,11 @@ func newMutationMetrics(reg prometheus.Registerer) *mutationMetrics {
 			Help: "Tags resolved for digest pinning, by result (ok; error: the image was left by tag).",
 		}, []string{"result"}),
 	}
+	for _, r := range []string{"patched", "unchanged", "skipped", "error"} {
+		m.requests.WithLabelValues(r)
+	}
+	m.resolutions.WithLabelValues("ok")
+	m.resolutions.WithLabelValues("error")
 	if reg != nil {
 		reg.MustRegister(m.requests, m.latency, m.inFlight, m.resolutions)
 	}

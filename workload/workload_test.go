@@ -1,6 +1,7 @@
 package workload_test
 
 import (
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -134,4 +135,21 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestFromPodMatchesDecode(t *testing.T) {
+	raw := `{"kind":"Pod","metadata":{"name":"p","namespace":"ns","labels":{"app":"a"}},"spec":{"serviceAccountName":"sa",
+"imagePullSecrets":[{"name":"s1"},{"name":""}],"containers":[{"name":"a","image":"nginx:1"},{"name":"b","image":"nginx:1"}],
+"initContainers":[{"name":"i","image":"busybox@sha256:` + strings.Repeat("a", 64) + `"}],"ephemeralContainers":[{"name":"e","image":"debug"}]}}`
+	want, err := workload.Decode([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := workload.FromPod(workload.Pod{Namespace: "ns", Name: "p", Labels: map[string]string{"app": "a"}, ServiceAccount: "sa",
+		PullSecrets: []string{"s1"}, Containers: []workload.PodContainer{{Name: "a", Image: "nginx:1"}, {Name: "b", Image: "nginx:1"}},
+		InitContainers:      []workload.PodContainer{{Name: "i", Image: "busybox@sha256:" + strings.Repeat("a", 64)}},
+		EphemeralContainers: []workload.PodContainer{{Name: "e", Image: "debug"}}})
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("FromPod:\n%+v\nDecode:\n%+v", got, want)
+	}
 }

@@ -47,12 +47,20 @@ func Synthetic(i int) *audit.Event {
 	if a == "block" || a == "unsigned" {
 		decision = "denied"
 	}
-	return &audit.Event{
+	ev := &audit.Event{
 		ID: hex.EncodeToString(id[:]), Type: audit.TypeAdmission, Time: at, ClusterID: cluster, UID: fmt.Sprint("u", i), Operation: "CREATE",
 		Kind: "Pod", Namespace: fmt.Sprint("ns", i%3), Name: fmt.Sprint("p", i),
 		User: audit.User{Username: "alice"}, Decision: decision, Actions: []string{a},
 		Images: []audit.ImageEvent{{Image: fmt.Sprintf("registry.example.com/team%d/app%d:%d", i%2, i%4, i), Action: a}},
 	}
+	if i%11 == 0 { // a running workload decided again
+		ev.Type, ev.Kind, ev.Operation, ev.User = audit.TypeRuntime, "Deployment", "", audit.User{}
+		ev.Runtime = &audit.RuntimeChange{Change: "violating", Trigger: "malicious", Pods: 3}
+		if a == "allow" {
+			ev.Actions, ev.Runtime.Change = []string{audit.ActionResolved}, "resolved"
+		}
+	}
+	return ev
 }
 
 // Write stores the first n synthetic events in batches.
@@ -85,7 +93,11 @@ func Run(t *testing.T, open func(t *testing.T) Subject) {
 	s := open(t)
 	Write(t, s, n)
 	at := func(i int) time.Time { return T0.Add(time.Duration(i) * time.Minute) }
+	// adm: admissions and runtime events, which namespace, action and image
+	// filters select; admission: the admissions alone.
 	adm := func(e *audit.Event) bool { return e.API == nil }
+	admission := func(e *audit.Event) bool { return e.API == nil && e.Type != audit.TypeRuntime }
+	runtime := func(e *audit.Event) bool { return e.Type == audit.TypeRuntime }
 	repo := func(e *audit.Event) string { r, _, _ := strings.Cut(e.Images[0].Image, ":"); return r }
 	tests := []struct {
 		name string
@@ -93,7 +105,18 @@ func Run(t *testing.T, open func(t *testing.T) Subject) {
 		keep func(*audit.Event) bool
 	}{
 		{"everything", audit.Query{}, func(*audit.Event) bool { return true }},
-		{"admissions", audit.Query{Type: audit.TypeAdmission}, adm},
+		{"admissions", audit.Query{Type: audit.TypeAdmission}, admission},
+		{"admissions in a namespace", audit.Query{Type: audit.TypeAdmission, Namespace: "ns1"}, func(e *audit.Event) bool { return admission(e) && e.Namespace == "ns1" }},
+		{"runtime", audit.Query{Type: audit.TypeRuntime}, runtime},
+		{"runtime, namespace and action", audit.Query{Type: audit.TypeRuntime, Namespace: "ns0", Actions: []string{"block"}}, func(e *audit.Event) bool {
+			return runtime(e) && e.Namespace == "ns0" && e.Actions[0] == "block"
+		}},
+		{"runtime resolved", audit.Query{Type: audit.TypeRuntime, Actions: []string{audit.ActionResolved}}, func(e *audit.Event) bool {
+			return runtime(e) && e.Actions[0] == audit.ActionResolved
+		}},
+		{"runtime image glob", audit.Query{Type: audit.TypeRuntime, Image: "*/team1/*"}, func(e *audit.Event) bool {
+			return runtime(e) && strings.HasPrefix(repo(e), "registry.example.com/team1/")
+		}},
 		{"api calls", audit.Query{Type: audit.TypeAPI}, func(e *audit.Event) bool { return !adm(e) }},
 		{"principal", audit.Query{Principal: "p1"}, func(e *audit.Event) bool { return !adm(e) && e.API.Principal == "p1" }},
 		{"api actions", audit.Query{APIActions: []string{"imagegate:Op0", "imagegate:Op2"}}, func(e *audit.Event) bool {
@@ -127,6 +150,12 @@ func Run(t *testing.T, open func(t *testing.T) Subject) {
 			return adm(e) && !e.Time.Before(at(100)) && !e.Time.After(at(400)) && e.Namespace == "ns0" && (e.Actions[0] == "block" || e.Actions[0] == "error")
 		}},
 		{"unknown namespace", audit.Query{Namespace: "nope"}, func(*audit.Event) bool { return false }},
+		{"cluster", audit.Query{ClusterID: "c2"}, func(e *audit.Event) bool { return e.ClusterID == "c2" }},
+		{"cluster, api calls", audit.Query{ClusterID: "c1", Type: audit.TypeAPI}, func(e *audit.Event) bool { return !adm(e) && e.ClusterID == "c1" }},
+		{"cluster, namespace, action, window", audit.Query{ClusterID: "c1", Namespace: "ns0", Actions: []string{"block", "allow"}, Since: at(50)}, func(e *audit.Event) bool {
+			return adm(e) && e.ClusterID == "c1" && e.Namespace == "ns0" && (e.Actions[0] == "block" || e.Actions[0] == "allow") && !e.Time.Before(at(50))
+		}},
+		{"unknown cluster", audit.Query{ClusterID: "nope"}, func(*audit.Event) bool { return false }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

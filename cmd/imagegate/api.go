@@ -30,6 +30,8 @@ type apiFlags struct {
 	reviewServer          string
 	reviewCA, reviewToken string
 	keyFile               string
+	// handler is the API once started: the console signs in through it.
+	handler *api.Handler
 }
 
 // In-cluster service account files, the TokenReview defaults.
@@ -93,6 +95,7 @@ func (f *apiFlags) start(ctx context.Context, sf *serveFlags, client dynamic.Int
 	if err != nil {
 		return err
 	}
+	f.handler = h
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return err

@@ -30,6 +30,8 @@ type auditFlags struct {
 	// recorder is set by start when there are sinks; the management API
 	// records its calls through it (api_audit.go).
 	recorder *audit.Recorder
+	// events is the --audit-store once started: the console reads it.
+	events audit.EventStore
 }
 
 func (f *auditFlags) register(fs *flag.FlagSet) {
@@ -94,6 +96,7 @@ func (f *auditFlags) start(ctx context.Context, clusterID string, log *slog.Logg
 			return nil, nil, fmt.Errorf("--audit-store: %w", err)
 		}
 		sinks = append(sinks, es)
+		f.events = es
 		go es.RunRetention(ctx, f.retention, f.pruneEvery, log)
 		if f.tokenFile != "" {
 			tokens, err := watchTokenFile("--audit-token-file", f.tokenFile, "audit-token", log)

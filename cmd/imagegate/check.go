@@ -9,15 +9,14 @@ import (
 
 	"github.com/imagegate/imagegate/admission"
 	"github.com/imagegate/imagegate/check"
-	"github.com/imagegate/imagegate/policy"
 	"github.com/imagegate/imagegate/rego"
 	"github.com/imagegate/imagegate/workload"
 )
 
 func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("check", "check --policies DIR [--facts FILE] [--cluster-id ID] [-o json|text] [--strict] MANIFEST|DIR...", stderr)
-	policies := fs.String("policies", "", "directory (or file) of policy objects, read recursively")
-	factsFile := fs.String("facts", "", "facts file (YAML/JSON); without it every image is unsigned and unscanned")
+	fs := newFlagSet("check", "check --policies DIR|oci://REF [--policy-key F] [--facts FILE] [--cluster-id ID] [-o json|text] [--strict] MANIFEST|DIR...", stderr)
+	policies := fs.String("policies", "", "directory (or file) of policy objects, read recursively; or a signed policy bundle, oci://REGISTRY/REPOSITORY:TAG (with --policy-key or --policy-attestor-file)")
+	factsFile := fs.String("facts", "", "facts file (YAML/JSON) to decide from instead of the registries; without it signatures are verified live and scan facts come from --scan-store (none: unscanned)")
 	clusterID := fs.String("cluster-id", "", "cluster to decide for; empty applies every cluster's scopes")
 	output := fs.String("o", "text", "output format: text or json")
 	strict := fs.Bool("strict", false, "exit 1 on any warning (no policies, a cluster id no policy names, a workload without containers)")
@@ -26,6 +25,8 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	scanStore := fs.String("scan-store", "", "scan store file (imagegate scan import) to take scan facts from")
 	var vf verifierFlags
 	vf.register(fs)
+	var bf bundleFlags
+	bf.register(fs)
 	manifests, err := parseInterspersed(fs, args)
 	if err != nil {
 		return flagError(err)
@@ -40,7 +41,7 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	case len(manifests) == 0:
 		return out.bad(fmt.Errorf("no MANIFEST given (a file, a directory, or - for stdin)"))
 	}
-	snap, err := policy.LoadDir(*policies)
+	snap, err := bf.loadPolicies(ctx, fs, *policies, &vf, *timeout)
 	if err != nil {
 		return out.bad(err)
 	}

@@ -18,15 +18,16 @@ import (
 
 // runEvents is imagegate events: a query of the audit store (docs/audit.md).
 func runEvents(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("events", "events --store PATH [--type admission|api] [--principal P] [--namespace NS] [--action block|alert|allow|unsigned|error] [--image GLOB] [--since 24h] [--until T] [--limit N] [--page-token T] [-o table|json]", stderr)
+	fs := newFlagSet("events", "events --store PATH [--type admission|api|runtime] [--principal P] [--cluster ID] [--namespace NS] [--action block|alert|allow|unsigned|error|resolved] [--image GLOB] [--since 24h] [--until T] [--limit N] [--page-token T] [-o table|json]", stderr)
 	var p audit.QueryParams
 	var store, output string
 	var limit int
 	fs.StringVar(&store, "store", "", "audit store: the file or postgres:// URL of serve --audit-store")
-	fs.StringVar(&p.Type, "type", "", "only admission events or only management API calls (api); default both")
+	fs.StringVar(&p.Type, "type", "", "only admission events, management API calls (api) or running workloads decided again (runtime); default all")
 	fs.StringVar(&p.Principal, "principal", "", "only management API calls by this principal (implies --type api)")
+	fs.StringVar(&p.Cluster, "cluster", "", "only events of this cluster id (serve --cluster-id), for a store several clusters share")
 	fs.StringVar(&p.Namespace, "namespace", "", "only events in this namespace")
-	fs.StringVar(&p.Action, "action", "", "only events with one of these actions (comma-separated): block, alert, allow, unsigned, error; with --type api, API actions such as imagegate:CreateOpaStrategyNew")
+	fs.StringVar(&p.Action, "action", "", "only events with one of these actions (comma-separated): block, alert, allow, unsigned, error, resolved (runtime); with --type api, API actions such as imagegate:CreateOpaStrategyNew")
 	fs.StringVar(&p.Image, "image", "", "only events with an image whose repository matches this glob (* and ?)")
 	fs.StringVar(&p.Since, "since", "", "only events at or after this time: RFC 3339 or an age (90m, 24h, 7d)")
 	fs.StringVar(&p.Until, "until", "", "only events at or before this time: RFC 3339 or an age")
@@ -82,8 +83,12 @@ func runEvents(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitOK
 	}
-	if q.Type == audit.TypeAPI {
+	switch q.Type {
+	case audit.TypeAPI:
 		printAPICalls(stdout, page)
+		return exitOK
+	case audit.TypeRuntime:
+		printRuntime(stdout, page)
 		return exitOK
 	}
 	printEvents(stdout, page)
@@ -112,6 +117,35 @@ func printEvents(w io.Writer, page *audit.Page) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s%s\t%s\t%s\t%s\n", ev.Time.Format(time.RFC3339), ev.Namespace, ev.Kind, ev.Name,
 			ev.Decision, dry, strings.Join(ev.Actions, ","), ev.User.Username, strings.Join(imgs, ", "))
+	}
+	tw.Flush()
+	if page.NextPageToken != "" {
+		fmt.Fprintf(w, "\nmore: --page-token %s\n", page.NextPageToken)
+	}
+}
+
+// printRuntime is the table of a --type runtime query: which running
+// workload changed, how, and after what.
+func printRuntime(w io.Writer, page *audit.Page) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tNAMESPACE\tWORKLOAD\tCHANGE\tACTIONS\tPODS\tAFTER\tIMAGES")
+	for _, ev := range page.Events {
+		rt := ev.Runtime
+		if rt == nil {
+			continue
+		}
+		var imgs []string
+		for _, img := range ev.Images {
+			if img.Action != "pass" {
+				imgs = append(imgs, img.Image+" ("+img.Action+")")
+			}
+		}
+		after := rt.Trigger
+		if rt.Detail != "" {
+			after += ": " + rt.Detail
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s\t%s\t%d\t%s\t%s\n", ev.Time.Format(time.RFC3339), ev.Namespace, ev.Kind, ev.Name,
+			rt.Change, strings.Join(ev.Actions, ","), rt.Pods, after, strings.Join(imgs, ", "))
 	}
 	tw.Flush()
 	if page.NextPageToken != "" {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -92,6 +93,8 @@ spec: {strategyId: 2, clusterId: c1, ruleAction: 1, imageName: ["noisy"]}
 		}{
 			{[]string{}, []string{"u3", "u1"}, []string{"u2"}},
 			{[]string{"--namespace", "shop"}, []string{"u1"}, []string{"u3"}},
+			{[]string{"--cluster", "c1"}, []string{"u3", "u1"}, nil},
+			{[]string{"--cluster", "another-cluster"}, nil, []string{"u1", "u3"}},
 			{[]string{"--action", "alert"}, []string{"u3"}, []string{"u1"}},
 			{[]string{"--image", "bad-*", "--since", "1h"}, []string{"u1"}, []string{"u3"}},
 		}
@@ -185,7 +188,7 @@ func TestEventsFlagErrors(t *testing.T) {
 	}{
 		{[]string{"events"}, "required: --store"},
 		{[]string{"events", "--store", filepath.Join(t.TempDir(), "missing.db")}, "--store: stat"},
-		{[]string{"events", "--store", store, "--action", "deny"}, `--action "deny": expected one of block, alert, allow, unsigned, error`},
+		{[]string{"events", "--store", store, "--action", "deny"}, `--action "deny": expected one of block, alert, allow, unsigned, error, resolved`},
 		{[]string{"events", "--store", store, "--since", "tomorrow"}, `--since "tomorrow": expected an RFC 3339 time`},
 		{[]string{"events", "--store", store, "--limit", "0"}, `--limit "0": expected a whole number from 1 to 1000`},
 		{[]string{"events", "--store", store, "-o", "yaml"}, `-o "yaml": expected table or json`},
@@ -249,4 +252,36 @@ func TestAPICallTableShowsSummaries(t *testing.T) {
 			}
 		})
 	}
+}
+
+// imagegate events --type runtime reads runtime events from the store and
+// prints what changed and after what.
+func TestEventsRuntimeType(t *testing.T) {
+	store := filepath.Join(t.TempDir(), "audit.db")
+	rec, err := newRuntimeRecorder(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.RecordRuntime(context.Background(), audit.Runtime{Namespace: "prod", Kind: "Deployment", Name: "web",
+		Change: audit.RuntimeChange{Change: "resolved", Trigger: "malicious", Detail: "sha256:aa", Pods: 3, Previous: "block"}})
+	rec.Close()
+	var out, errb strings.Builder
+	if code := run(context.Background(), []string{"events", "--store", store, "--type", "runtime"}, strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "Deployment/web") || !strings.Contains(out.String(), "resolved") || !strings.Contains(out.String(), "malicious: sha256:aa") {
+		t.Errorf("table:\n%s", out.String())
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"events", "--store", store, "--type", "admission"}, strings.NewReader(""), &out, &errb); code != 0 || strings.Contains(out.String(), "web") {
+		t.Errorf("admission query shows runtime events (exit %d):\n%s", code, out.String())
+	}
+}
+
+func newRuntimeRecorder(path string) (*audit.Recorder, error) {
+	st, err := audit.OpenStore(path)
+	if err != nil {
+		return nil, err
+	}
+	return audit.NewRecorder([]audit.Sink{st})
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/imagegate/imagegate/bundle"
 	"github.com/imagegate/imagegate/kube"
 	"github.com/imagegate/imagegate/policy"
 	"github.com/imagegate/imagegate/scan"
@@ -28,14 +29,16 @@ type kubeFlags struct {
 	certHosts          stringList
 	certValidity       time.Duration
 	certRenewBefore    time.Duration
+	// runtime is --runtime-compliance, which talks to the cluster too.
+	runtime bool
 }
 
 func (k *kubeFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&k.source, "policy-source", "", "where policies come from: file (--policies DIR) or kube (the cluster's imagegate.dev resources); default kube when --kubeconfig is set without --policies, else file")
+	fs.StringVar(&k.source, "policy-source", "", "where policies come from: file (--policies DIR), kube (the cluster's imagegate.dev resources) or oci://REGISTRY/REPOSITORY:TAG (a signed policy bundle, see --policy-key); default kube when --kubeconfig is set without --policies, else file")
 	fs.StringVar(&k.kubeconfig, "kubeconfig", "", "kubeconfig file for --policy-source=kube; empty: in-cluster configuration")
 	fs.BoolVar(&k.writeStatus, "kube-write-status", true, "write Accepted/Invalid conditions to the policy resources' status (--policy-source=kube)")
 	fs.BoolVar(&k.vulnReports, "kube-vulnerability-reports", false, "import the cluster's trivy-operator VulnerabilityReports into --scan-store as they appear")
-	fs.BoolVar(&k.pullSecrets, "kube-pull-secrets", true, "when imagegate talks to a cluster (--policy-source=kube or --kubeconfig), verify signatures with each pod's imagePullSecrets and its service account's, before the docker config file")
+	fs.BoolVar(&k.pullSecrets, "kube-pull-secrets", true, "when imagegate talks to a cluster (--policy-source=kube, --kubeconfig, the certificate bootstrap), verify signatures with each pod's imagePullSecrets and its service account's, before the docker config file")
 	fs.StringVar(&k.certSecret, "cert-bootstrap-secret", "", "keep a self-signed CA and the serving certificate in this Secret of --namespace, write them to --tls-cert-file/--tls-private-key-file, patch the caBundle and renew before expiry (no cert-manager needed); empty: off")
 	fs.StringVar(&k.certWebhook, "cert-bootstrap-webhook", "imagegate.dev", "ValidatingWebhookConfiguration whose caBundle --cert-bootstrap-secret patches; empty: none")
 	fs.StringVar(&k.certMutatingHook, "cert-bootstrap-mutating-webhook", "imagegate.dev", "MutatingWebhookConfiguration (digest pinning) whose caBundle --cert-bootstrap-secret patches too; empty: none")
@@ -59,10 +62,16 @@ func (k *kubeFlags) resolve(policies, scanStore string) string {
 			k.source = "kube"
 		}
 	}
+	if bundle.IsRef(k.source) {
+		if policies != "" {
+			return "--policies and --policy-source=oci://REF exclude each other"
+		}
+		return ""
+	}
 	switch k.source {
 	case "file":
-		if k.kubeconfig != "" && !k.vulnReports && k.certSecret == "" {
-			return "--kubeconfig needs --policy-source=kube, --kube-vulnerability-reports or --cert-bootstrap-secret"
+		if k.kubeconfig != "" && !k.vulnReports && k.certSecret == "" && !k.runtime {
+			return "--kubeconfig needs --policy-source=kube, --kube-vulnerability-reports, --cert-bootstrap-secret or --runtime-compliance"
 		}
 		if policies == "" {
 			return "required: --policies (or --policy-source=kube)"
@@ -72,7 +81,7 @@ func (k *kubeFlags) resolve(policies, scanStore string) string {
 			return "--policies and --policy-source=kube exclude each other"
 		}
 	default:
-		return fmt.Sprintf("--policy-source %q: expected file or kube", k.source)
+		return fmt.Sprintf("--policy-source %q: expected file, kube or oci://REF", k.source)
 	}
 	return ""
 }

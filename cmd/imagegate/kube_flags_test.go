@@ -20,12 +20,12 @@ func TestServeKubeFlags(t *testing.T) {
 		{"in-cluster", []string{"--policy-source=kube"}, "kube", ""},
 		{"nothing", nil, "", "required: --policies (or --policy-source=kube)"},
 		{"both", []string{"--policy-source=kube", "--policies", "dir"}, "", "--policies and --policy-source=kube exclude each other"},
-		{"kubeconfig with files", []string{"--policies", "dir", "--kubeconfig", "kc"}, "", "--kubeconfig needs --policy-source=kube, --kube-vulnerability-reports or --cert-bootstrap-secret"},
+		{"kubeconfig with files", []string{"--policies", "dir", "--kubeconfig", "kc"}, "", "--kubeconfig needs --policy-source=kube, --kube-vulnerability-reports, --cert-bootstrap-secret or --runtime-compliance"},
 		{"reports with files", []string{"--policies", "dir", "--kubeconfig", "kc", "--kube-vulnerability-reports", "--scan-store", "s.db"}, "file", ""},
 		{"reports without a store", []string{"--kubeconfig", "kc", "--kube-vulnerability-reports"}, "", "--kube-vulnerability-reports needs --scan-store"},
 		{"cert bootstrap", []string{"--policy-source=kube", "--cert-bootstrap-secret", "imagegate-tls"}, "kube", ""},
 		{"renewal after expiry", []string{"--policy-source=kube", "--cert-bootstrap-secret", "s", "--cert-bootstrap-validity", "24h", "--cert-bootstrap-renew-before", "48h"}, "", "--cert-bootstrap-renew-before must be shorter"},
-		{"unknown source", []string{"--policy-source=etcd"}, "", `--policy-source "etcd": expected file or kube`},
+		{"unknown source", []string{"--policy-source=etcd"}, "", `--policy-source "etcd": expected file, kube or oci://REF`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -29,6 +29,7 @@ Commands:
   scan     import scanner reports into a scan store
   events   list audit events from an audit store
   test     run policy tests (expected decisions of manifests)
+  policy push  pack a policy directory as a signed OCI bundle and push it
   access-key create  make a management API access key (printed once)
   version  print the version and VCS revision
 
@@ -56,6 +57,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runScan(args[1:], stdout, stderr)
 	case "events":
 		return runEvents(args[1:], stdout, stderr)
+	case "policy":
+		return runPolicy(ctx, args[1:], stdout, stderr)
 	case "test":
 		return runTest(ctx, args[1:], stdout, stderr)
 	case "access-key":

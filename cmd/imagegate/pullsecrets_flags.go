@@ -16,7 +16,10 @@ import (
 // resolve; client is connect's; live says signatures are verified live (no
 // --facts).
 func (k *kubeFlags) pullSecretOptions(ctx context.Context, client dynamic.Interface, log *slog.Logger, live bool) ([]attestation.SourceOption, attestation.KeychainSource) {
-	if !live || !k.pullSecrets || (k.source != "kube" && k.kubeconfig == "") {
+	// Any feature that talks to the cluster (the policy resources, the
+	// certificate bootstrap, a kubeconfig) brings a client; whatever the
+	// policies' source, pods are then verified with their own credentials.
+	if !live || !k.pullSecrets || client == nil {
 		return nil, nil
 	}
 	ps := kube.NewPullSecrets(client, log)

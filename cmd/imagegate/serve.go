@@ -40,11 +40,14 @@ type serveFlags struct {
 	kube                                                                     kubeFlags
 	pin                                                                      pinFlags
 	listener                                                                 listenerFlags
+	console                                                                  consoleFlags
+	runtime                                                                  runtimeFlags
+	bundle                                                                   bundleFlags
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 	f := &serveFlags{}
-	fs := newFlagSet("serve", "serve (--policies DIR | --policy-source=kube [--kubeconfig F]) --cluster-id ID --tls-cert-file F --tls-private-key-file F [flags]", stderr)
+	fs := newFlagSet("serve", "serve (--policies DIR | --policy-source=kube [--kubeconfig F] | --policy-source=oci://REF --policy-key F) --cluster-id ID --tls-cert-file F --tls-private-key-file F [flags]", stderr)
 	fs.StringVar(&f.policies, "policies", "", "directory of policy objects (watched for changes)")
 	fs.StringVar(&f.clusterID, "cluster-id", "", "this cluster's id, as policies and strategies name it")
 	fs.StringVar(&f.certFile, "tls-cert-file", "", "serving certificate (PEM); reloaded when it changes")
@@ -56,7 +59,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 	fs.StringVar(&f.ownNamespace, "namespace", envOr("POD_NAMESPACE", "imagegate"), "imagegate's own namespace (exempt)")
 	fs.Var(&f.exempt, "exempt-namespaces", "namespaces admitted without a decision (repeatable or comma-separated; default kube-system and --namespace)")
 	fs.DurationVar(&f.maxScanAge, "max-scan-age", 0, "scan results older than this count as unscanned (0: never)")
-	fs.DurationVar(&f.pollInterval, "policy-poll-interval", 2*time.Second, "how often to look for policy changes")
+	fs.DurationVar(&f.pollInterval, "policy-poll-interval", 2*time.Second, "how often to look for policy changes (a policy bundle, oci://: 30s unless given)")
 	fs.BoolVar(&f.allowEmpty, "allow-empty-policies", false, "let a policy set without BinarySecurityPolicy and OpaStrategy replace one with them (otherwise refused: the last good set stays)")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long to drain requests in flight on SIGTERM")
 	fs.DurationVar(&f.defaultTimeout, "default-timeout", webhook.DefaultTimeout, "decision budget when the API server sends no timeout")
@@ -74,9 +77,13 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 	f.kube.register(fs)
 	f.pin.register(fs)
 	f.listener.register(fs)
+	f.console.register(fs)
+	f.runtime.register(fs)
+	f.bundle.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, flagError(err)
 	}
+	f.kube.runtime = f.runtime.on
 	var missing []string
 	if f.store != "" {
 		if !pgstore.IsURL(f.store) {
@@ -86,7 +93,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 		f.scanStore = cmp.Or(f.scanStore, f.store)
 		f.audit.store = cmp.Or(f.audit.store, f.store)
 	}
-	if msg := f.kube.resolve(f.policies, f.scanStore); msg != "" {
+	if msg := cmp.Or(f.kube.resolve(f.policies, f.scanStore), f.bundle.resolve(fs, f.kube.source, f.pollInterval)); msg != "" {
 		fmt.Fprintf(stderr, "imagegate serve: %s\n", msg)
 		return nil, exitBadUsage
 	}
@@ -106,7 +113,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 		}
 		return nil, exitBadUsage
 	}
-	if err := errors.Join(f.api.check(), f.audit.validate(), f.listener.check()); err != nil {
+	if err := errors.Join(f.api.check(), f.audit.validate(), f.listener.check(), f.runtime.check(), f.console.check(&f.api)); err != nil {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return nil, exitBadUsage
 	}
@@ -176,21 +183,18 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return exitBadUsage
 	}
+	reg.MustRegister(webhook.CertExpiryCollector(certs))
 	failOpen := f.onVerificationError == "allow"
 	engines := &admission.Engines{}
-	loads := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "imagegate_policy_loads_total", Help: "Policy snapshot loads by result (ok, error).",
-	}, []string{"result"})
-	rejected := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "imagegate_policy_reload_rejected_total", Help: "Policy sets refused although valid, by reason (empty: it would have ended enforcement).",
-	}, []string{"reason"})
-	reg.MustRegister(loads, rejected)
+	policyStats := newPolicyMetrics(reg)
+	reloads := newReloadCounter(reg, f.kube.source)
 	// Both policy sources load through here, so one guard covers both.
 	guard := policy.NewEmptyGuard(f.allowEmpty)
 	onLoad := func(snap *policy.Snapshot, err error) {
+		empty := false
 		if err == nil {
 			if err = guard.Check(snap); err != nil {
-				rejected.WithLabelValues("empty").Inc()
+				empty = true
 				err = fmt.Errorf("%w (deleted by mistake? restore the policies; on purpose: serve --allow-empty-policies)", err)
 			}
 		}
@@ -205,7 +209,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 				}
 				engines.Swap(e)
 				guard.Loaded(snap)
-				loads.WithLabelValues("ok").Inc()
+				policyStats.loaded()
+				reloads.observe(nil)
 				log.Info("policy snapshot loaded", "digest", snap.Digest(), "attestors", len(snap.Attestors()),
 					"policies", len(snap.Policies()), "strategies", len(snap.Strategies()))
 				if !snap.Enforces() && !f.allowEmpty {
@@ -215,13 +220,19 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 				return
 			}
 		}
-		loads.WithLabelValues("error").Inc()
+		policyStats.failed(empty)
+		reloads.observe(err)
 		log.Error("policy snapshot rejected; the last good one stays in force", "source", f.kube.source, "dir", f.policies, "error", err.Error())
 	}
-	if kubeSource, err := f.kube.start(ctx, kubeClient, log, onLoad, extra); err != nil {
+	kubeSource, err := f.kube.start(ctx, kubeClient, log, onLoad, extra)
+	if err != nil {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
 		return exitBadUsage
-	} else if !kubeSource {
+	}
+	if bundleSource, err := f.bundle.start(ctx, f.kube.source, &f.verifier, log, onLoad); err != nil {
+		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
+		return exitBadUsage
+	} else if !kubeSource && !bundleSource {
 		go policy.Watch(ctx, f.policies, f.pollInterval, onLoad)
 	}
 	auditOpts, stopAudit, err := f.audit.start(ctx, f.clusterID, log, reg, extra, st)
@@ -237,7 +248,12 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	limits := []webhook.Option{webhook.WithExemptNamespaces(f.exempt...), webhook.WithDefaultTimeout(f.defaultTimeout),
 		webhook.WithMaxInFlight(f.maxInFlight), webhook.WithMaxBodyBytes(f.maxBody), webhook.WithLogger(log), webhook.WithRegisterer(reg)}
-	handler, err := webhook.NewHandler(admission.NewDecider(engines, source, admission.WithScanAttestors(f.verifier.scanAttestors...)),
+	decider := admission.NewDecider(engines, source, admission.WithScanAttestors(f.verifier.scanAttestors...))
+	if err := f.console.start(ctx, f, decider, reg, certs, log); err != nil {
+		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
+		return exitBadUsage
+	}
+	handler, err := webhook.NewHandler(decider,
 		slices.Concat(limits, []webhook.Option{webhook.WithFailOpen(failOpen), webhook.WithMaxImages(f.maxImages)}, auditOpts)...)
 	if err != nil {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
@@ -249,12 +265,23 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		return exitBadUsage
 	}
 	extra["POST "+webhook.MutatePath] = mutator
+	stopRuntime, err := f.runtime.start(ctx, runtimeDeps{kubeconfig: f.kube.kubeconfig, namespace: f.ownNamespace, engines: engines, source: source,
+		scanAttestors: f.verifier.scanAttestors, scans: scans, exempt: f.exempt, maxScanAge: f.maxScanAge, recorder: f.audit.recorder,
+		auditTokenFile: f.audit.tokenFile, log: log, reg: reg, extra: extra})
+	if err != nil {
+		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
+		return exitBadUsage
+	}
+	defer stopRuntime()
 	srv := &webhook.Server{
 		Listen: f.listen, MetricsListen: f.metricsListen, Handler: handler, Ready: engines.Ready, ReadyDetail: guard.Status,
 		ReadyWarnings: func() []string {
 			// The scan store away: admissions go on from the facts last
 			// read, so the replica stays ready, and says so.
 			w := warnings.get()
+			if s := f.bundle.status(); s != "" {
+				w = append(w, s)
+			}
 			if scans != nil {
 				if s := scans.Status(); s != "" {
 					w = append(w, s)

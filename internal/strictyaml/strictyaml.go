@@ -47,6 +47,12 @@ type Options struct {
 	// where `yes` is a boolean, and the API server has the last word on
 	// values anyway.
 	Scalars bool
+	// Field, when set, is asked first about every field of every object:
+	// handled false leaves the field to the usual check. It may rewrite val
+	// in place (a word to the number the field holds) or accept a field the
+	// type lacks (status read back from a cluster); a non-empty msg is a
+	// problem with the field.
+	Field func(parent reflect.Type, key, path string, val *yaml.Node) (msg string, handled bool)
 }
 
 // Result is what a check found.
@@ -175,6 +181,15 @@ func (w *walker) checkStruct(n *yaml.Node, t reflect.Type, path string) {
 			continue
 		}
 		seen[key.Value] = true
+		if w.opts.Field != nil {
+			if msg, handled := w.opts.Field(t, key.Value, p, val); handled {
+				w.lines[p] = lineOf(val)
+				if msg != "" {
+					w.errorf(lineOf(val), p, "%s", msg)
+				}
+				continue
+			}
+		}
 		ft, ok := fields[key.Value]
 		if !ok {
 			w.lines[p] = key.Line
@@ -183,6 +198,13 @@ func (w *walker) checkStruct(n *yaml.Node, t reflect.Type, path string) {
 		}
 		w.check(val, ft, p)
 	}
+}
+
+func lineOf(n *yaml.Node) int {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		return n.Alias.Line
+	}
+	return n.Line
 }
 
 // expected says what the field could have been: the close spelling when

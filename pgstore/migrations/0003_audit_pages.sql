@@ -12,7 +12,7 @@ DROP INDEX imagegate_audit_events_namespace;
 DROP INDEX imagegate_audit_events_principal;
 DROP INDEX imagegate_audit_events_api_action;
 DROP INDEX imagegate_audit_events_actions;
-CREATE INDEX imagegate_audit_events_namespace_at ON imagegate_audit_events (namespace, at, id) WHERE type = 'admission';
+CREATE INDEX imagegate_audit_events_namespace_at ON imagegate_audit_events (namespace, at, id) WHERE type <> 'api';
 CREATE INDEX imagegate_audit_events_api_at ON imagegate_audit_events (at, id) WHERE type = 'api';
 CREATE INDEX imagegate_audit_events_principal_at ON imagegate_audit_events (principal, at, id) WHERE type = 'api';
 CREATE INDEX imagegate_audit_events_api_action_at ON imagegate_audit_events (api_action, at, id) WHERE type = 'api';

@@ -364,6 +364,46 @@ func TestDeployManifests(t *testing.T) {
 			t.Error("webhook.pinDigests=false: the ClusterRole still names mutatingwebhookconfigurations")
 		}
 		dryRunApply(t, dyn, mapper, objs)
+
+		// Runtime compliance: off renders nothing of it; on adds the flags,
+		// the watch and write rules and the Lease Role; a bad action fails.
+		for _, action := range []string{"none", "annotate"} {
+			out, err = exec.Command(helm, "template", "imagegate", filepath.Join(root, "deploy", "helm", "imagegate"),
+				"--namespace", "imagegate-helm", "--set", "namespace=imagegate-helm", "--set", "clusterId=e2e-cluster",
+				"--set", "runtimeCompliance.enabled=true", "--set", "runtimeCompliance.action="+action).CombinedOutput()
+			if err != nil {
+				t.Fatalf("helm template with runtimeCompliance (%s): %v\n%s", action, err, out)
+			}
+			objs = splitYAML(t, append([]byte("apiVersion: v1\nkind: Namespace\nmetadata: {name: imagegate-helm}\n---\n"), out...))
+			d = find(objs, "Deployment", "imagegate")
+			cs, _, _ = unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+			args, _, _ = unstructured.NestedStringSlice(cs[0].(map[string]any), "args")
+			if !slices.Contains(args, "--runtime-compliance") || !slices.Contains(args, "--runtime-action="+action) {
+				t.Errorf("runtimeCompliance (%s): args %q", action, args)
+			}
+			rules := fmt.Sprint(find(objs, "ClusterRole", "").Object["rules"])
+			for _, want := range []string{"replicasets", "jobs", "policyreports", "pods"} {
+				if !strings.Contains(rules, want) {
+					t.Errorf("runtimeCompliance (%s): the ClusterRole lacks %s: %s", action, want, rules)
+				}
+			}
+			// Pods are the only resource listed, watched and patched.
+			if action == "annotate" && !strings.Contains(rules, "list watch patch") {
+				t.Errorf("runtimeCompliance.action=annotate: no patch on pods: %s", rules)
+			} else if action == "none" && strings.Contains(rules, "list watch patch") {
+				t.Errorf("runtimeCompliance.action=none: patch on pods granted: %s", rules)
+			}
+			if role := find(objs, "Role", "imagegate-runtime"); role == nil || !strings.Contains(fmt.Sprint(role.Object["rules"]), "leases") {
+				t.Errorf("runtimeCompliance (%s): no Lease Role: %v", action, role)
+			}
+			dryRunApply(t, dyn, mapper, objs)
+		}
+		out, err = exec.Command(helm, "template", "imagegate", filepath.Join(root, "deploy", "helm", "imagegate"),
+			"--namespace", "imagegate-helm", "--set", "namespace=imagegate-helm", "--set", "clusterId=e2e-cluster",
+			"--set", "runtimeCompliance.enabled=true", "--set", "runtimeCompliance.action=evict").CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "runtimeCompliance.action must be none or annotate") {
+			t.Errorf("runtimeCompliance.action=evict rendered (%v):\n%s", err, out)
+		}
 	})
 }
 

@@ -20,6 +20,10 @@ IMAGEGATE_E2E=1 go test -count=1 -timeout 30m -v "$@" ./...
 cd "$repo"
 go test -count=1 -timeout 10m -run 'Conformance' ./attestation/
 
-# The PostgreSQL stores against a real server (make unit skips them when
+# The alerting rules through promtool (make unit skips this without it;
+# scripts/e2e-tools.sh installs it).
+IMAGEGATE_E2E=1 go test -count=1 -timeout 10m -run 'TestAlertRulesPromtool' ./cmd/imagegate/
+
+# The PostgreSQL stores (and the console over one) against a real server (make unit skips them when
 # PostgreSQL is not installed; here it is, so they must run).
-IMAGEGATE_E2E=1 go test -count=1 -timeout 10m ./pgstore/
+IMAGEGATE_E2E=1 go test -count=1 -timeout 10m ./pgstore/ ./console/

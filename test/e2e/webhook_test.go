@@ -73,7 +73,7 @@ spec:
   scopes: [{clusterId: e2e-cluster, allNamespace: 1}]
 `
 
-// facts are the scan facts of the webhook tests (DESIGN.md §3). The images
+// facts are the scan facts of the webhook tests. The images
 // need not exist: imagegate takes every fact from this file.
 const facts = `images:
   "127.0.0.1:5000/good-app:1.0":
