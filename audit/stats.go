@@ -248,7 +248,10 @@ func topN(m map[string]int64, n int) []Count {
 // strategy that hit an image (with that image's action) and each image's
 // repository as written.
 func eachStatCell(ev *Event, fn func(Cell)) {
-	if ev.IsAPI() {
+	// The overview counts admission decisions; a running workload judged
+	// again is not another pod admitted or refused (the runtime views and
+	// the workloads API report those).
+	if ev.IsAPI() || ev.Type == TypeRuntime {
 		return
 	}
 	hour := ev.Time.UTC().Truncate(StatsResolution)
