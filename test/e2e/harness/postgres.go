@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -121,9 +123,55 @@ func (p *Postgres) Start(t TB) {
 }
 
 // Kill ends the server as a crash does: SIGKILL to it and its backends.
+// Backends run in sessions of their own (so a signal to the postmaster's
+// group misses them, and they would go on committing), hence the postmaster
+// is stopped first, so it starts no new one, and each child is killed by pid.
 func (p *Postgres) Kill() {
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	pid := p.cmd.Process.Pid
+	_ = syscall.Kill(pid, syscall.SIGSTOP)
+	children := childProcesses(pid)
+	for _, c := range children {
+		_ = syscall.Kill(c, syscall.SIGKILL)
+	}
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
 	<-p.done
+	// Reparented now: wait until none of them is left holding the shared
+	// memory or the port.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		left := false
+		for _, c := range children {
+			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c)); err == nil && !bytes.Contains(b[bytes.LastIndexByte(b, ')')+1:], []byte(" Z ")) {
+				left = true
+			}
+		}
+		if !left {
+			break
+		}
+	}
+}
+
+// childProcesses lists the live processes whose parent is pid, from /proc.
+func childProcesses(pid int) []int {
+	var out []int
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, path := range stats {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		// After the command name, which may hold spaces and parentheses:
+		// state, then the parent's pid.
+		i := bytes.LastIndexByte(b, ')')
+		f := strings.Fields(string(b[i+1:]))
+		if i < 0 || len(f) < 2 || f[0] == "Z" {
+			continue
+		}
+		if ppid, err := strconv.Atoi(f[1]); err == nil && ppid == pid {
+			n, _ := strconv.Atoi(filepath.Base(filepath.Dir(path)))
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // URL is the connection URL of the postgres database.
