@@ -39,6 +39,7 @@ type readerOptions struct {
 	timeout    time.Duration
 	registerer prometheus.Registerer
 	now        func() time.Time
+	limits     IndexLimits
 }
 
 // Defaults of a Reader, in one place.
@@ -61,13 +62,20 @@ func WithRefreshTimeout(d time.Duration) ReaderOption {
 	return func(o *readerOptions) { o.timeout = d }
 }
 
+// WithIndexLimits bounds the reader's index (zero fields keep the
+// defaults, DefaultIndexEntries and DefaultIndexBytes).
+func WithIndexLimits(l IndexLimits) ReaderOption {
+	return func(o *readerOptions) { o.limits = l }
+}
+
 // NewReader loads everything log holds into a new index.
 func NewReader(ctx context.Context, log ChangeLog, opts ...ReaderOption) (*Reader, error) {
 	o := readerOptions{batch: DefaultRefreshBatch, timeout: DefaultRefreshTimeout, now: time.Now}
 	for _, fn := range opts {
 		fn(&o)
 	}
-	r := &Reader{log: log, idx: NewIndex(), o: o,
+	getter, _ := log.(Getter)
+	r := &Reader{log: log, idx: newIndex(o.limits, getter), o: o,
 		up: prometheus.NewGauge(prometheus.GaugeOpts{Name: "imagegate_scan_store_up",
 			Help: "1 when the last refresh of scan facts from the scan store succeeded; 0 while admissions use the facts last read."}),
 		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "imagegate_scan_store_refresh_errors_total",
