@@ -70,10 +70,11 @@ type IndexLimits struct {
 }
 
 // Defaults of an Index, in one place: 100,000 images of 30 findings take
-// about 36 MB by these counts, so the default holds them without eviction.
+// about 39 MB by these counts (and of heap), so the defaults hold 160,000
+// such images without eviction.
 const (
 	DefaultIndexEntries = 500_000
-	DefaultIndexBytes   = 96 << 20
+	DefaultIndexBytes   = 64 << 20
 	// hotEntries and hotBytes bound the expanded scans kept; eviction is
 	// random, which is cheap and good enough for a working set that fits.
 	hotEntries  = 4096

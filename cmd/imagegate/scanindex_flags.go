@@ -28,7 +28,19 @@ func (s *scanIndexFlags) readerOptions() ([]scan.ReaderOption, error) {
 	return []scan.ReaderOption{scan.WithIndexLimits(scan.IndexLimits{Entries: s.entries, Bytes: s.bytes})}, nil
 }
 
-// loaded returns the memory the initial load of the store used and dropped
-// to the system: it is the process's largest transient, and the heap limit
-// would otherwise keep it resident until the scavenger gets to it.
-func (s *scanIndexFlags) loaded() { debug.FreeOSMemory() }
+// loading collects garbage at least as often as GOGC=100 while the store is
+// loaded (the decoded records are garbage as soon as they are indexed: a
+// GOGC of 400 would let them pile up to five times the index), and the
+// returned func restores the setting and returns what the load used and
+// dropped to the system, which the heap limit would otherwise keep
+// resident until the scavenger gets to it.
+func (s *scanIndexFlags) loading() (loaded func()) {
+	old := debug.SetGCPercent(100)
+	if old >= 0 && old < 100 {
+		debug.SetGCPercent(old)
+	}
+	return func() {
+		debug.SetGCPercent(old)
+		debug.FreeOSMemory()
+	}
+}

@@ -75,10 +75,12 @@ func factsSource(ctx context.Context, factsFile, scanStore string, st *stores, v
 		if reg != nil {
 			ropts = append(ropts, scan.WithReaderRegisterer(reg))
 		}
-		if reader, err = scan.NewReader(ctx, log, ropts...); err != nil {
+		loaded := vf.scanIndex.loading()
+		reader, err = scan.NewReader(ctx, log, ropts...)
+		loaded()
+		if err != nil {
 			return nil, nil, nil, nil, fmt.Errorf("--scan-store: %w", err)
 		}
-		vf.scanIndex.loaded()
 		scans = scan.NewSource(reader.Index())
 	}
 	v, err := vf.build(reg)

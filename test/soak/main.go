@@ -45,14 +45,15 @@ func main() {
 	perPod := flag.Int("images", 3, "distinct images per pod")
 	every := flag.Duration("every", 5*time.Second, "sampling interval")
 	out := flag.String("out", "soak-out", "directory for soak.csv, soak.png and imagegate.log")
+	scanStore := flag.String("scan-store", "", "scan store for imagegate serve --scan-store (test/memory's BenchmarkWriteScanStore writes one)")
 	flag.Parse()
-	if err := run(*bin, *dur, *rate, *perPod, *every, *out); err != nil {
+	if err := run(*bin, *dur, *rate, *perPod, *every, *out, *scanStore); err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, dur time.Duration, rate float64, perPod int, every time.Duration, out string) error {
+func run(bin string, dur time.Duration, rate float64, perPod int, every time.Duration, out, scanStore string) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
@@ -88,6 +89,9 @@ func run(bin string, dur time.Duration, rate float64, perPod int, every time.Dur
 	cmd := exec.Command(bin, "serve", "--policies", filepath.Join(work, "policies"), "--cluster-id", "soak",
 		"--tls-cert-file", certFile, "--tls-private-key-file", keyFile, "--listen", listen, "--metrics-listen", metrics,
 		"--log-level", "error")
+	if scanStore != "" {
+		cmd.Args = append(cmd.Args, "--scan-store", scanStore)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return err
@@ -292,9 +296,11 @@ func summarize(w io.Writer, all []sample, st *stats, dur time.Duration) {
 	}
 }
 
+// waitReady waits up to 10 minutes: loading a large scan store takes a
+// while.
 func waitReady(c *http.Client, url string) error {
 	var err error
-	for range 100 {
+	for range 6000 {
 		var resp *http.Response
 		if resp, err = c.Get(url); err == nil {
 			resp.Body.Close()
