@@ -43,17 +43,18 @@ func main() {
 	dur := flag.Duration("d", 10*time.Minute, "how long to send")
 	rate := flag.Float64("rate", 50, "pods per second")
 	perPod := flag.Int("images", 3, "distinct images per pod")
+	inflight := flag.Int("max-inflight", 256, "requests in flight at most (as the API server's own limit); a tick finding them all busy is skipped and counted")
 	every := flag.Duration("every", 5*time.Second, "sampling interval")
 	out := flag.String("out", "soak-out", "directory for soak.csv, soak.png and imagegate.log")
 	scanStore := flag.String("scan-store", "", "scan store for imagegate serve --scan-store (test/memory's BenchmarkWriteScanStore writes one)")
 	flag.Parse()
-	if err := run(*bin, *dur, *rate, *perPod, *every, *out, *scanStore); err != nil {
+	if err := run(*bin, *dur, *rate, *perPod, *inflight, *every, *out, *scanStore); err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, dur time.Duration, rate float64, perPod int, every time.Duration, out, scanStore string) error {
+func run(bin string, dur time.Duration, rate float64, perPod, inflight int, every time.Duration, out, scanStore string) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
@@ -108,7 +109,7 @@ func run(bin string, dur time.Duration, rate float64, perPod int, every time.Dur
 	defer cancel()
 	samples := make(chan sample, 1024)
 	var wg sync.WaitGroup
-	wg.Go(func() { drive(ctx, client, "https://"+listen+"/validate", registry, rate, perPod, &st) })
+	wg.Go(func() { drive(ctx, client, "https://"+listen+"/validate", registry, rate, perPod, inflight, &st) })
 	wg.Go(func() { sampleLoop(ctx, metrics, every, &st, samples) })
 	wg.Wait()
 	close(samples)
@@ -134,12 +135,16 @@ func run(bin string, dur time.Duration, rate float64, perPod int, every time.Dur
 	}); err != nil {
 		return err
 	}
-	summarize(os.Stdout, all, &st, dur)
+	summarize(os.Stdout, all, &st, dur, perPod, inflight)
 	return nil
 }
 
-// drive sends pods of perPod never-seen images at rate until ctx ends.
-func drive(ctx context.Context, client *http.Client, url, registry string, rate float64, perPod int, st *stats) {
+// drive sends pods of perPod never-seen images at rate until ctx ends, with
+// at most inflight requests outstanding: a server slower than the rate (a
+// busy machine) then sees a bounded queue, as behind an API server, rather
+// than an ever longer one that would show as memory growth.
+func drive(ctx context.Context, client *http.Client, url, registry string, rate float64, perPod, inflight int, st *stats) {
+	slots := make(chan struct{}, inflight)
 	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
 	defer tick.Stop()
 	var n atomic.Int64
@@ -151,8 +156,15 @@ func drive(ctx context.Context, client *http.Client, url, registry string, rate 
 			return
 		case <-tick.C:
 		}
+		select {
+		case slots <- struct{}{}:
+		default:
+			st.skipped.Add(1)
+			continue
+		}
 		i := n.Add(1)
 		wg.Go(func() {
+			defer func() { <-slots }()
 			var cs []string
 			for j := range perPod {
 				d := make([]byte, 32)
@@ -180,6 +192,7 @@ func drive(ctx context.Context, client *http.Client, url, registry string, rate 
 
 type stats struct {
 	allowed   atomic.Int64 // every image signed (a digest starting with f is not)
+	skipped   atomic.Int64 // ticks with every request slot busy
 	mu        sync.Mutex
 	latencies []time.Duration // since the last sample
 	requests  int64
@@ -279,7 +292,7 @@ func writeCSV(path string, all []sample) error {
 // summarize prints the start, maximum and end of each series, and the
 // growth of the heap over the second half of the run (a leak shows there,
 // after the caches have filled).
-func summarize(w io.Writer, all []sample, st *stats, dur time.Duration) {
+func summarize(w io.Writer, all []sample, st *stats, dur time.Duration, perPod, inflight int) {
 	first, last := all[0], all[len(all)-1]
 	mid := all[len(all)/2]
 	var maxRSS, maxHeap, maxG float64
@@ -287,7 +300,8 @@ func summarize(w io.Writer, all []sample, st *stats, dur time.Duration) {
 		maxRSS, maxHeap, maxG = max(maxRSS, s.rss), max(maxHeap, s.heap), max(maxG, s.goroutines)
 	}
 	mib := func(v float64) string { return fmt.Sprintf("%.1f MiB", v/(1<<20)) }
-	fmt.Fprintf(w, "soak: %v, %d admissions (%.0f/s), %d allowed (all images signed), %d errors\n", dur, last.requests, float64(last.requests)/last.at.Seconds(), st.allowed.Load(), last.errors)
+	fmt.Fprintf(w, "soak: %v, %d admissions (%.0f/s) of %d distinct images, %d allowed (all images signed), %d errors, %d not sent (%d in flight)\n",
+		dur, last.requests, float64(last.requests)/last.at.Seconds(), last.requests*int64(perPod), st.allowed.Load(), last.errors, st.skipped.Load(), inflight)
 	fmt.Fprintf(w, "rss:        start %s, max %s, end %s\n", mib(first.rss), mib(maxRSS), mib(last.rss))
 	fmt.Fprintf(w, "heap inuse: start %s, max %s, mid %s, end %s (second half: %+.1f MiB)\n", mib(first.heap), mib(maxHeap), mib(mid.heap), mib(last.heap), (last.heap-mid.heap)/(1<<20))
 	fmt.Fprintf(w, "goroutines: start %.0f, max %.0f, end %.0f\n", first.goroutines, maxG, last.goroutines)

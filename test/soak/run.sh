@@ -17,6 +17,6 @@ if [ -n "${SOAK_SCAN_RECORDS:-}" ] && [ ! -s "${store:=$work/scans.db}" ]; then
   go test -run '^$' -bench WriteScanStore -benchtime 1x ./test/memory/ -images "$SOAK_SCAN_RECORDS" -store "$store" >/dev/null
 fi
 "$work/soak" -imagegate "$work/imagegate" -d "${SOAK_DURATION:-10m}" -rate "${SOAK_RATE:-50}" \
-  -images "${SOAK_IMAGES:-3}" -every "${SOAK_EVERY:-5s}" -out "$out" \
+  -images "${SOAK_IMAGES:-3}" -max-inflight "${SOAK_MAX_INFLIGHT:-256}" -every "${SOAK_EVERY:-5s}" -out "$out" \
   ${store:+-scan-store "$store"}
 echo "csv: $out/soak.csv, plot: $out/soak.png"
