@@ -93,6 +93,8 @@ func run(bin string, dur time.Duration, rate float64, perPod, inflight int, ever
 	if scanStore != "" {
 		cmd.Args = append(cmd.Args, "--scan-store", scanStore)
 	}
+	pprofAddr := freeAddr()
+	cmd.Args = append(cmd.Args, "--pprof-listen", pprofAddr)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return err
@@ -111,6 +113,7 @@ func run(bin string, dur time.Duration, rate float64, perPod, inflight int, ever
 	var wg sync.WaitGroup
 	wg.Go(func() { drive(ctx, client, "https://"+listen+"/validate", registry, rate, perPod, inflight, &st) })
 	wg.Go(func() { sampleLoop(ctx, metrics, every, &st, samples) })
+	wg.Go(func() { heapProfile(ctx, dur/2, "http://"+pprofAddr, filepath.Join(out, "heap.prof")) })
 	wg.Wait()
 	close(samples)
 	var all []sample
@@ -373,4 +376,27 @@ func writeServingCert(dir string) (certFile, keyFile string, err error) {
 		return "", "", err
 	}
 	return certFile, keyFile, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+}
+
+// heapProfile saves imagegate's heap profile after `after` (half way: the
+// caches full, the load on), for go tool pprof -sample_index=inuse_space.
+func heapProfile(ctx context.Context, after time.Duration, base, path string) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(after):
+	}
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Get(base + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "soak: heap profile:", err)
+		return
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil {
+		err = os.WriteFile(path, b, 0o644)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "soak: heap profile:", err)
+	}
 }
