@@ -2,7 +2,6 @@ package scan
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
@@ -151,14 +150,32 @@ func newIndex(lim IndexLimits, backing Getter) *Index {
 		malOther: map[string]string{}, absent: map[string]struct{}{}, backing: backing, hot: map[*record]*facts.Scan{}}
 }
 
-// sha256Key is the 32 bytes of a "sha256:<hex>" digest.
+// sha256Key is the 32 bytes of a "sha256:<lowercase hex>" digest (without
+// allocating: lookups call it).
 func sha256Key(digest string) ([32]byte, bool) {
 	var k [32]byte
 	if len(digest) != 71 || digest[:7] != "sha256:" {
 		return k, false
 	}
-	_, err := hex.Decode(k[:], []byte(digest[7:]))
-	return k, err == nil && hex.EncodeToString(k[:]) == digest[7:]
+	for i := range k {
+		hi, ok1 := fromHex(digest[7+2*i])
+		lo, ok2 := fromHex(digest[8+2*i])
+		if !ok1 || !ok2 {
+			return k, false
+		}
+		k[i] = hi<<4 | lo
+	}
+	return k, true
+}
+
+func fromHex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
 }
 
 func (x *Index) intern(s string) uint32 {

@@ -2,10 +2,12 @@ package scan
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -208,3 +210,25 @@ func TestPackRoundTrip(t *testing.T) {
 
 func writeFile(path string, b []byte) error { return os.WriteFile(path, b, 0o600) }
 func removeFile(path string) error          { return os.Remove(path) }
+
+func TestSHA256Key(t *testing.T) {
+	for _, c := range []struct {
+		digest string
+		ok     bool
+	}{
+		{testDigest(0xabc), true},
+		{"sha256:" + strings.Repeat("A", 64), false}, // not canonical: kept under its text
+		{"sha256:" + strings.Repeat("a", 63), false},
+		{"sha512:" + strings.Repeat("a", 64), false},
+		{"sha256:" + strings.Repeat("g", 64), false},
+	} {
+		k, ok := sha256Key(c.digest)
+		if ok != c.ok || (ok && "sha256:"+hex.EncodeToString(k[:]) != c.digest) {
+			t.Errorf("%q: %x %v", c.digest, k, ok)
+		}
+	}
+	d := testDigest(7)
+	if n := testing.AllocsPerRun(100, func() { sha256Key(d) }); n != 0 {
+		t.Errorf("%v allocations", n)
+	}
+}
