@@ -33,7 +33,7 @@ type cached struct {
 }
 
 // decisionCacheBytes bounds the decision cache's bytes.
-const decisionCacheBytes = 32 << 20
+const decisionCacheBytes = 16 << 20
 
 func newDecisionCache(max int) *decisionCache {
 	if max <= 0 {
@@ -102,9 +102,11 @@ func inputCost(in Input) int64 {
 	return n
 }
 
-// imageCost estimates the bytes an image's value holds.
+// imageCost estimates the bytes an image's value holds: about 6.5 KB
+// without findings (a soak's heap profile: 26 MB for 4,096 image values of
+// signed, unscanned images), plus its strings and findings.
 func imageCost(img *workload.Image, f *facts.Image) int64 {
-	n := 512 + 4*int64(len(img.Ref))
+	n := 6<<10 + 4*int64(len(img.Ref))
 	if f == nil {
 		return n
 	}

@@ -14,7 +14,7 @@ import (
 // engine's image values; past either, entries are dropped at random.
 const (
 	maxImageValues     = 4096
-	maxImageValueBytes = 16 << 20
+	maxImageValueBytes = 8 << 20
 )
 
 // imageValues remembers images' input values (imageValue): the pods of a
