@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # RSS of imagegate serve holding IMAGES (100,000) scan records: writes a scan
 # store with test/memory's BenchmarkWriteScanStore, serves it with
-# test/load's policies (GOGC=400 GOMEMLIMIT=400MiB as the Deployment and
+# test/load's policies (GOGC=400 GOMEMLIMIT=128MiB as the Deployment and
 # chart set, or SERVER_GOGC and SERVER_GOMEMLIMIT), reads the RSS once
 # loaded and after D (10s) of distinct pods from test/load, and prints the
 # peak (VmHWM). STORE names a store file to reuse (written when missing). RssFile is the store's pages mapped by bbolt (clean,
@@ -17,7 +17,7 @@ store=${STORE:-$work/scans.db}
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$work/tls.key" -out "$work/tls.crt" \
   -days 1 -subj /CN=127.0.0.1 -addext "subjectAltName=IP:127.0.0.1" 2>/dev/null
 port=$((20000 + RANDOM % 10000))
-GOGC=${SERVER_GOGC:-400} GOMEMLIMIT=${SERVER_GOMEMLIMIT:-400MiB} "$work/imagegate" serve --policies test/load/testdata/policies --scan-store "$store" --cluster-id load \
+GOGC=${SERVER_GOGC:-400} GOMEMLIMIT=${SERVER_GOMEMLIMIT:-128MiB} "$work/imagegate" serve --policies test/load/testdata/policies --scan-store "$store" --cluster-id load \
   --tls-cert-file "$work/tls.crt" --tls-private-key-file "$work/tls.key" --listen 127.0.0.1:$port --metrics-listen "" \
   --log-level error 2>"$work/serve.log" &
 pid=$!
