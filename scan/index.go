@@ -322,13 +322,14 @@ func (x *Index) Lookup(img workload.Image, digest string) (*facts.Scan, string) 
 // store (keeping what it read). An error (ErrScanUnavailable) means the
 // image's scan cannot be known: the caller must not take it for unscanned.
 func (x *Index) Find(ctx context.Context, img workload.Image, digest string) (*facts.Scan, string, error) {
+	scan, reason := x.Lookup(img, digest)
+	// Read after the lookup: an eviction before it shows here (evictions
+	// happen under the write lock), so a complete index is never mistaken.
 	if x.evicted.Load() == 0 {
-		scan, reason := x.Lookup(img, digest)
 		return scan, reason, nil
 	}
-	x.mu.RLock()
-	reason := x.reason(firstNonEmpty(img.Digest, digest))
-	x.mu.RUnlock()
+	// Key by key, in memory then in the store: a tag held in memory must not
+	// answer for a digest that was evicted.
 	for _, k := range keyFor(img, digest) {
 		s, err := x.load(ctx, k)
 		if s != nil || err != nil {

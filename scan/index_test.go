@@ -232,3 +232,42 @@ func TestSHA256Key(t *testing.T) {
 		t.Errorf("%v allocations", n)
 	}
 }
+
+// Lookups racing with imports that evict: an image whose scan is in the
+// store is never answered as unscanned.
+func TestFindDuringEviction(t *testing.T) {
+	store := &syncStore{scans: map[string]*facts.Scan{}}
+	for i := range 200 {
+		store.scans["d:"+testDigest(i)] = testScan(fmt.Sprint("CVE-", i), 3)
+	}
+	x := newIndex(IndexLimits{Entries: 20}, store)
+	for i := range 200 { // the initial load, as NewReader does
+		x.set("d:"+testDigest(i), store.scans["d:"+testDigest(i)])
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for round := range 20 {
+			for i := range 200 {
+				x.set("d:"+testDigest((i+round)%200), store.scans["d:"+testDigest((i+round)%200)])
+			}
+		}
+	}()
+	ctx := context.Background()
+	for n := 0; ; n++ {
+		select {
+		case <-done:
+			return
+		default:
+		}
+		i := n % 200
+		if s, _, err := x.Find(ctx, image(i), ""); err != nil || s == nil || s.Findings[0].ID != fmt.Sprint("CVE-", i, "-0") {
+			t.Fatalf("image %d: %+v %v", i, s, err)
+		}
+	}
+}
+
+// syncStore is a fakeStore safe for concurrent reads.
+type syncStore struct{ scans map[string]*facts.Scan }
+
+func (s *syncStore) Get(_ context.Context, key string) (*facts.Scan, error) { return s.scans[key], nil }
