@@ -69,7 +69,7 @@ type IndexLimits struct {
 }
 
 // Defaults of an Index, in one place: 100,000 images of 30 findings take
-// about 39 MB by these counts (and of heap), so the defaults hold 160,000
+// about 39 MB by these counts (and of heap), so the defaults hold 170,000
 // such images without eviction.
 const (
 	DefaultIndexEntries = 500_000
