@@ -13,6 +13,7 @@ import (
 
 	"github.com/imagegate/imagegate/facts"
 	"github.com/imagegate/imagegate/workload"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func testScan(id string, findings int) *facts.Scan {
@@ -271,3 +272,30 @@ func TestFindDuringEviction(t *testing.T) {
 type syncStore struct{ scans map[string]*facts.Scan }
 
 func (s *syncStore) Get(_ context.Context, key string) (*facts.Scan, error) { return s.scans[key], nil }
+
+func TestIndexMetrics(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "scans.db")
+	var recs []*Record
+	for i := range 5 {
+		recs = append(recs, &Record{Digest: testDigest(i), Scan: *testScan(fmt.Sprint("CVE-", i), 2)})
+	}
+	if err := Import(path, recs, nil); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	if _, err := NewReader(context.Background(), NewFile(path), WithIndexLimits(IndexLimits{Entries: 2}), WithReaderRegisterer(reg)); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		m := mf.GetMetric()[0]
+		got[mf.GetName()] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+	}
+	if got["imagegate_scan_index_records"] != 2 || got["imagegate_scan_index_evictions_total"] != 3 || got["imagegate_scan_index_bytes"] <= 0 {
+		t.Errorf("metrics %v", got)
+	}
+}

@@ -52,7 +52,8 @@ const (
 )
 
 // WithReaderRegisterer registers the reader's metrics
-// (imagegate_scan_store_up, imagegate_scan_store_refresh_errors_total).
+// (imagegate_scan_store_up, imagegate_scan_store_refresh_errors_total,
+// imagegate_scan_index_records, _bytes and _evictions_total).
 func WithReaderRegisterer(r prometheus.Registerer) ReaderOption {
 	return func(o *readerOptions) { o.registerer = r }
 }
@@ -82,7 +83,15 @@ func NewReader(ctx context.Context, log ChangeLog, opts ...ReaderOption) (*Reade
 			Help: "Refreshes of scan facts from the scan store that failed."}),
 	}
 	if o.registerer != nil {
-		if err := errors.Join(o.registerer.Register(r.up), o.registerer.Register(r.errors)); err != nil {
+		idx := r.idx
+		records := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "imagegate_scan_index_records",
+			Help: "Scan records held in memory (bounded by --scan-index-entries)."}, func() float64 { return float64(idx.Len()) })
+		bytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "imagegate_scan_index_bytes",
+			Help: "Bytes the in-memory scan records count for (bounded by --scan-index-bytes)."}, func() float64 { return float64(idx.Bytes()) })
+		evicted := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "imagegate_scan_index_evictions_total",
+			Help: "Scan records evicted from memory; once any is, lookups that miss read the store."}, func() float64 { return float64(idx.Evicted()) })
+		if err := errors.Join(o.registerer.Register(r.up), o.registerer.Register(r.errors), o.registerer.Register(records),
+			o.registerer.Register(bytes), o.registerer.Register(evicted)); err != nil {
 			return nil, err
 		}
 	}
