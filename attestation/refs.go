@@ -11,6 +11,10 @@ import (
 // entries bounds its bytes too.
 const maxParsedRefs = 2048
 
+// maxCachedRefLen is the longest reference cached (longer than any valid
+// one), bounding the cache's bytes with its entries.
+const maxCachedRefLen = 1024
+
 // parsedRef is an image reference parsed once: a warm verification is
 // otherwise mostly reference parsing (about 60 % of its allocations).
 type parsedRef struct {
@@ -41,6 +45,9 @@ func (c *refCache) parse(ref string, insecure []string) (*parsedRef, error) {
 		return nil, err
 	}
 	p = &parsedRef{ref: r, name: r.Name(), repoName: r.Context().Name()}
+	if len(ref) > maxCachedRefLen {
+		return p, nil
+	}
 	c.mu.Lock()
 	if c.m == nil || len(c.m) >= maxParsedRefs {
 		c.m = make(map[string]*parsedRef)

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/imagegate/imagegate/facts"
 	"github.com/imagegate/imagegate/scan"
 	"github.com/jackc/pgx/v5"
 )
@@ -224,4 +225,24 @@ func (s *Scans) listenOnce(ctx context.Context, connected func()) error {
 		}
 		s.signal()
 	}
+}
+
+var _ scan.Getter = (*Scans)(nil)
+
+// Get reads the scan stored under key, for a record a replica's index
+// evicted; nil when there is none.
+func (s *Scans) Get(ctx context.Context, key string) (*facts.Scan, error) {
+	var record []byte
+	err := s.db.pool.QueryRow(ctx, "SELECT record FROM imagegate_scans WHERE key = $1", key).Scan(&record)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var r scan.Record
+	if err := json.Unmarshal(record, &r); err != nil {
+		return nil, fmt.Errorf("scan record %s: %w", key, err)
+	}
+	return &r.Scan, nil
 }

@@ -173,7 +173,9 @@ func (e *Engine) Eval(ctx context.Context, in Input) (*Decision, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rego: evaluating decision: %w", err)
 	}
-	e.cache.put(hash, request, d)
+	if e.cache != nil {
+		e.cache.put(hash, request, d, inputCost(in))
+	}
 	return d, nil
 }
 

@@ -10,9 +10,12 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 )
 
-// maxImageValues bounds an engine's image values; past it, entries are
-// dropped at random.
-const maxImageValues = 4096
+// maxImageValues and maxImageValueBytes (imageCost's estimate) bound an
+// engine's image values; past either, entries are dropped at random.
+const (
+	maxImageValues     = 4096
+	maxImageValueBytes = 8 << 20
+)
 
 // imageValues remembers images' input values (imageValue): the pods of a
 // cluster name the same few images, with the same facts, again and again,
@@ -20,8 +23,14 @@ const maxImageValues = 4096
 // build. Input terms are never modified, so sharing them is safe. It belongs
 // to one engine: a policy change starts it empty.
 type imageValues struct {
-	mu sync.RWMutex
-	m  map[imageKey]*ast.Term
+	mu    sync.RWMutex
+	m     map[imageKey]imageValueEntry
+	bytes int64
+}
+
+type imageValueEntry struct {
+	t    *ast.Term
+	size int64
 }
 
 // imageKey is everything an image's value depends on: the reference (its
@@ -66,23 +75,32 @@ func (e *Engine) imageTerm(img *workload.Image, f *facts.Image, now time.Time, w
 	}
 	c := &e.images
 	c.mu.RLock()
-	t, ok := c.m[k]
+	v, ok := c.m[k]
 	c.mu.RUnlock()
 	if ok {
-		return t
+		return v.t
 	}
-	t = ast.NewTerm(e.imageValue(img, f, now, withPolicies))
+	t := ast.NewTerm(e.imageValue(img, f, now, withPolicies))
+	size := imageCost(img, f)
+	if size > maxImageValueBytes/16 {
+		return t // one outsized image must not flush everything else
+	}
 	c.mu.Lock()
 	if c.m == nil {
-		c.m = make(map[imageKey]*ast.Term)
+		c.m = make(map[imageKey]imageValueEntry)
 	}
-	if len(c.m) >= maxImageValues {
-		for old := range c.m {
-			delete(c.m, old)
+	for old, v := range c.m {
+		if len(c.m) < maxImageValues && c.bytes+size <= maxImageValueBytes {
 			break
 		}
+		c.bytes -= v.size
+		delete(c.m, old)
 	}
-	c.m[k] = t
+	if prev, ok := c.m[k]; ok {
+		c.bytes -= prev.size
+	}
+	c.m[k] = imageValueEntry{t, size}
+	c.bytes += size
 	c.mu.Unlock()
 	return t
 }

@@ -64,6 +64,7 @@ type readerOptions struct {
 	timeout    time.Duration
 	registerer prometheus.Registerer
 	now        func() time.Time
+	limits     IndexLimits
 }
 
 // Defaults of a Reader, in one place.
@@ -76,7 +77,8 @@ const (
 )
 
 // WithReaderRegisterer registers the reader's metrics
-// (imagegate_scan_store_up, imagegate_scan_store_refresh_errors_total).
+// (imagegate_scan_store_up, imagegate_scan_store_refresh_errors_total,
+// imagegate_scan_index_records, _bytes and _evictions_total).
 func WithReaderRegisterer(r prometheus.Registerer) ReaderOption {
 	return func(o *readerOptions) { o.registerer = r }
 }
@@ -86,20 +88,35 @@ func WithRefreshTimeout(d time.Duration) ReaderOption {
 	return func(o *readerOptions) { o.timeout = d }
 }
 
+// WithIndexLimits bounds the reader's index (zero fields keep the
+// defaults, DefaultIndexEntries and DefaultIndexBytes).
+func WithIndexLimits(l IndexLimits) ReaderOption {
+	return func(o *readerOptions) { o.limits = l }
+}
+
 // NewReader loads everything log holds into a new index.
 func NewReader(ctx context.Context, log ChangeLog, opts ...ReaderOption) (*Reader, error) {
 	o := readerOptions{batch: DefaultRefreshBatch, timeout: DefaultRefreshTimeout, now: time.Now}
 	for _, fn := range opts {
 		fn(&o)
 	}
-	r := &Reader{log: log, idx: NewIndex(), o: o,
+	getter, _ := log.(Getter)
+	r := &Reader{log: log, idx: newIndex(o.limits, getter), o: o,
 		up: prometheus.NewGauge(prometheus.GaugeOpts{Name: "imagegate_scan_store_up",
 			Help: "1 when the last refresh of scan facts from the scan store succeeded; 0 while admissions use the facts last read."}),
 		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "imagegate_scan_store_refresh_errors_total",
 			Help: "Refreshes of scan facts from the scan store that failed."}),
 	}
 	if o.registerer != nil {
-		if err := errors.Join(o.registerer.Register(r.up), o.registerer.Register(r.errors)); err != nil {
+		idx := r.idx
+		records := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "imagegate_scan_index_records",
+			Help: "Scan records held in memory (bounded by --scan-index-entries)."}, func() float64 { return float64(idx.Len()) })
+		bytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "imagegate_scan_index_bytes",
+			Help: "Bytes the in-memory scan records count for (bounded by --scan-index-bytes)."}, func() float64 { return float64(idx.Bytes()) })
+		evicted := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "imagegate_scan_index_evictions_total",
+			Help: "Scan records evicted from memory; once any is, lookups that miss read the store."}, func() float64 { return float64(idx.Evicted()) })
+		if err := errors.Join(o.registerer.Register(r.up), o.registerer.Register(r.errors), o.registerer.Register(records),
+			o.registerer.Register(bytes), o.registerer.Register(evicted)); err != nil {
 			return nil, err
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/imagegate/imagegate/facts"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -276,4 +277,38 @@ func (f *File) Changes(_ context.Context, after uint64, limit int) ([]Change, ui
 		f.mu.Unlock()
 	}
 	return out, seq, nil
+}
+
+var _ Getter = (*File)(nil)
+
+// Get reads the scan stored under key, for a record the index evicted; nil
+// when there is none. A missing file is an error here, not an empty store:
+// the index read records from it before.
+func (f *File) Get(_ context.Context, key string) (*facts.Scan, error) {
+	if _, err := os.Stat(f.path); err != nil {
+		return nil, fmt.Errorf("scan store: %w", err)
+	}
+	db, err := bolt.Open(f.path, 0o600, &bolt.Options{Timeout: lockTimeout, ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("scan store %s: %w", f.path, err)
+	}
+	defer db.Close()
+	var out *facts.Scan
+	err = db.View(func(tx *bolt.Tx) error {
+		scans := tx.Bucket(bucketScans)
+		if scans == nil {
+			return nil
+		}
+		b := scans.Get([]byte(key))
+		if b == nil {
+			return nil
+		}
+		var r Record
+		if err := json.Unmarshal(b, &r); err != nil {
+			return fmt.Errorf("scan store %s: record %s: %w", f.path, key, err)
+		}
+		out = &r.Scan
+		return nil
+	})
+	return out, err
 }

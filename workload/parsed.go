@@ -6,6 +6,12 @@ import "sync"
 // distinct images, and past the bound entries are dropped at random.
 const maxParsed = 4096
 
+// maxParsedLen is the longest reference cached: longer than any valid one
+// (a 255-character name, a 128-character tag and a digest), so that the
+// cache holds at most maxParsed × maxParsedLen bytes of keys however long
+// the references pods name.
+const maxParsedLen = 1024
+
 // parsed remembers ParseImage's results by reference: the pods of a cluster
 // name few distinct images again and again, and parsing one allocates about
 // a dozen times. ParseImage is a pure function, so the cache needs no reset;
@@ -25,6 +31,9 @@ func parseCached(ref string) Image {
 		return img
 	}
 	img = ParseImage(ref)
+	if len(ref) > maxParsedLen {
+		return img
+	}
 	parsed.Lock()
 	if len(parsed.m) >= maxParsed {
 		for k := range parsed.m {

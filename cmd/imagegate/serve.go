@@ -33,6 +33,7 @@ type serveFlags struct {
 	allowEmpty                                                               bool
 	maxBody                                                                  int64
 	verifier                                                                 verifierFlags
+	pprof                                                                    pprofFlags
 	store, scanStore, scanTokenFile                                          string
 	scanMaxBytes                                                             int64
 	api                                                                      apiFlags
@@ -80,6 +81,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 	f.console.register(fs)
 	f.runtime.register(fs)
 	f.bundle.register(fs)
+	f.pprof.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, flagError(err)
 	}
@@ -139,6 +141,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	build := version.Get()
 	log.Info("imagegate starting", "version", build.Version, "revision", build.Revision, "go", build.GoVersion)
 	warnings := newPolicyWarnings(reg)
+	if err := f.pprof.start(ctx, log); err != nil {
+		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)
+		return exitBadUsage
+	}
 
 	kubeClient, err := f.kube.connect(f.factsFile == "")
 	if err != nil {

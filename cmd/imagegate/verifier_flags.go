@@ -17,6 +17,7 @@ import (
 // verifierFlags are the registry and cache flags shared by serve, check and
 // verify.
 type verifierFlags struct {
+	scanIndex     scanIndexFlags
 	insecure      stringList
 	ttl, negative time.Duration
 	staleIfError  time.Duration
@@ -31,6 +32,7 @@ type verifierFlags struct {
 }
 
 func (v *verifierFlags) register(fs *flag.FlagSet) {
+	v.scanIndex.register(fs)
 	fs.Var(&v.insecure, "insecure-registries", "registries (host or host:port) that may be reached over plain HTTP; loopback ones always may")
 	fs.DurationVar(&v.ttl, "verification-ttl", attestation.DefaultTTL, "how long a signature check is reused")
 	fs.DurationVar(&v.negative, "verification-negative-ttl", attestation.DefaultNegativeTTL, "how long 'no signatures found' is reused")
@@ -66,11 +68,17 @@ func factsSource(ctx context.Context, factsFile, scanStore string, st *stores, v
 		if store, log, err = st.scan(ctx, scanStore); err != nil {
 			return nil, nil, nil, nil, fmt.Errorf("--scan-store: %w", err)
 		}
-		var ropts []scan.ReaderOption
+		ropts, err := vf.scanIndex.readerOptions()
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
 		if reg != nil {
 			ropts = append(ropts, scan.WithReaderRegisterer(reg))
 		}
-		if reader, err = scan.NewReader(ctx, log, ropts...); err != nil {
+		loaded := vf.scanIndex.loading()
+		reader, err = scan.NewReader(ctx, log, ropts...)
+		loaded()
+		if err != nil {
 			return nil, nil, nil, nil, fmt.Errorf("--scan-store: %w", err)
 		}
 		scans = scan.NewSource(reader.Index())

@@ -199,4 +199,48 @@ func Run(t *testing.T, open func(t *testing.T) Subject) {
 			t.Errorf("nothing new: %d changes, last %d (want %d), %v", len(none), again, last, err)
 		}
 	})
+
+	t.Run("evicted records are read back by key", func(t *testing.T) { evicted(t, open(t)) })
+}
+
+// evicted fills an index bounded to two records from the store: every
+// image's scan is still found (read back from the store), malicious marks
+// are all kept, and an image the store never saw stays unscanned.
+func evicted(t *testing.T, s Subject) {
+	ctx := context.Background()
+	var recs []*scan.Record
+	marks := map[string]string{}
+	for i := range 20 {
+		d := digest(string("0123456789abcdef"[i%16]))[:70] + string("0123456789"[i%10])
+		recs = append(recs, record(d, "", t0, "CVE-"+d[len(d)-2:]))
+		marks[d] = "feed " + d[len(d)-2:]
+	}
+	if err := s.Import(ctx, recs, marks); err != nil {
+		t.Fatal(err)
+	}
+	r, err := scan.NewReader(ctx, s, scan.WithIndexLimits(scan.IndexLimits{Entries: 2}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := r.Index()
+	if idx.Len() > 2 || idx.Evicted() == 0 {
+		t.Fatalf("bounded to 2: %d held, %d evicted", idx.Len(), idx.Evicted())
+	}
+	if _, ok := any(s).(scan.Getter); !ok {
+		t.Fatal("the store cannot read a key back: an evicted scan would be lost")
+	}
+	for _, rec := range recs {
+		img := workload.ParseImage("registry.example.com/app@" + rec.Digest)
+		got, reason, err := idx.Find(ctx, img, "")
+		if err != nil || findings(got) != rec.Scan.Findings[0].ID || reason != marks[rec.Digest] {
+			t.Errorf("%s: %s %q %v; want %s %q", rec.Digest, findings(got), reason, err, rec.Scan.Findings[0].ID, marks[rec.Digest])
+		}
+	}
+	if idx.Len() > 2 {
+		t.Errorf("records read back broke the bound: %d held", idx.Len())
+	}
+	got, _, err := idx.Find(ctx, workload.ParseImage("registry.example.com/app@sha256:"+strings.Repeat("ab", 32)), "")
+	if got != nil || err != nil {
+		t.Errorf("an image the store never saw: %+v %v", got, err)
+	}
 }

@@ -15,7 +15,7 @@ go build -o "$work/floor" ./test/load/floor
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$work/tls.key" -out "$work/tls.crt" \
   -days 1 -subj /CN=127.0.0.1 -addext "subjectAltName=IP:127.0.0.1" 2>/dev/null
 port=$((20000 + RANDOM % 10000)); fport=$((port + 1))
-export GOGC=${SERVER_GOGC:-400} GOMEMLIMIT=${SERVER_GOMEMLIMIT:-400MiB}
+export GOGC=${SERVER_GOGC:-400} GOMEMLIMIT=${SERVER_GOMEMLIMIT:-128MiB}
 "$work/imagegate" serve --policies test/load/testdata/policies --facts test/load/testdata/facts.yaml --cluster-id load \
   --tls-cert-file "$work/tls.crt" --tls-private-key-file "$work/tls.key" --listen 127.0.0.1:$port --metrics-listen "" \
   --log-level error 2>"$work/serve.log" &

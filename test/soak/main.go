@@ -43,16 +43,18 @@ func main() {
 	dur := flag.Duration("d", 10*time.Minute, "how long to send")
 	rate := flag.Float64("rate", 50, "pods per second")
 	perPod := flag.Int("images", 3, "distinct images per pod")
+	inflight := flag.Int("max-inflight", 256, "requests in flight at most (as the API server's own limit); a tick finding them all busy is skipped and counted")
 	every := flag.Duration("every", 5*time.Second, "sampling interval")
 	out := flag.String("out", "soak-out", "directory for soak.csv, soak.png and imagegate.log")
+	scanStore := flag.String("scan-store", "", "scan store for imagegate serve --scan-store (test/memory's BenchmarkWriteScanStore writes one)")
 	flag.Parse()
-	if err := run(*bin, *dur, *rate, *perPod, *every, *out); err != nil {
+	if err := run(*bin, *dur, *rate, *perPod, *inflight, *every, *out, *scanStore); err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, dur time.Duration, rate float64, perPod int, every time.Duration, out string) error {
+func run(bin string, dur time.Duration, rate float64, perPod, inflight int, every time.Duration, out, scanStore string) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
@@ -88,6 +90,11 @@ func run(bin string, dur time.Duration, rate float64, perPod int, every time.Dur
 	cmd := exec.Command(bin, "serve", "--policies", filepath.Join(work, "policies"), "--cluster-id", "soak",
 		"--tls-cert-file", certFile, "--tls-private-key-file", keyFile, "--listen", listen, "--metrics-listen", metrics,
 		"--log-level", "error")
+	if scanStore != "" {
+		cmd.Args = append(cmd.Args, "--scan-store", scanStore)
+	}
+	pprofAddr := freeAddr()
+	cmd.Args = append(cmd.Args, "--pprof-listen", pprofAddr)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return err
@@ -104,8 +111,9 @@ func run(bin string, dur time.Duration, rate float64, perPod int, every time.Dur
 	defer cancel()
 	samples := make(chan sample, 1024)
 	var wg sync.WaitGroup
-	wg.Go(func() { drive(ctx, client, "https://"+listen+"/validate", registry, rate, perPod, &st) })
+	wg.Go(func() { drive(ctx, client, "https://"+listen+"/validate", registry, rate, perPod, inflight, &st) })
 	wg.Go(func() { sampleLoop(ctx, metrics, every, &st, samples) })
+	wg.Go(func() { heapProfile(ctx, dur/2, "http://"+pprofAddr, filepath.Join(out, "heap.prof")) })
 	wg.Wait()
 	close(samples)
 	var all []sample
@@ -130,12 +138,16 @@ func run(bin string, dur time.Duration, rate float64, perPod int, every time.Dur
 	}); err != nil {
 		return err
 	}
-	summarize(os.Stdout, all, &st, dur)
+	summarize(os.Stdout, all, &st, dur, perPod, inflight)
 	return nil
 }
 
-// drive sends pods of perPod never-seen images at rate until ctx ends.
-func drive(ctx context.Context, client *http.Client, url, registry string, rate float64, perPod int, st *stats) {
+// drive sends pods of perPod never-seen images at rate until ctx ends, with
+// at most inflight requests outstanding: a server slower than the rate (a
+// busy machine) then sees a bounded queue, as behind an API server, rather
+// than an ever longer one that would show as memory growth.
+func drive(ctx context.Context, client *http.Client, url, registry string, rate float64, perPod, inflight int, st *stats) {
+	slots := make(chan struct{}, inflight)
 	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
 	defer tick.Stop()
 	var n atomic.Int64
@@ -147,8 +159,15 @@ func drive(ctx context.Context, client *http.Client, url, registry string, rate 
 			return
 		case <-tick.C:
 		}
+		select {
+		case slots <- struct{}{}:
+		default:
+			st.skipped.Add(1)
+			continue
+		}
 		i := n.Add(1)
 		wg.Go(func() {
+			defer func() { <-slots }()
 			var cs []string
 			for j := range perPod {
 				d := make([]byte, 32)
@@ -176,6 +195,7 @@ func drive(ctx context.Context, client *http.Client, url, registry string, rate 
 
 type stats struct {
 	allowed   atomic.Int64 // every image signed (a digest starting with f is not)
+	skipped   atomic.Int64 // ticks with every request slot busy
 	mu        sync.Mutex
 	latencies []time.Duration // since the last sample
 	requests  int64
@@ -275,7 +295,7 @@ func writeCSV(path string, all []sample) error {
 // summarize prints the start, maximum and end of each series, and the
 // growth of the heap over the second half of the run (a leak shows there,
 // after the caches have filled).
-func summarize(w io.Writer, all []sample, st *stats, dur time.Duration) {
+func summarize(w io.Writer, all []sample, st *stats, dur time.Duration, perPod, inflight int) {
 	first, last := all[0], all[len(all)-1]
 	mid := all[len(all)/2]
 	var maxRSS, maxHeap, maxG float64
@@ -283,7 +303,8 @@ func summarize(w io.Writer, all []sample, st *stats, dur time.Duration) {
 		maxRSS, maxHeap, maxG = max(maxRSS, s.rss), max(maxHeap, s.heap), max(maxG, s.goroutines)
 	}
 	mib := func(v float64) string { return fmt.Sprintf("%.1f MiB", v/(1<<20)) }
-	fmt.Fprintf(w, "soak: %v, %d admissions (%.0f/s), %d allowed (all images signed), %d errors\n", dur, last.requests, float64(last.requests)/last.at.Seconds(), st.allowed.Load(), last.errors)
+	fmt.Fprintf(w, "soak: %v, %d admissions (%.0f/s) of %d distinct images, %d allowed (all images signed), %d errors, %d not sent (%d in flight)\n",
+		dur, last.requests, float64(last.requests)/last.at.Seconds(), last.requests*int64(perPod), st.allowed.Load(), last.errors, st.skipped.Load(), inflight)
 	fmt.Fprintf(w, "rss:        start %s, max %s, end %s\n", mib(first.rss), mib(maxRSS), mib(last.rss))
 	fmt.Fprintf(w, "heap inuse: start %s, max %s, mid %s, end %s (second half: %+.1f MiB)\n", mib(first.heap), mib(maxHeap), mib(mid.heap), mib(last.heap), (last.heap-mid.heap)/(1<<20))
 	fmt.Fprintf(w, "goroutines: start %.0f, max %.0f, end %.0f\n", first.goroutines, maxG, last.goroutines)
@@ -292,9 +313,11 @@ func summarize(w io.Writer, all []sample, st *stats, dur time.Duration) {
 	}
 }
 
+// waitReady waits up to 10 minutes: loading a large scan store takes a
+// while.
 func waitReady(c *http.Client, url string) error {
 	var err error
-	for range 100 {
+	for range 6000 {
 		var resp *http.Response
 		if resp, err = c.Get(url); err == nil {
 			resp.Body.Close()
@@ -353,4 +376,27 @@ func writeServingCert(dir string) (certFile, keyFile string, err error) {
 		return "", "", err
 	}
 	return certFile, keyFile, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+}
+
+// heapProfile saves imagegate's heap profile after `after` (half way: the
+// caches full, the load on), for go tool pprof -sample_index=inuse_space.
+func heapProfile(ctx context.Context, after time.Duration, base, path string) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(after):
+	}
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Get(base + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "soak: heap profile:", err)
+		return
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil {
+		err = os.WriteFile(path, b, 0o644)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "soak: heap profile:", err)
+	}
 }
