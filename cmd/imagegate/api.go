@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"time"
 
@@ -96,30 +95,7 @@ func (f *apiFlags) start(ctx context.Context, sf *serveFlags, client dynamic.Int
 		return err
 	}
 	f.handler = h
-	ln, err := net.Listen("tcp", f.listen)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{
-		Handler:   h,
-		ErrorLog:  slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		TLSConfig: webhook.ServerTLSConfig(sf.listener.profile, certs),
-	}
-	// The webhook's limits: an API call, too, is small and quick.
-	webhook.DefaultLimits().Apply(srv)
-	go func() {
-		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("management API stopped", "error", err.Error())
-		}
-	}()
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	log.Info("serving the management API", "listen", ln.Addr().String())
-	return nil
+	return serveTLS(ctx, log, f.listen, "the management API", h, webhook.ServerTLSConfig(sf.listener.profile, certs))
 }
 
 // store is where the API's policy object writes go: the custom resources

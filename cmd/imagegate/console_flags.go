@@ -5,8 +5,6 @@ import (
 	"errors"
 	"flag"
 	"log/slog"
-	"net"
-	"net/http"
 	"strings"
 	"time"
 
@@ -74,29 +72,7 @@ func (f *consoleFlags) start(ctx context.Context, sf *serveFlags, decider *admis
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", f.listen)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{
-		Handler:   h,
-		ErrorLog:  slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		TLSConfig: webhook.ServerTLSConfig(sf.listener.profile, certs),
-	}
-	webhook.DefaultLimits().Apply(srv)
-	go func() {
-		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("console stopped", "error", err.Error())
-		}
-	}()
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	log.Info("serving the web console", "listen", ln.Addr().String())
-	return nil
+	return serveTLS(ctx, log, f.listen, "the web console", h, webhook.ServerTLSConfig(sf.listener.profile, certs))
 }
 
 // auditCounters reads the audit pipeline's drop and error counters from

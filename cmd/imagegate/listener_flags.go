@@ -1,9 +1,15 @@
 package main
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
 
 	"github.com/imagegate/imagegate/kube"
 	"github.com/imagegate/imagegate/webhook"
@@ -72,5 +78,34 @@ func (l *listenerFlags) apply(srv *webhook.Server) error {
 		}
 		srv.MetricsTokens = tf
 	}
+	return nil
+}
+
+// serveTLS serves h over TLS on listen, with the webhook's limits (an API
+// call or a console page, too, is small and quick), until ctx ends; what
+// names the server in logs.
+func serveTLS(ctx context.Context, log *slog.Logger, listen, what string, h http.Handler, cfg *tls.Config) error {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:   h,
+		ErrorLog:  slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		TLSConfig: cfg,
+	}
+	webhook.DefaultLimits().Apply(srv)
+	go func() {
+		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error(what+" stopped", "error", err.Error())
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	log.Info("serving "+what, "listen", ln.Addr().String())
 	return nil
 }
