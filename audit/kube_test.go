@@ -97,7 +97,7 @@ func TestResults(t *testing.T) {
 			}
 		})
 	}
-	sum := summary(append(results(kubeEvent("a", ActionBlock, at)), results(kubeEvent("b", ActionAlert, at))...))
+	sum := PolicyReportSummary(append(results(kubeEvent("a", ActionBlock, at)), results(kubeEvent("b", ActionAlert, at))...))
 	if sum["fail"] != int64(1) || sum["warn"] != int64(1) || sum["pass"] != int64(0) {
 		t.Errorf("summary %v", sum)
 	}

@@ -101,7 +101,7 @@ func (s *ReportSink) updateOnce(ctx context.Context, reports dynamic.ResourceInt
 		all = all[:s.maxResults]
 	}
 	cur.Object["results"] = all
-	cur.Object["summary"] = summary(all)
+	cur.Object["summary"] = PolicyReportSummary(all)
 	if cur.GetResourceVersion() == "" {
 		_, err = reports.Create(ctx, cur, metav1.CreateOptions{})
 	} else {
@@ -178,7 +178,9 @@ func firstOr(xs []string, def string) string {
 	return def
 }
 
-func summary(results []any) map[string]any {
+// PolicyReportSummary counts a PolicyReport's results by outcome, as its
+// summary field holds them.
+func PolicyReportSummary(results []any) map[string]any {
 	sum := map[string]any{"pass": int64(0), "fail": int64(0), "warn": int64(0), "error": int64(0), "skip": int64(0)}
 	for _, r := range results {
 		if m, ok := r.(map[string]any); ok {

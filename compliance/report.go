@@ -148,7 +148,7 @@ func (w *ReportWriter) writeOnce(ctx context.Context, reports dynamic.ResourceIn
 		return err
 	}
 	cur.Object["results"] = results
-	cur.Object["summary"] = summaryOf(results)
+	cur.Object["summary"] = audit.PolicyReportSummary(results)
 	ann := cur.GetAnnotations()
 	if ann == nil {
 		ann = map[string]string{}
@@ -258,20 +258,6 @@ func firstOr(xs []string, def string) string {
 		return xs[0]
 	}
 	return def
-}
-
-func summaryOf(results []any) map[string]any {
-	sum := map[string]any{"pass": int64(0), "fail": int64(0), "warn": int64(0), "error": int64(0), "skip": int64(0)}
-	for _, r := range results {
-		if m, ok := r.(map[string]any); ok {
-			if k, ok := m["result"].(string); ok {
-				if n, ok := sum[k].(int64); ok {
-					sum[k] = n + 1
-				}
-			}
-		}
-	}
-	return sum
 }
 
 func apiVersionOf(kind string) string {
