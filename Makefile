@@ -77,7 +77,7 @@ console-test:
 	. $(TOOLS_CACHE)/console-env.sh && cd test/console && $(GO) test -count=1 -timeout 15m ./...
 
 # The console's figures over 1,000,000 events (docs/benchmarks.md): reported,
-# not asserted; seeding the store takes a while. Not part of make test.
+# not asserted; filling the store takes a while. Not part of make test.
 console-perf:
 	bash scripts/console-tools.sh
 	. $(TOOLS_CACHE)/console-env.sh && cd test/console && CONSOLE_PERF_EVENTS=$${CONSOLE_PERF_EVENTS:-1000000} \
@@ -94,9 +94,9 @@ bench-verify:
 	cd test/cosignlib && $(GO) test -run '^$$' -bench . -benchtime 100x
 
 # The PostgreSQL store (not part of make test; PostgreSQL binaries as for
-# e2e): pages of 100 from 10 million seeded events (BENCH_EVENTS), three
+# e2e): pages of 100 from 10 million filled events (BENCH_EVENTS), three
 # replicas' batched writes, then admission latency with --audit-store on
-# PostgreSQL against bbolt (test/load/store.sh). BENCH_PG_URL keeps the seed
+# PostgreSQL against bbolt (test/load/store.sh). BENCH_PG_URL keeps the fill
 # in a database of your own between runs. See docs/benchmarks.md.
 BENCH_EVENTS ?= 10000000
 BENCH_WRITES ?= 300000

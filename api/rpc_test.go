@@ -198,11 +198,11 @@ func TestOpaStrategyDocumentedExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var seed map[string]any
-	if err := json.Unmarshal(raw, &seed); err != nil {
+	var documented map[string]any
+	if err := json.Unmarshal(raw, &documented); err != nil {
 		t.Fatal(err)
 	}
-	data := seed["Data"].(map[string]any)
+	data := documented["Data"].(map[string]any)
 	kv := []string{}
 	for k, v := range data {
 		switch k {
@@ -227,8 +227,8 @@ func TestOpaStrategyDocumentedExample(t *testing.T) {
 	// given; everything else must match exactly.
 	got := body["Data"].(map[string]any)
 	got["StrategyId"], got["CurrentPage"], got["PageSize"] = data["StrategyId"], data["CurrentPage"], data["PageSize"]
-	body["RequestId"] = seed["RequestId"]
-	if !reflect.DeepEqual(body, seed) {
+	body["RequestId"] = documented["RequestId"]
+	if !reflect.DeepEqual(body, documented) {
 		g, _ := json.MarshalIndent(body, "", " ")
 		t.Errorf("response differs from the documented example:\n%s", g)
 	}

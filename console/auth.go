@@ -14,11 +14,11 @@ import (
 	"github.com/imagegate/imagegate/iam"
 )
 
-// CookieName is the session cookie: __Host- makes the browser refuse it
+// CookieName is the login cookie: __Host- makes the browser refuse it
 // unless it is Secure, for the whole origin, and set without a Domain.
 const CookieName = "__Host-imagegate-console"
 
-// CSRFHeader carries the session's CSRF token on every state-changing request.
+// CSRFHeader carries the login's CSRF token on every state-changing request.
 const CSRFHeader = "X-Imagegate-Csrf"
 
 // reads are the console's views and the operation (and resource) that
@@ -58,7 +58,7 @@ func jsonBody(r *http.Request) error {
 }
 
 // signIn checks an API token as the management API would and opens a
-// session.
+// login.
 func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 	if err := sameOrigin(r); err != nil {
 		writeError(w, http.StatusForbidden, err.Error())
@@ -99,7 +99,7 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 	// decided per request, since a policy may allow events of some
 	// namespaces only, which no decision here could tell.
 	views := s.views(r, p)
-	cookie, ss, err := s.sessions.open(p, req.Token, s.opts.now())
+	cookie, ss, err := s.logins.open(p, req.Token, s.opts.now())
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
@@ -107,7 +107,7 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: cookie, Path: "/", HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode,
 		MaxAge: int(s.opts.life.Seconds())})
 	s.opts.logger.Info("console sign-in", "principal", p.ID, "agency", p.Agency)
-	writeJSON(w, s.sessionInfo(ss, views))
+	writeJSON(w, s.loginInfo(ss, views))
 }
 
 // views are the views p may read.
@@ -121,32 +121,32 @@ func (s *Server) views(r *http.Request, p iam.Principal) []string {
 	return out
 }
 
-func (s *Server) sessionInfo(ss *session, views []string) map[string]any {
+func (s *Server) loginInfo(ss *login, views []string) map[string]any {
 	return map[string]any{"principal": ss.principal.ID, "groups": ss.principal.Groups, "agency": ss.principal.Agency,
 		"csrf": ss.csrf, "views": views, "expires": ss.created.Add(s.opts.life),
 		"features": map[string]bool{"events": s.opts.events != nil, "check": s.opts.checker != nil}}
 }
 
-// call is one request of a signed-in session.
+// call is one request of a signed-in login.
 type call struct {
 	s  *Server
 	r  *http.Request
-	ss *session
+	ss *login
 	p  iam.Principal
 }
 
-// withSession finds the session, re-authenticates its token (a revoked one
+// withLogin finds the login, re-authenticates its token (a revoked one
 // ends it), and for a state-changing request checks origin and CSRF token.
-func (s *Server) withSession(fn func(w http.ResponseWriter, c *call)) http.HandlerFunc {
+func (s *Server) withLogin(fn func(w http.ResponseWriter, c *call)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ck, err := r.Cookie(CookieName)
 		if err != nil {
 			writeError(w, http.StatusUnauthorized, "not signed in")
 			return
 		}
-		ss, ok := s.sessions.get(ck.Value, s.opts.now())
+		ss, ok := s.logins.get(ck.Value, s.opts.now())
 		if !ok {
-			writeError(w, http.StatusUnauthorized, "the session has ended; sign in again")
+			writeError(w, http.StatusUnauthorized, "the login has ended; sign in again")
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -162,11 +162,11 @@ func (s *Server) withSession(fn func(w http.ResponseWriter, c *call)) http.Handl
 		p, err := s.auth.Authenticate(r, ss.token)
 		switch {
 		case errors.Is(err, api.ErrAuthUnavailable):
-			writeError(w, http.StatusServiceUnavailable, "the session's token could not be checked now; try again")
+			writeError(w, http.StatusServiceUnavailable, "the login's token could not be checked now; try again")
 			return
 		case err != nil:
-			s.sessions.close(ss)
-			writeError(w, http.StatusUnauthorized, "the session's token is no longer valid; sign in again")
+			s.logins.close(ss)
+			writeError(w, http.StatusUnauthorized, "the login's token is no longer valid; sign in again")
 			return
 		}
 		fn(w, &call{s: s, r: r, ss: ss, p: p})
@@ -174,11 +174,11 @@ func (s *Server) withSession(fn func(w http.ResponseWriter, c *call)) http.Handl
 }
 
 func (s *Server) whoami(w http.ResponseWriter, c *call) {
-	writeJSON(w, s.sessionInfo(c.ss, s.views(c.r, c.p)))
+	writeJSON(w, s.loginInfo(c.ss, s.views(c.r, c.p)))
 }
 
 func (s *Server) signOut(w http.ResponseWriter, c *call) {
-	s.sessions.close(c.ss)
+	s.logins.close(c.ss)
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode, MaxAge: -1})
 	s.opts.logger.Info("console sign-out", "principal", c.p.ID)
 	w.WriteHeader(http.StatusNoContent)
@@ -195,7 +195,7 @@ func (c *call) authorize(w http.ResponseWriter, op, resource string, extra map[s
 }
 
 // authorizeRead is authorize for event reads, except that an allowed read
-// the session had recorded within recordEvery is not recorded again: the
+// the login had recorded within recordEvery is not recorded again: the
 // live tail polls every few seconds, and a record of each poll would bury
 // the audit log. Refusals are always recorded.
 func (c *call) authorizeRead(w http.ResponseWriter, op, resource string, extra map[string][]string) bool {

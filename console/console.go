@@ -15,13 +15,13 @@ import (
 
 // Defaults, in one place.
 const (
-	DefaultMaxSessions          = 1000
-	DefaultSessionsPerPrincipal = 10
-	DefaultIdleTimeout          = 30 * time.Minute
-	DefaultSessionLifetime      = 8 * time.Hour
-	DefaultMaxCheckBytes        = 256 << 10
-	DefaultMaxCheckObjects      = 50
-	DefaultCheckTimeout         = 20 * time.Second
+	DefaultMaxLogins          = 1000
+	DefaultLoginsPerPrincipal = 10
+	DefaultIdleTimeout        = 30 * time.Minute
+	DefaultLoginLifetime      = 8 * time.Hour
+	DefaultMaxCheckBytes      = 256 << 10
+	DefaultMaxCheckObjects    = 50
+	DefaultCheckTimeout       = 20 * time.Second
 	// maxJSONBody bounds the bodies of the other requests (sign-in).
 	maxJSONBody = 16 << 10
 	// maxPolicyPages bounds the management API pages one policies view reads.
@@ -53,20 +53,20 @@ type Checker interface {
 }
 
 type options struct {
-	now                  func() time.Time
-	logger               *slog.Logger
-	events               Events
-	checker              Checker
-	counters             func() map[string]float64
-	maxSessions, perUser int
-	idle, life           time.Duration
-	maxCheckBytes        int64
+	now                func() time.Time
+	logger             *slog.Logger
+	events             Events
+	checker            Checker
+	counters           func() map[string]float64
+	maxLogins, perUser int
+	idle, life         time.Duration
+	maxCheckBytes      int64
 }
 
 // Option configures a Server.
 type Option func(*options)
 
-// WithClock sets the clock (tests move it to expire sessions).
+// WithClock sets the clock (tests move it to expire logins).
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
 // WithLogger sets the logger of sign-ins, sign-outs and failures.
@@ -82,10 +82,10 @@ func WithChecker(c Checker) Option { return func(o *options) { o.checker = c } }
 // overview (metric name → value).
 func WithCounters(fn func() map[string]float64) Option { return func(o *options) { o.counters = fn } }
 
-// WithSessionLimits bounds sessions: in all, per principal, idle time and
+// WithLoginLimits bounds logins: in all, per principal, idle time and
 // lifetime.
-func WithSessionLimits(max, perPrincipal int, idle, life time.Duration) Option {
-	return func(o *options) { o.maxSessions, o.perUser, o.idle, o.life = max, perPrincipal, idle, life }
+func WithLoginLimits(max, perPrincipal int, idle, life time.Duration) Option {
+	return func(o *options) { o.maxLogins, o.perUser, o.idle, o.life = max, perPrincipal, idle, life }
 }
 
 // WithMaxCheckBytes bounds a pasted manifest.
@@ -95,7 +95,7 @@ func WithMaxCheckBytes(n int64) Option { return func(o *options) { o.maxCheckByt
 type Server struct {
 	auth     Authority
 	opts     options
-	sessions *sessions
+	logins   *logins
 	failures *failures
 	assets   *assets
 	mux      *http.ServeMux
@@ -105,22 +105,22 @@ var _ http.Handler = (*Server)(nil)
 
 // New serves the console for the management API auth.
 func New(auth Authority, opts ...Option) (*Server, error) {
-	o := options{now: time.Now, logger: slog.New(slog.DiscardHandler), maxSessions: DefaultMaxSessions, perUser: DefaultSessionsPerPrincipal,
-		idle: DefaultIdleTimeout, life: DefaultSessionLifetime, maxCheckBytes: DefaultMaxCheckBytes}
+	o := options{now: time.Now, logger: slog.New(slog.DiscardHandler), maxLogins: DefaultMaxLogins, perUser: DefaultLoginsPerPrincipal,
+		idle: DefaultIdleTimeout, life: DefaultLoginLifetime, maxCheckBytes: DefaultMaxCheckBytes}
 	for _, fn := range opts {
 		fn(&o)
 	}
 	if auth == nil {
 		return nil, errors.New("console: the management API is required (sign-in uses its tokens and policies)")
 	}
-	if o.maxSessions < 1 || o.perUser < 1 || o.idle <= 0 || o.life <= 0 || o.maxCheckBytes < 1 {
-		return nil, errors.New("console: session limits and the check size limit must be positive")
+	if o.maxLogins < 1 || o.perUser < 1 || o.idle <= 0 || o.life <= 0 || o.maxCheckBytes < 1 {
+		return nil, errors.New("console: login limits and the check size limit must be positive")
 	}
 	a, err := loadAssets()
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{auth: auth, opts: o, sessions: newSessions(o.maxSessions, o.perUser, o.idle, o.life),
+	s := &Server{auth: auth, opts: o, logins: newLogins(o.maxLogins, o.perUser, o.idle, o.life),
 		failures: newFailures(DefaultSignInFailures), assets: a, mux: http.NewServeMux()}
 	s.routes()
 	return s, nil
@@ -129,14 +129,14 @@ func New(auth Authority, opts ...Option) (*Server, error) {
 func (s *Server) routes() {
 	s.mux.HandleFunc("GET /{$}", s.assets.serveIndex)
 	s.mux.HandleFunc("GET /assets/{name}", s.assets.serve)
-	s.mux.HandleFunc("POST /api/session", s.signIn)
-	s.mux.HandleFunc("GET /api/session", s.withSession(s.whoami))
-	s.mux.HandleFunc("DELETE /api/session", s.withSession(s.signOut))
-	s.mux.HandleFunc("GET /api/events", s.withSession(s.listEvents))
-	s.mux.HandleFunc("GET /api/events/{id}", s.withSession(s.getEvent))
-	s.mux.HandleFunc("GET /api/stats", s.withSession(s.stats))
-	s.mux.HandleFunc("GET /api/policies", s.withSession(s.policies))
-	s.mux.HandleFunc("POST /api/check", s.withSession(s.check))
+	s.mux.HandleFunc("POST /api/login", s.signIn)
+	s.mux.HandleFunc("GET /api/login", s.withLogin(s.whoami))
+	s.mux.HandleFunc("DELETE /api/login", s.withLogin(s.signOut))
+	s.mux.HandleFunc("GET /api/events", s.withLogin(s.listEvents))
+	s.mux.HandleFunc("GET /api/events/{id}", s.withLogin(s.getEvent))
+	s.mux.HandleFunc("GET /api/stats", s.withLogin(s.stats))
+	s.mux.HandleFunc("GET /api/policies", s.withLogin(s.policies))
+	s.mux.HandleFunc("POST /api/check", s.withLogin(s.check))
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no console endpoint "+r.Method+" "+r.URL.Path)
 	})
@@ -156,5 +156,5 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
-// Sessions is how many sessions are open (for tests and metrics).
-func (s *Server) Sessions() int { return s.sessions.count() }
+// Logins is how many logins are open (for tests and metrics).
+func (s *Server) Logins() int { return s.logins.count() }

@@ -31,7 +31,7 @@ func TestSignIn(t *testing.T) {
 			if c.origin != "" {
 				b.origin = c.origin
 			}
-			st, out, h := b.do(http.MethodPost, "/api/session", c.ctype, `{"token":"`+c.token+`"}`)
+			st, out, h := b.do(http.MethodPost, "/api/login", c.ctype, `{"token":"`+c.token+`"}`)
 			if st != c.status || (c.errPart != "" && !strings.Contains(out["error"].(string), c.errPart)) {
 				t.Fatalf("%d %v, want %d %q", st, out, c.status, c.errPart)
 			}
@@ -50,8 +50,8 @@ func TestSignIn(t *testing.T) {
 			if strings.Contains(ck, c.token) || len(out["csrf"].(string)) != 64 {
 				t.Fatalf("cookie %q or csrf %v", ck, out["csrf"])
 			}
-			if st, who := b.get("/api/session"); st != 200 || who["csrf"] != out["csrf"] {
-				t.Fatalf("session: %d %v", st, who)
+			if st, who := b.get("/api/login"); st != 200 || who["csrf"] != out["csrf"] {
+				t.Fatalf("login: %d %v", st, who)
 			}
 		})
 	}
@@ -193,7 +193,7 @@ func TestEventsViews(t *testing.T) {
 				t.Fatalf("%d %v", st, out)
 			}
 		}},
-		{"no permission: no view offered", nobody, "/api/session", func(t *testing.T, st int, out map[string]any) {
+		{"no permission: no view offered", nobody, "/api/login", func(t *testing.T, st int, out map[string]any) {
 			if st != 200 || len(out["views"].([]any)) != 0 || out["principal"] != "nobody" {
 				t.Fatalf("%d %v", st, out)
 			}
@@ -239,35 +239,35 @@ func TestCheckBox(t *testing.T) {
 	}
 }
 
-func TestSessionsBounded(t *testing.T) {
-	e := newEnv(t, console.WithSessionLimits(2, 1, time.Minute, time.Hour))
+func TestLoginsBounded(t *testing.T) {
+	e := newEnv(t, console.WithLoginLimits(2, 1, time.Minute, time.Hour))
 	a1, a2, tm, third := e.browser(), e.browser(), e.browser(), e.browser()
 	a1.signIn("admin-token")
-	if st, _ := a1.get("/api/session"); st != 200 {
-		t.Fatal("first session")
+	if st, _ := a1.get("/api/login"); st != 200 {
+		t.Fatal("first login")
 	}
 	a2.signIn("admin-token") // one per principal: a1's goes
-	if st, _ := a1.get("/api/session"); st != 401 {
-		t.Fatalf("the principal's older session still works: %d", st)
+	if st, _ := a1.get("/api/login"); st != 401 {
+		t.Fatalf("the principal's older login still works: %d", st)
 	}
 	tm.signIn("team-token")
 	if st, out, _ := third.signIn("admin-token"); st != 200 {
 		t.Fatalf("same principal again replaces its own: %d %v", st, out)
 	}
-	if e.con.Sessions() != 2 {
-		t.Fatalf("%d sessions, want 2", e.con.Sessions())
+	if e.con.Logins() != 2 {
+		t.Fatalf("%d logins, want 2", e.con.Logins())
 	}
 	e.advance(30 * time.Second)
-	if st, _ := tm.get("/api/session"); st != 200 {
-		t.Fatal("active session ended early")
+	if st, _ := tm.get("/api/login"); st != 200 {
+		t.Fatal("active login ended early")
 	}
 	e.advance(61 * time.Second) // third idle past a minute, tm seen 61s ago too
-	if st, _ := third.get("/api/session"); st != 401 {
-		t.Fatalf("idle session still works: %d", st)
+	if st, _ := third.get("/api/login"); st != 401 {
+		t.Fatalf("idle login still works: %d", st)
 	}
-	// Full of live sessions: a new principal is refused, not let in by
+	// Full of live logins: a new principal is refused, not let in by
 	// evicting someone else's.
-	e2 := newEnv(t, console.WithSessionLimits(1, 1, time.Hour, time.Hour))
+	e2 := newEnv(t, console.WithLoginLimits(1, 1, time.Hour, time.Hour))
 	x, y := e2.browser(), e2.browser()
 	x.signIn("admin-token")
 	if st, out, _ := y.signIn("team-token"); st != 503 {
@@ -279,7 +279,7 @@ func TestSessionsBounded(t *testing.T) {
 	}
 }
 
-func TestRevokedTokenEndsSession(t *testing.T) {
+func TestRevokedTokenEndsLogin(t *testing.T) {
 	e := newEnv(t)
 	b := e.browser()
 	b.signIn("admin-token")
@@ -298,11 +298,11 @@ func TestSignOut(t *testing.T) {
 	e := newEnv(t)
 	b := e.browser()
 	b.signIn("admin-token")
-	if st, _, _ := b.do(http.MethodDelete, "/api/session", "", ""); st != 204 {
+	if st, _, _ := b.do(http.MethodDelete, "/api/login", "", ""); st != 204 {
 		t.Fatalf("sign-out: %d", st)
 	}
-	if st, _ := b.get("/api/events"); st != 401 || e.con.Sessions() != 0 {
-		t.Fatalf("after sign-out: %d, %d sessions", st, e.con.Sessions())
+	if st, _ := b.get("/api/events"); st != 401 || e.con.Logins() != 0 {
+		t.Fatalf("after sign-out: %d, %d logins", st, e.con.Logins())
 	}
 }
 
@@ -325,7 +325,7 @@ func TestAssets(t *testing.T) {
 }
 
 // Console reads are API calls in the audit: the first of each kind per
-// session, again after recordEvery, and every refusal; the live tail's
+// login, again after recordEvery, and every refusal; the live tail's
 // polls do not bury the log.
 func TestReadsAreAudited(t *testing.T) {
 	e := newEnv(t)

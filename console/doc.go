@@ -3,8 +3,8 @@
 // endpoints that reuse the management API's authentication and IAM
 // policies (package api), the audit store's queries and counters (package
 // audit, or PostgreSQL through the same interfaces) and the check engine
-// (package check). A sign-in with an API token opens a session kept in
+// (package check). A sign-in with an API token opens a login kept in
 // memory, bounded in count and lifetime, carried in an HttpOnly, Secure,
 // SameSite=Strict cookie; every state-changing request also carries the
-// session's CSRF token in a header and comes from the console's origin.
+// login's CSRF token in a header and comes from the console's origin.
 package console

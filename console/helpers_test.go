@@ -217,7 +217,7 @@ func (b *browser) do(method, path, ctype, body string, hdr ...string) (int, map[
 
 func (b *browser) signIn(token string) (int, map[string]any, http.Header) {
 	b.e.t.Helper()
-	st, out, h := b.do(http.MethodPost, "/api/session", "application/json", `{"token":"`+token+`"}`)
+	st, out, h := b.do(http.MethodPost, "/api/login", "application/json", `{"token":"`+token+`"}`)
 	if st == http.StatusOK {
 		b.csrf, _ = out["csrf"].(string)
 	}

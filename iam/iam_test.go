@@ -170,7 +170,7 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
-func TestSeedDocumentsParse(t *testing.T) {
+func TestDocumentedPoliciesParse(t *testing.T) {
 	cases := []struct {
 		name string
 		doc  string

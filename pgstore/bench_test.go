@@ -22,10 +22,10 @@ import (
 )
 
 // The store benchmarks (make bench-store) need IMAGEGATE_BENCH_STORE=1:
-// they seed millions of events, minutes of work that go test -bench over
+// they fill millions of events, minutes of work that go test -bench over
 // every package must not start by accident. IMAGEGATE_BENCH_PG_URL names a
-// database to use instead of a throwaway server (the seed is kept there and
-// reused); IMAGEGATE_BENCH_EVENTS sizes the seed (default 10 million).
+// database to use instead of a throwaway server (the fill is kept there and
+// reused); IMAGEGATE_BENCH_EVENTS sizes the fill (default 10 million).
 // The server is nil with IMAGEGATE_BENCH_PG_URL.
 func benchDB(b *testing.B, settings ...string) (string, *pgtest.Server) {
 	b.Helper()
@@ -58,25 +58,25 @@ func benchEvents(b *testing.B) int {
 	return n
 }
 
-// Seed shape: seedDays days before seedEnd, seedClusters clusters with
-// seedNamespaces namespaces each, seedRepos repositories.
+// Fill shape: fillDays days before fillEnd, fillClusters clusters with
+// fillNamespaces namespaces each, fillRepos repositories.
 const (
-	seedDays       = 30
-	seedClusters   = 20
-	seedNamespaces = 50
-	seedRepos      = 2000
+	fillDays       = 30
+	fillClusters   = 20
+	fillNamespaces = 50
+	fillRepos      = 2000
 )
 
-var seedEnd = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+var fillEnd = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 
-// seedSQL inserts the events of one day into {table}, numbered $1 to $2,
+// fillSQL inserts the events of one day into {table}, numbered $1 to $2,
 // spread evenly over [$3, $3+1 day), as the recorder writes them: the
 // 16-byte id (nanoseconds, then a counter), the filter columns, and the
 // event as JSON (about 700 bytes: one image with a strategy hit and two
 // findings). Of every 100 events 2 are API calls; of the admissions about
 // 60 % alert, 25 % block, 10 % unsigned, 4 % error, 1 % allow; 1 in 10
 // images is a Docker Hub one, whose canonical name is a second repository.
-const seedSQL = `
+const fillSQL = `
 INSERT INTO {table} (id, at, cluster_id, type, namespace, actions, repos, principal, api_action, event)
 SELECT id, at, cluster, typ, ns, actions, repos, principal, api_action, CASE WHEN typ = 'api' THEN
 	jsonb_build_object('id', encode(id, 'hex'), 'type', 'api', 'time', at, 'clusterId', cluster, 'uid', '', 'operation', '',
@@ -118,43 +118,43 @@ FROM (
 		FROM generate_series($1::bigint, $2::bigint) g) s
 ) e`
 
-// seed fills the store with n events over seedDays days, unless it holds
+// fill fills the store with n events over fillDays days, unless it holds
 // them already (a kept IMAGEGATE_BENCH_PG_URL database).
-func seed(b *testing.B, url string, n int) {
+func fill(b *testing.B, url string, n int) {
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS bench_seed (events bigint NOT NULL)"); err != nil {
+	if _, err := conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS bench_fill (events bigint NOT NULL)"); err != nil {
 		b.Fatal(err)
 	}
 	var have int
-	if err := conn.QueryRow(ctx, "SELECT coalesce(max(events), 0) FROM bench_seed").Scan(&have); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT coalesce(max(events), 0) FROM bench_fill").Scan(&have); err != nil {
 		b.Fatal(err)
 	}
 	if have == n {
 		return
 	}
 	if have != 0 {
-		b.Fatalf("the database holds a seed of %d events, not %d: use another one", have, n)
+		b.Fatalf("the database holds a fill of %d events, not %d: use another one", have, n)
 	}
 	start := time.Now()
-	perDay := n / seedDays
-	for d := range seedDays {
-		from := seedEnd.Add(time.Duration(d-seedDays) * 24 * time.Hour)
+	perDay := n / fillDays
+	for d := range fillDays {
+		from := fillEnd.Add(time.Duration(d-fillDays) * 24 * time.Hour)
 		// Each day filled as a table of its own, then attached as the
 		// day's partition, named and bounded as the store makes them: the
 		// indexes are built once, in bulk, rather than row by row.
 		name := pgx.Identifier{"imagegate_audit_events_" + from.Format("20060102")}.Sanitize()
 		lo, hi := int64(d*perDay+1), int64((d+1)*perDay)
-		if d == seedDays-1 {
+		if d == fillDays-1 {
 			hi = int64(n)
 		}
 		for _, sql := range []string{
 			"CREATE TABLE " + name + " (LIKE imagegate_audit_events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)",
-			strings.Replace(seedSQL, "{table}", name, 1),
+			strings.Replace(fillSQL, "{table}", name, 1),
 			fmt.Sprintf("ALTER TABLE imagegate_audit_events ATTACH PARTITION %s FOR VALUES FROM ('%s') TO ('%s')", name,
 				from.Format(time.RFC3339), from.Add(24*time.Hour).Format(time.RFC3339)),
 		} {
@@ -163,7 +163,7 @@ func seed(b *testing.B, url string, n int) {
 				args = []any{lo, hi, from}
 			}
 			if _, err := conn.Exec(ctx, sql, args...); err != nil {
-				b.Fatalf("seed day %d: %v", d, err)
+				b.Fatalf("fill day %d: %v", d, err)
 			}
 		}
 	}
@@ -173,10 +173,10 @@ func seed(b *testing.B, url string, n int) {
 	if _, err := conn.Exec(ctx, "VACUUM ANALYZE imagegate_audit_events"); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := conn.Exec(ctx, "INSERT INTO bench_seed VALUES ($1)", n); err != nil {
+	if _, err := conn.Exec(ctx, "INSERT INTO bench_fill VALUES ($1)", n); err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("seeded %d events in %s", n, time.Since(start).Round(time.Second))
+	b.Logf("filled %d events in %s", n, time.Since(start).Round(time.Second))
 }
 
 // benchEvent is an admission event as the recorder builds it.
@@ -197,7 +197,7 @@ func benchEvent(at time.Time, seq uint64, cluster string) *audit.Event {
 }
 
 // BenchmarkEventsQuery reads one page of 100 through Events.Query (what
-// GET /api/v1/events and imagegate events call) from the seeded store,
+// GET /api/v1/events and imagegate events call) from the filled store,
 // for each filter the events API has.
 func BenchmarkEventsQuery(b *testing.B) {
 	url, _ := benchDB(b)
@@ -211,9 +211,9 @@ func BenchmarkEventsQuery(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer ev.Close()
-	seed(b, url, benchEvents(b))
-	first := seedEnd.Add(-seedDays * 24 * time.Hour)
-	mid := first.Add(seedDays * 12 * time.Hour)
+	fill(b, url, benchEvents(b))
+	first := fillEnd.Add(-fillDays * 24 * time.Hour)
+	mid := first.Add(fillDays * 12 * time.Hour)
 	// A token from the middle of the store: the first page's last id of a
 	// query that starts mid-way, as a client paging that far would hold.
 	token := func(q audit.Query) string {
@@ -235,7 +235,7 @@ func BenchmarkEventsQuery(b *testing.B) {
 		{"cluster+namespace", audit.Query{ClusterID: "cluster-7", Namespace: "ns-17"}},
 		{"action=error", audit.Query{Actions: []string{audit.ActionError}}},
 		{"action=allow,error", audit.Query{Actions: []string{audit.ActionAllow, audit.ActionError}}},
-		{"since=1h", audit.Query{Since: seedEnd.Add(-time.Hour)}},
+		{"since=1h", audit.Query{Since: fillEnd.Add(-time.Hour)}},
 		{"range=1h mid", audit.Query{Since: mid, Until: mid.Add(time.Hour)}},
 		{"range=1d old", audit.Query{Since: first.Add(24 * time.Hour), Until: first.Add(48 * time.Hour)}},
 		{"image exact", audit.Query{Image: "registry.example.com/team17/app1017"}},

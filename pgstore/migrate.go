@@ -54,7 +54,7 @@ func migrations() ([]migration, error) {
 }
 
 // migrate applies the migrations the database has not seen, each in its
-// own transaction, holding a session advisory lock so that replicas
+// own transaction, holding a connection-level advisory lock so that replicas
 // starting at once apply each exactly once. It returns the versions it
 // applied.
 func migrate(ctx context.Context, pool *pgxpool.Pool) ([]int, error) {

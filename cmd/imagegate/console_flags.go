@@ -17,20 +17,20 @@ import (
 
 // consoleFlags are serve's web console flags (docs/console.md).
 type consoleFlags struct {
-	listen          string
-	maxSessions     int
-	idle, lifetime  time.Duration
-	maxCheckBytes   int64
-	checkTimeout    time.Duration
-	sessionsPerUser int
+	listen         string
+	maxLogins      int
+	idle, lifetime time.Duration
+	maxCheckBytes  int64
+	checkTimeout   time.Duration
+	loginsPerUser  int
 }
 
 func (f *consoleFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.listen, "console-listen", "", "address for the web console (TLS, the serving certificate; sign-in with management API tokens, needs --api-listen); empty disables it")
-	fs.IntVar(&f.maxSessions, "console-max-sessions", console.DefaultMaxSessions, "console sessions open at once; sign-ins past it are refused until one ends")
-	fs.IntVar(&f.sessionsPerUser, "console-sessions-per-user", console.DefaultSessionsPerPrincipal, "console sessions of one principal; a new one ends its oldest")
-	fs.DurationVar(&f.idle, "console-session-idle", console.DefaultIdleTimeout, "a console session unused this long ends")
-	fs.DurationVar(&f.lifetime, "console-session-lifetime", console.DefaultSessionLifetime, "a console session ends this long after sign-in, however used")
+	fs.IntVar(&f.maxLogins, "console-max-logins", console.DefaultMaxLogins, "console logins open at once; sign-ins past it are refused until one ends")
+	fs.IntVar(&f.loginsPerUser, "console-logins-per-user", console.DefaultLoginsPerPrincipal, "console logins of one principal; a new one ends its oldest")
+	fs.DurationVar(&f.idle, "console-login-idle", console.DefaultIdleTimeout, "a console login unused this long ends")
+	fs.DurationVar(&f.lifetime, "console-login-lifetime", console.DefaultLoginLifetime, "a console login ends this long after sign-in, however used")
 	fs.Int64Var(&f.maxCheckBytes, "console-max-check-bytes", console.DefaultMaxCheckBytes, "largest manifest the console's check box decides")
 	fs.DurationVar(&f.checkTimeout, "console-check-timeout", 10*time.Second, "time allowed to decide one workload of a pasted manifest (signatures verified live)")
 }
@@ -40,10 +40,10 @@ func (f *consoleFlags) check(api *apiFlags) error {
 	switch {
 	case f.listen != "" && api.listen == "":
 		return errors.New("--console-listen needs --api-listen: the console signs in with the management API's tokens and policies")
-	case f.maxSessions < 1 || f.sessionsPerUser < 1:
-		return errors.New("--console-max-sessions and --console-sessions-per-user must be at least 1")
+	case f.maxLogins < 1 || f.loginsPerUser < 1:
+		return errors.New("--console-max-logins and --console-logins-per-user must be at least 1")
 	case f.idle <= 0 || f.lifetime <= 0 || f.checkTimeout <= 0:
-		return errors.New("--console-session-idle, --console-session-lifetime and --console-check-timeout must be positive")
+		return errors.New("--console-login-idle, --console-login-lifetime and --console-check-timeout must be positive")
 	case f.maxCheckBytes < 1:
 		return errors.New("--console-max-check-bytes must be positive")
 	}
@@ -61,7 +61,7 @@ func (f *consoleFlags) start(ctx context.Context, sf *serveFlags, decider *admis
 	}
 	log = log.With("component", "console")
 	opts := []console.Option{console.WithLogger(log), console.WithCounters(auditCounters(reg)),
-		console.WithSessionLimits(f.maxSessions, f.sessionsPerUser, f.idle, f.lifetime), console.WithMaxCheckBytes(f.maxCheckBytes),
+		console.WithLoginLimits(f.maxLogins, f.loginsPerUser, f.idle, f.lifetime), console.WithMaxCheckBytes(f.maxCheckBytes),
 		console.WithChecker(&console.ManifestChecker{Checker: &check.Checker{Decider: decider, Timeout: f.checkTimeout}})}
 	if es, ok := sf.audit.events.(console.Events); ok {
 		opts = append(opts, console.WithEvents(es))

@@ -65,10 +65,10 @@ spec: {strategyId: 1, strategyName: block bad, clusterId: c1, ruleAction: 2, ima
 		json.NewDecoder(resp.Body).Decode(&m)
 		return resp.StatusCode, m
 	}
-	if st, m := do("POST", "/api/session", "application/json", `{"token":"wrong"}`, ""); st != 401 {
+	if st, m := do("POST", "/api/login", "application/json", `{"token":"wrong"}`, ""); st != 401 {
 		t.Fatalf("wrong token: %d %v", st, m)
 	}
-	st, m := do("POST", "/api/session", "application/json", `{"token":"admin-secret"}`, "")
+	st, m := do("POST", "/api/login", "application/json", `{"token":"admin-secret"}`, "")
 	if st != 200 || m["principal"] != "root" {
 		t.Fatalf("sign-in: %d %v", st, m)
 	}

@@ -208,7 +208,7 @@ func (s *Server) Kill() {
 // Crash kills the postmaster pid (the leader of its process group) and its
 // backends with SIGKILL, as a machine crash would, and returns once they
 // are gone; done is closed when the caller has waited for the postmaster.
-// The backends are in sessions of their own (postgres calls setsid), out
+// The backends are in process groups of their own (postgres calls setsid), out
 // of reach of the process group, and would go on answering — and
 // committing — on their connections until they noticed the postmaster
 // gone: they are killed one by one, the postmaster stopped first so that

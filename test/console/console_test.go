@@ -16,7 +16,7 @@ func TestConsole(t *testing.T) {
 	dir := t.TempDir()
 	store := filepath.Join(dir, "audit.db")
 	now := time.Now()
-	drill := seed(t, store, 600, now, time.Minute)
+	drill := fill(t, store, 600, now, time.Minute)
 	s := startServe(t, dir, store)
 	shots := artefacts(t)
 	b := newBrowser(t, s.base, shots)

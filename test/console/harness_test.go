@@ -89,7 +89,7 @@ type server struct {
 	log       *bytes.Buffer
 }
 
-// known is the i-th seeded event, one a minute back from end: namespaces
+// known is the i-th filled event, one a minute back from end: namespaces
 // ns0..ns2, actions in turn (block, alert, allow, unsigned, error), two
 // clusters, four repositories; blocked and alerted images hit a strategy.
 func known(i int, end time.Time, step time.Duration) *audit.Event {
@@ -157,9 +157,9 @@ func appendEvent(t testing.TB, path string, ev *audit.Event) {
 	}
 }
 
-// seed writes n known events ending at end, step apart, and the drill-down
+// fill writes n known events ending at end, step apart, and the drill-down
 // event, into a new bbolt store at path.
-func seed(t testing.TB, path string, n int, end time.Time, step time.Duration) *audit.Event {
+func fill(t testing.TB, path string, n int, end time.Time, step time.Duration) *audit.Event {
 	t.Helper()
 	s, err := audit.OpenStore(path)
 	if err != nil {

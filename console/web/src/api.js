@@ -1,6 +1,6 @@
-// Calls of the console's JSON endpoints. The session cookie goes along by
+// Calls of the console's JSON endpoints. The login cookie goes along by
 // itself (HttpOnly: this code never sees it); state-changing calls carry
-// the session's CSRF token in a header.
+// the login's CSRF token in a header.
 let csrf = '';
 
 export function setCSRF(token) {

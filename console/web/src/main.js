@@ -16,7 +16,7 @@ const views = {
 };
 
 const app = document.getElementById('app');
-let session = null;
+let login = null;
 let cleanup = null;
 
 export function route() {
@@ -40,8 +40,8 @@ function signInForm(message) {
     e.preventDefault();
     status.replaceChildren(h('p', { class: 'muted' }, 'Signing in…'));
     try {
-      session = await api('POST', 'session', JSON.stringify({ token: token.value }));
-      setCSRF(session.csrf);
+      login = await api('POST', 'login', JSON.stringify({ token: token.value }));
+      setCSRF(login.csrf);
       token.value = '';
       render();
     } catch (err) {
@@ -58,11 +58,11 @@ function signInForm(message) {
 
 async function signOut() {
   try {
-    await api('DELETE', 'session');
+    await api('DELETE', 'login');
   } catch (_) {
     // Gone already: signed out either way.
   }
-  session = null;
+  login = null;
   setCSRF('');
   signInForm();
 }
@@ -72,15 +72,15 @@ async function render() {
     cleanup();
     cleanup = null;
   }
-  if (!session) return signInForm();
+  if (!login) return signInForm();
   const r = route();
   const nav = h('nav', {}, Object.entries(views).filter(([, v]) => !v.hidden).map(([name, v]) =>
     h('a', { href: '#/' + name, class: name === r.name || (r.name === 'event' && name === 'events') ? 'active' : '' }, v.title)));
   const main = h('main', { id: 'view' });
   app.replaceChildren(h('header', {}, h('span', { class: 'brand' }, 'imagegate'), nav,
-    h('span', { class: 'who' }, session.principal, ' ', h('button', { id: 'signout', class: 'link', onclick: signOut }, 'Sign out'))), main);
+    h('span', { class: 'who' }, login.principal, ' ', h('button', { id: 'signout', class: 'link', onclick: signOut }, 'Sign out'))), main);
   document.title = views[r.name].title + ' · imagegate';
-  const ctx = { session, route: r, go, onCleanup: (fn) => { cleanup = fn; }, signedOut: () => { session = null; signInForm('The session has ended; sign in again.'); } };
+  const ctx = { login, route: r, go, onCleanup: (fn) => { cleanup = fn; }, signedOut: () => { login = null; signInForm('The login has ended; sign in again.'); } };
   try {
     await views[r.name].render(main, ctx);
   } catch (err) {
@@ -91,10 +91,10 @@ async function render() {
 
 async function start() {
   try {
-    session = await api('GET', 'session');
-    setCSRF(session.csrf);
+    login = await api('GET', 'login');
+    setCSRF(login.csrf);
   } catch (_) {
-    session = null;
+    login = null;
   }
   window.addEventListener('hashchange', render);
   render();

@@ -123,8 +123,8 @@ func (p *Postgres) Start(t TB) {
 }
 
 // Kill ends the server as a crash does: SIGKILL to it and its backends.
-// Backends run in sessions of their own (so a signal to the postmaster's
-// group misses them, and they would go on committing), hence the postmaster
+// Backends call setsid, leaving the postmaster's process group (so a signal
+// to that group misses them, and they would go on committing), hence the postmaster
 // is stopped first, so it starts no new one, and each child is killed by pid.
 func (p *Postgres) Kill() {
 	pid := p.cmd.Process.Pid

@@ -11,10 +11,10 @@ import (
 	"github.com/imagegate/imagegate/iam"
 )
 
-// session is one signed-in browser. The token is kept (in memory only) so
+// login is one signed-in browser. The token is kept (in memory only) so
 // that every request re-authenticates it: a token revoked in the tokens
-// file, or an assumed agency's token that expired, ends the session.
-type session struct {
+// file, or an assumed agency's token that expired, ends the login.
+type login struct {
 	mu        sync.Mutex // guards reads
 	key       [32]byte   // sha256 of the cookie value
 	principal iam.Principal
@@ -27,21 +27,21 @@ type session struct {
 	reads map[string]time.Time
 }
 
-// recordEvery is how often a session's repeated allowed read is recorded.
+// recordEvery is how often a login's repeated allowed read is recorded.
 const recordEvery = 10 * time.Minute
 
-// maxRecorded bounds a session's memory of recorded reads.
+// maxRecorded bounds a login's memory of recorded reads.
 const maxRecorded = 64
 
 // recorded reports whether key was recorded within recordEvery.
-func (ss *session) recorded(key string, now time.Time) bool {
+func (ss *login) recorded(key string, now time.Time) bool {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	at, ok := ss.reads[key]
 	return ok && now.Sub(at) < recordEvery && !now.Before(at)
 }
 
-func (ss *session) record(key string, now time.Time) {
+func (ss *login) record(key string, now time.Time) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.reads == nil || len(ss.reads) >= maxRecorded {
@@ -50,22 +50,22 @@ func (ss *session) record(key string, now time.Time) {
 	ss.reads[key] = now
 }
 
-// sessions are bounded in count (in all, and per principal) and in time
+// logins are bounded in count (in all, and per principal) and in time
 // (idle and absolute).
-type sessions struct {
+type logins struct {
 	mu           sync.Mutex
-	m            map[[32]byte]*session
+	m            map[[32]byte]*login
 	max          int
 	perPrincipal int
 	idle, life   time.Duration
 }
 
-// ErrTooManySessions refuses a sign-in while every session slot is taken
-// by a live session.
-var ErrTooManySessions = errors.New("too many console sessions: try again later")
+// ErrTooManyLogins refuses a sign-in while every login slot is taken
+// by a live login.
+var ErrTooManyLogins = errors.New("too many console logins: try again later")
 
-func newSessions(max, perPrincipal int, idle, life time.Duration) *sessions {
-	return &sessions{m: map[[32]byte]*session{}, max: max, perPrincipal: perPrincipal, idle: idle, life: life}
+func newLogins(max, perPrincipal int, idle, life time.Duration) *logins {
+	return &logins{m: map[[32]byte]*login{}, max: max, perPrincipal: perPrincipal, idle: idle, life: life}
 }
 
 func randomHex(n int) string {
@@ -74,17 +74,17 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func (s *sessions) expired(ss *session, now time.Time) bool {
+func (s *logins) expired(ss *login, now time.Time) bool {
 	return !now.Before(ss.lastSeen.Add(s.idle)) || !now.Before(ss.created.Add(s.life))
 }
 
-// open starts a session and returns its cookie value. A principal's oldest
-// session goes when it has perPrincipal already; expired sessions go as
+// open starts a login and returns its cookie value. A principal's oldest
+// login goes when it has perPrincipal already; expired logins go as
 // new ones come.
-func (s *sessions) open(p iam.Principal, token string, now time.Time) (string, *session, error) {
+func (s *logins) open(p iam.Principal, token string, now time.Time) (string, *login, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var oldest *session
+	var oldest *login
 	mine := 0
 	for k, ss := range s.m {
 		if s.expired(ss, now) {
@@ -102,16 +102,16 @@ func (s *sessions) open(p iam.Principal, token string, now time.Time) (string, *
 		delete(s.m, oldest.key)
 	}
 	if len(s.m) >= s.max {
-		return "", nil, ErrTooManySessions
+		return "", nil, ErrTooManyLogins
 	}
 	cookie := randomHex(32)
-	ss := &session{key: sha256.Sum256([]byte(cookie)), principal: p, token: token, csrf: randomHex(32), created: now, lastSeen: now}
+	ss := &login{key: sha256.Sum256([]byte(cookie)), principal: p, token: token, csrf: randomHex(32), created: now, lastSeen: now}
 	s.m[ss.key] = ss
 	return cookie, ss, nil
 }
 
-// get finds the live session of a cookie value and marks it seen.
-func (s *sessions) get(cookie string, now time.Time) (*session, bool) {
+// get finds the live login of a cookie value and marks it seen.
+func (s *logins) get(cookie string, now time.Time) (*login, bool) {
 	key := sha256.Sum256([]byte(cookie))
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -127,13 +127,13 @@ func (s *sessions) get(cookie string, now time.Time) (*session, bool) {
 	return ss, true
 }
 
-func (s *sessions) close(ss *session) {
+func (s *logins) close(ss *login) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.m, ss.key)
 }
 
-func (s *sessions) count() int {
+func (s *logins) count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.m)
