@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/imagegate/imagegate/facts"
-	"github.com/imagegate/imagegate/policy"
 	"github.com/imagegate/imagegate/workload"
 )
 
@@ -16,23 +15,12 @@ import (
 // references of hundreds of kilobytes, would fill 4,096-entry caches with
 // gigabytes. The caches' byte bounds hold instead.
 func TestCachesBoundedInBytes(t *testing.T) {
-	objs, err := policy.Parse("s.yaml", []byte(`
+	e := testEngine(t, `
 apiVersion: imagegate.dev/v1alpha1
 kind: OpaStrategy
 metadata: {name: s1}
 spec: {strategyId: 1, ruleAction: 1, alarmDetail: {vul: {riskLevel: [high]}}}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap, err := policy.NewSnapshot(objs...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(context.Background(), snap)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	scan := &facts.Scan{ScannedAt: time.Now()}
 	for j := range 2000 {
 		scan.Findings = append(scan.Findings, facts.Finding{Category: facts.Vul, ID: fmt.Sprintf("CVE-2024-%05d", j), Level: "low", Name: "package"})

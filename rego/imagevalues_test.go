@@ -15,7 +15,7 @@ import (
 // builds for the same image and facts, at any time (a scan going stale
 // changes it), and facts with attestor errors are never cached.
 func TestImageValuesCached(t *testing.T) {
-	objs, err := policy.Parse("s.yaml", []byte(`
+	e := testEngine(t, `
 apiVersion: imagegate.dev/v1alpha1
 kind: OpaStrategy
 metadata: {name: s1}
@@ -25,18 +25,7 @@ apiVersion: imagegate.dev/v1alpha1
 kind: OpaStrategy
 metadata: {name: s2}
 spec: {strategyId: 2, ruleAction: 1, alarmDetail: {vul: {riskLevel: [high]}}}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap, err := policy.NewSnapshot(objs...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(context.Background(), snap, WithMaxScanAge(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
+`, WithMaxScanAge(time.Hour))
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	scan := &facts.Scan{ScannedAt: t0, Findings: []facts.Finding{{Category: facts.Vul, ID: "CVE-1", Level: "high"}}}
 	for _, img := range []workload.Image{workload.ParseImage("registry.example.com/team/app:1.0"), workload.ParseImage("x:dev-1"), workload.ParseImage("BAD")} {
@@ -62,4 +51,22 @@ func orNone(f *facts.Image) *facts.Image {
 		return &noFacts
 	}
 	return f
+}
+
+// testEngine compiles the policy documents docs into an engine.
+func testEngine(t testing.TB, docs string, opts ...Option) *Engine {
+	t.Helper()
+	objs, err := policy.Parse("s.yaml", []byte(docs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := policy.NewSnapshot(objs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(context.Background(), snap, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
