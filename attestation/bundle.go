@@ -117,31 +117,33 @@ func mayBeBundle(artifactType string) bool {
 
 // referrers lists the image's referrers: through the registry's referrers
 // API, or on a registry without it (distribution 2.8) the referrers tag
-// sha256-<hex>. Both are asked at once, so a registry without the API costs
-// one round trip, not two; the tag's answer is used only when the API is
-// missing. nil: no referrers.
+// sha256-<hex>. Until a registry's answer is remembered (referrersAPI) both
+// are asked at once, so a registry without the API costs one round trip,
+// not two; after that only the one it serves is asked. nil: no referrers.
 func (v *Verifier) referrers(ctx context.Context, p *remote.Puller, repo name.Repository, digest string) (*v1.IndexManifest, error) {
-	algo, hexPart, _ := strings.Cut(digest, ":")
+	host := repo.RegistryStr()
+	api, known := v.referrersAPI.get(host)
+	if known && !api {
+		return v.referrersTag(ctx, p, repo, digest)
+	}
 	type answer struct {
 		m   *v1.IndexManifest
 		err error
 	}
-	tag := make(chan answer, 1)
-	go func() {
-		idx, err := p.Get(ctx, repo.Tag(algo+"-"+hexPart))
-		if err != nil {
-			if isNotFound(err) {
-				err = nil
-			}
-			tag <- answer{err: err}
-			return
-		}
-		m, err := v1.ParseIndexManifest(bytes.NewReader(idx.Manifest))
-		tag <- answer{m: m, err: err}
-	}()
+	var tag chan answer
+	if !known {
+		// Not known yet: the tag fallback is asked alongside the API, so a
+		// registry without it costs no extra round trip.
+		tag = make(chan answer, 1)
+		go func() {
+			m, err := v.referrersTag(ctx, p, repo, digest)
+			tag <- answer{m: m, err: err}
+		}()
+	}
 	idx, err := remote.Referrers(repo.Digest(digest), remote.Reuse(p), remote.WithContext(ctx))
 	switch {
 	case err == nil:
+		v.referrersAPI.put(host, true)
 		m, err := idx.IndexManifest()
 		if err != nil {
 			return nil, registryError("reading referrers", err)
@@ -150,11 +152,30 @@ func (v *Verifier) referrers(ctx context.Context, p *remote.Puller, repo name.Re
 	case !noReferrersAPI(err):
 		return nil, registryError("listing signature bundles (referrers)", err)
 	}
-	a := <-tag
-	if a.err != nil {
-		return nil, registryError("listing signature bundles (referrers tag)", a.err)
+	v.referrersAPI.put(host, false)
+	if tag == nil { // the registry stopped serving the API
+		return v.referrersTag(ctx, p, repo, digest)
 	}
-	return a.m, nil
+	a := <-tag
+	return a.m, a.err
+}
+
+// referrersTag reads the referrers tag schema's index (sha256-<hex>), the
+// fallback for registries without the referrers API.
+func (v *Verifier) referrersTag(ctx context.Context, p *remote.Puller, repo name.Repository, digest string) (*v1.IndexManifest, error) {
+	algo, hexPart, _ := strings.Cut(digest, ":")
+	idx, err := p.Get(ctx, repo.Tag(algo+"-"+hexPart))
+	if err != nil {
+		if isNotFound(err) {
+			return nil, nil
+		}
+		return nil, registryError("listing signature bundles (referrers tag)", err)
+	}
+	m, err := v1.ParseIndexManifest(bytes.NewReader(idx.Manifest))
+	if err != nil {
+		return nil, registryError("listing signature bundles (referrers tag)", err)
+	}
+	return m, nil
 }
 
 // noReferrersAPI reports a registry without the referrers API: it answers

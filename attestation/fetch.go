@@ -3,6 +3,8 @@ package attestation
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +19,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/sigstore/sigstore/pkg/signature/payload"
 )
 
 // signatures fetches (once per digest, shared by every attestor and every
@@ -118,12 +121,18 @@ func (v *Verifier) fetchLayers(ctx context.Context, p *remote.Puller, repo name.
 	}
 	out := make([]legacySig, 0, len(m.Layers))
 	payloads := map[string]*sharedClaims{}
+	var usual []byte
+	if suffix == ".sig" {
+		usual = usualPayload(repo, digest)
+	}
 	for _, l := range m.Layers {
 		c, ok := payloads[l.Digest.String()]
 		if !ok {
-			pl, err := blob(l)
-			if err != nil {
-				return nil, registryError("fetching a "+strings.TrimSuffix(what, "s")+" payload", err)
+			pl, err := usual, error(nil)
+			if !sameBlob(l, usual) {
+				if pl, err = blob(l); err != nil {
+					return nil, registryError("fetching a "+strings.TrimSuffix(what, "s")+" payload", err)
+				}
 			}
 			c = &sharedClaims{payload: pl}
 			payloads[l.Digest.String()] = c
@@ -135,6 +144,29 @@ func (v *Verifier) fetchLayers(ctx context.Context, p *remote.Puller, repo name.
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// usualPayload is the simple-signing payload `cosign sign` writes for an
+// image of repo by default (no annotations, no claimed identity): its bytes
+// are known before they are fetched. nil if it cannot be built.
+func usualPayload(repo name.Repository, digest string) []byte {
+	b, err := (&payload.Cosign{Image: repo.Digest(digest)}).MarshalJSON()
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// sameBlob reports whether b is the blob l describes: its size and SHA-256
+// digest. Content addressing makes b exactly what the registry would serve
+// for l, so the fetch (a round trip after the manifest's) is skipped. A
+// payload with annotations or another identity is fetched as before.
+func sameBlob(l v1.Descriptor, b []byte) bool {
+	if b == nil || l.Digest.Algorithm != "sha256" || l.Size != int64(len(b)) {
+		return false
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]) == l.Digest.Hex
 }
 
 // imageLayers parses an image manifest the registry served and returns it

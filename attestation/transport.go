@@ -25,6 +25,7 @@ type guard struct {
 	retries  int
 	backoff  time.Duration
 	count    func(registry, status string)
+	pings    *hostMemo[pingAnswer] // nil: every ping goes to the registry
 
 	// slots holds a limiter per registry while requests to it are in
 	// flight or waiting; the last one out removes it, so pods naming
@@ -43,6 +44,12 @@ func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Scheme == "http" && !g.plainHTTPAllowed(req.URL.Hostname(), host) {
 		return nil, fmt.Errorf("%w %s (only loopback and --insecure-registries)", errPlainHTTP, host)
 	}
+	ping := g.pings != nil && isPing(req)
+	if ping {
+		if resp, ok := g.pingFromMemo(req); ok {
+			return resp, nil
+		}
+	}
 	slot := g.enter(host)
 	defer g.leave(host, slot)
 	select {
@@ -58,6 +65,9 @@ func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 		g.count(host, strconv.Itoa(resp.StatusCode))
+		if g.pings != nil {
+			g.pingSeen(req, resp, ping)
+		}
 		if !retryable(resp.StatusCode) || attempt >= g.retries || req.Body != nil && req.GetBody == nil {
 			resp.Body = &boundedBody{ReadCloser: resp.Body, left: g.maxBody}
 			return resp, nil

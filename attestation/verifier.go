@@ -36,6 +36,9 @@ type Verifier struct {
 	// (Resolve, for digest pinning).
 	resolutions singleflight.Group
 	fetches     chan struct{} // a slot per image being fetched, over all requests
+	// referrersAPI remembers per registry whether it serves the OCI
+	// referrers API (true) or needs the tag fallback (false).
+	referrersAPI *hostMemo[bool]
 }
 
 // signatures are an image digest's signatures and attestations as the
@@ -74,8 +77,9 @@ func New(opts ...Option) (*Verifier, error) {
 	}
 	g := &guard{next: o.transport, insecure: insecure, perHost: o.perRegistry, maxBody: o.maxBytes,
 		retries: o.retries, backoff: o.backoff, slots: map[string]*hostSlots{},
-		count: v.metrics.request}
+		count: v.metrics.request, pings: newHostMemo[pingAnswer](o.now)}
 	v.guard = g
+	v.referrersAPI = newHostMemo[bool](o.now)
 	p, err := v.newPuller(o.keychain)
 	if err != nil {
 		return nil, err

@@ -101,6 +101,13 @@ func (tr *Registry) Count(substr string) int {
 	return n
 }
 
+// Requests returns the requests seen since the last Reset ("GET /v2/...").
+func (tr *Registry) Requests() []string {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return append([]string(nil), tr.requests...)
+}
+
 // Reset forgets the requests counted so far.
 func (tr *Registry) Reset() {
 	tr.mu.Lock()
