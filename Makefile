@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin/imagegate
 PKGS    := ./...
 
-.PHONY: all build image unit test e2e e2e-runtime bench-runtime sdk bench bench-verify bench-store fuzz fuzz-long soak demo fmt clean generate console-assets console-check console-test console-perf
+.PHONY: all build image unit test e2e e2e-runtime bench-runtime sdk bench bench-verify bench-store fuzz fuzz-long soak bench-peer demo fmt clean generate console-assets console-check console-test console-perf
 
 all: build
 
@@ -123,6 +123,12 @@ fuzz:
 
 fuzz-long:
 	$(MAKE) fuzz FUZZTIME=10m
+
+# imagegate and sigstore policy-controller (built from its Go module into
+# the tools cache) side by side through one kube-apiserver: pod-create
+# latency cold and warm, registry requests (not part of make test).
+bench-peer:
+	bash test/e2e/peer.sh
 
 # Ten minutes of distinct images through imagegate serve, memory and
 # goroutines sampled into soak-out/ (not part of make test).

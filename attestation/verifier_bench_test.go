@@ -195,40 +195,59 @@ func BenchmarkVerifyColdRoundTrips(b *testing.B) {
 		for _, format := range []string{"legacy", "bundle"} {
 			for _, byTag := range []bool{false, true} {
 				for _, n := range []int{1, 4} {
-					name := fmt.Sprintf("delay=%s/%s/tag=%v/attestors=%d", delay, format, byTag, n)
-					b.Run(name, func(b *testing.B) { roundTrips(b, delay, format == "bundle", byTag, n) })
+					for _, known := range []bool{false, true} {
+						name := fmt.Sprintf("delay=%s/%s/tag=%v/attestors=%d/known-registry=%v", delay, format, byTag, n, known)
+						b.Run(name, func(b *testing.B) { roundTrips(b, delay, format == "bundle", byTag, n, known) })
+					}
 				}
 			}
 		}
 	}
 }
 
-func roundTrips(b *testing.B, delay time.Duration, bundles, byTag bool, n int) {
+// roundTrips verifies b.N images cold: with known, each a new image on a
+// running Verifier that has verified one image of the registry before (what
+// it remembers of the registry holds); without, each on a new Verifier.
+func roundTrips(b *testing.B, delay time.Duration, bundles, byTag bool, n int, known bool) {
 	reg := at.NewRegistry(b)
 	var atts []*policy.Attestor
 	var keys []crypto.Signer
-	ref, d := reg.Push(b, "app", "v1")
 	for i := 0; i < n; i++ {
 		k := at.ECKey(b, elliptic.P256())
 		atts, keys = append(atts, at.KeyAttestor(b, fmt.Sprintf("a%d", i), k)), append(keys, k)
+	}
+	push := func(repo string) workload.Image {
+		ref, d := reg.Push(b, repo, "v1")
 		if bundles {
-			reg.SignBundle(b, "app", d, k)
+			for _, k := range keys {
+				reg.SignBundle(b, repo, d, k)
+			}
+		} else {
+			reg.Sign(b, repo, d, keys...) // one .sig image with a layer per key
 		}
+		if !byTag {
+			ref = reg.Host + "/" + repo + "@" + d
+		}
+		return workload.ParseImage(ref)
 	}
-	if !bundles {
-		reg.Sign(b, "app", d, keys...) // one .sig image with a layer per key
+	imgs := make([]workload.Image, b.N)
+	for i := range imgs {
+		imgs[i] = push(fmt.Sprintf("app%d", i))
 	}
-	if !byTag {
-		ref = reg.Host + "/app@" + d
+	running, _ := attestation.New()
+	if known {
+		running.Verify(context.Background(), push("first"), atts)
 	}
-	img := workload.ParseImage(ref)
 	reg.SetFault(func(http.ResponseWriter, *http.Request) bool { time.Sleep(delay); return false })
 	reg.Reset()
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
-		v, _ := attestation.New()
-		r := v.Verify(context.Background(), img, atts)
+		v := running
+		if !known {
+			v, _ = attestation.New()
+		}
+		r := v.Verify(context.Background(), imgs[i], atts)
 		for _, a := range r.Attestors {
 			if a.Outcome != attestation.Verified {
 				b.Fatal(a.Reason)

@@ -259,6 +259,11 @@ func checkPinning(t *testing.T, objs []*unstructured.Unstructured, validating *u
 		"resources": []any{"pods", "pods/ephemeralcontainers"}, "scope": "Namespaced"}}) {
 		t.Errorf("mutating rules %v: want Pods (and their ephemeral containers) only", rules)
 	}
+	conds, _, _ := unstructured.NestedSlice(wh, "matchConditions")
+	wantCond := []any{map[string]any{"name": "names-an-image-by-tag", "expression": pinCondition}}
+	if !reflect.DeepEqual(conds, wantCond) {
+		t.Errorf("mutating matchConditions %v, want %v (pods by digest skip the call)", conds, wantCond)
+	}
 	if role := find(objs, "ClusterRole", ""); role == nil || !strings.Contains(fmt.Sprint(role.Object["rules"]), "mutatingwebhookconfigurations") {
 		t.Error("the ClusterRole may not patch the MutatingWebhookConfiguration's caBundle")
 	}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,13 @@ import (
 // pinOptOutLabel turns digest pinning off for a namespace (the shipped
 // MutatingWebhookConfiguration's namespaceSelector).
 const pinOptOutLabel = "imagegate.dev/pin-digests"
+
+// pinCondition is the shipped mutating webhook's matchCondition: pods whose
+// images all name a digest are not sent to it (TestDeployManifests checks
+// the chart and kustomize base carry the same expression).
+const pinCondition = "object.spec.containers.exists(c, !c.image.contains('@')) || " +
+	"(has(object.spec.initContainers) && object.spec.initContainers.exists(c, !c.image.contains('@'))) || " +
+	"(has(object.spec.ephemeralContainers) && object.spec.ephemeralContainers.exists(c, !c.image.contains('@')))"
 
 // registerPinning creates the MutatingWebhookConfiguration "imagegate" as
 // deploy/ ships it (Pods and their ephemeral containers, CREATE and
@@ -40,6 +48,7 @@ func registerPinning(t *testing.T, client kubernetes.Interface, url string, caPE
 			}},
 			FailurePolicy: &fail, SideEffects: &none, TimeoutSeconds: &timeout, ReinvocationPolicy: &ifNeeded,
 			AdmissionReviewVersions: []string{"v1"},
+			MatchConditions:         []admissionregistrationv1.MatchCondition{{Name: "names-an-image-by-tag", Expression: pinCondition}},
 			NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
 				{Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpNotIn, Values: []string{metav1.NamespaceSystem}},
 				{Key: pinOptOutLabel, Operator: metav1.LabelSelectorOpNotIn, Values: []string{"false"}},
@@ -119,6 +128,32 @@ spec:
 		}
 		if got := stored.Spec.InitContainers[0].Image; got != want {
 			t.Errorf("stored init container image %q, want %q", got, want)
+		}
+	})
+	t.Run("pod by digest is not sent to the mutating webhook", func(t *testing.T) {
+		calls := func() float64 {
+			body := getBody(t, http.DefaultClient, ig.MetricsURL+"/metrics")
+			n := 0.0
+			for _, line := range strings.Split(body, "\n") {
+				if series, v, ok := strings.Cut(line, " "); ok && strings.HasPrefix(series, "imagegate_mutation_requests_total{") {
+					f, _ := strconv.ParseFloat(v, 64)
+					n += f
+				}
+			}
+			return n
+		}
+		before := calls()
+		if _, err := pods.Create(ctx, pod("by-digest", want, nil), metav1.CreateOptions{}); err != nil {
+			t.Fatalf("pod by digest: %v", err)
+		}
+		if after := calls(); after != before {
+			t.Errorf("the mutating webhook was called %v times for a pod by digest, want 0", after-before)
+		}
+		if _, err := pods.Create(ctx, pod("by-tag-again", tagRef, nil), dryRun); err != nil {
+			t.Fatalf("pod by tag: %v", err)
+		}
+		if after := calls(); after != before+1 {
+			t.Errorf("the mutating webhook was called %v times for a pod by tag, want 1", after-before)
 		}
 	})
 	t.Run("ephemeral container by tag is pinned", func(t *testing.T) {

@@ -58,6 +58,16 @@ func WebhookRules() []admissionregistrationv1.RuleWithOperations {
 // longer calls the probe webhook, so the next test starts without it.
 func RegisterWebhook(t TB, cfg *rest.Config, url string, caPEM []byte) *admissionregistrationv1.ValidatingWebhookConfiguration {
 	t.Helper()
+	return RegisterWebhookSelecting(t, cfg, url, caPEM, &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+		Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpNotIn, Values: []string{metav1.NamespaceSystem},
+	}}})
+}
+
+// RegisterWebhookSelecting is RegisterWebhook for the namespaces sel
+// selects instead of every namespace but kube-system (a side-by-side
+// benchmark leaves the other webhook's namespaces to it).
+func RegisterWebhookSelecting(t TB, cfg *rest.Config, url string, caPEM []byte, sel *metav1.LabelSelector) *admissionregistrationv1.ValidatingWebhookConfiguration {
+	t.Helper()
 	client, err := kubernetes.NewForConfig(rest.CopyConfig(cfg))
 	if err != nil {
 		t.Fatalf("client: %v", err)
@@ -78,9 +88,7 @@ func RegisterWebhook(t TB, cfg *rest.Config, url string, caPEM []byte) *admissio
 			SideEffects:             &none,
 			TimeoutSeconds:          &timeout,
 			AdmissionReviewVersions: []string{"v1"},
-			NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
-				Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpNotIn, Values: []string{metav1.NamespaceSystem},
-			}}},
+			NamespaceSelector:       sel,
 		}, {
 			Name:         probeName,
 			ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: &healthz, CABundle: caPEM},
