@@ -1,6 +1,8 @@
 package attestation
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 
 	"github.com/sigstore/cosign/v2/pkg/cosign/bundle"
@@ -106,6 +108,7 @@ func optional(s string) []byte {
 type sigBundle struct {
 	b         *sgbundle.Bundle
 	predicate string // the statement's predicate type as written, for routing only
+	keyHint   string // the key it names (SHA-256 of its PKIX DER), for ordering only
 	raw       int64
 }
 
@@ -117,6 +120,12 @@ func parseBundle(raw []byte) (sigBundle, error) {
 		return sigBundle{}, err
 	}
 	sb := sigBundle{b: b, raw: int64(len(raw))}
+	// cosign names the signing key in the bundle (base64 of the SHA-256 of
+	// its PKIX DER). Unauthenticated: it only orders the attestors' attempts
+	// (see verifier.ranks), each bundle is still tried until one verifies.
+	if h, err := base64.StdEncoding.DecodeString(b.GetVerificationMaterial().GetPublicKey().GetHint()); err == nil && len(h) == sha256.Size {
+		sb.keyHint = string(h)
+	}
 	if env := b.GetDsseEnvelope(); env != nil {
 		// Routing only: the verified statement decides (verifyBundle).
 		var st struct {

@@ -1,0 +1,5 @@
+//go:build !race
+
+package attestation_test
+
+const raceDetector = false
