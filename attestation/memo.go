@@ -1,6 +1,7 @@
 package attestation
 
 import (
+	"errors"
 	"net/http"
 	"sync"
 	"time"
@@ -83,7 +84,13 @@ func (h *hostMemo[V]) forget(host string) {
 type pingAnswer struct {
 	status    int
 	challenge []string // WWW-Authenticate
+	// failed: HTTPS could not be spoken (a plain-HTTP registry, which
+	// go-containerregistry pings over both schemes at once every time).
+	failed bool
 }
+
+// errNoHTTPS answers the HTTPS ping of a registry that recently failed it.
+var errNoHTTPS = errors.New("registry did not speak HTTPS when last pinged")
 
 // isPing reports an unauthenticated GET /v2/, go-containerregistry's ping.
 func isPing(req *http.Request) bool {
@@ -92,10 +99,13 @@ func isPing(req *http.Request) bool {
 }
 
 // pingFromMemo answers a ping from what the registry said last time.
-func (g *guard) pingFromMemo(req *http.Request) (*http.Response, bool) {
+func (g *guard) pingFromMemo(req *http.Request) (*http.Response, bool, error) {
 	a, ok := g.pings.get(req.URL.Scheme + "://" + req.URL.Host)
 	if !ok {
-		return nil, false
+		return nil, false, nil
+	}
+	if a.failed {
+		return nil, true, errNoHTTPS
 	}
 	h := http.Header{}
 	for _, c := range a.challenge {
@@ -104,7 +114,25 @@ func (g *guard) pingFromMemo(req *http.Request) (*http.Response, bool) {
 	return &http.Response{
 		Status: http.StatusText(a.status), StatusCode: a.status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, Body: http.NoBody, ContentLength: 0, Request: req,
-	}, true
+	}, true, nil
+}
+
+// pingFailed remembers that an HTTPS ping to a registry that may speak
+// plain HTTP (loopback, --insecure-registries) could not be made, so that
+// every new registry client does not repeat a TLS handshake bound to fail.
+func (g *guard) pingFailed(req *http.Request) {
+	if req.URL.Scheme == "https" && g.plainHTTPAllowed(req.URL.Hostname(), req.URL.Host) && req.Context().Err() == nil {
+		g.pings.put("https://"+req.URL.Host, pingAnswer{failed: true})
+	}
+}
+
+// unreachable forgets what a registry said of itself once a request to it
+// could not be made: it may have moved to another scheme or address.
+func (g *guard) unreachable(req *http.Request) {
+	if req.Context().Err() == nil {
+		g.pings.forget("http://" + req.URL.Host)
+		g.pings.forget("https://" + req.URL.Host)
+	}
 }
 
 // pingSeen keeps a ping's answer, or forgets the remembered one when a

@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/imagegate/imagegate/attestation"
 	at "github.com/imagegate/imagegate/attestation/attestationtest"
+	"github.com/imagegate/imagegate/workload"
 )
 
 // TestRegistryAnswersRemembered: what a registry says about itself (its
@@ -137,3 +139,35 @@ func TestPingForgottenOnRefusal(t *testing.T) {
 		t.Errorf("after a refusal the next image was not pinged: %q", reg.Requests())
 	}
 }
+
+// TestHTTPSPingNotRepeated: go-containerregistry pings a registry that may
+// speak plain HTTP (here: loopback) over HTTPS too, from every new registry
+// client — one per admission with a pod's own credentials. A TLS handshake
+// bound to fail costs more than the rest of a tag's resolution; it is tried
+// once, then remembered.
+func TestHTTPSPingNotRepeated(t *testing.T) {
+	reg := at.NewRegistry(t)
+	ref, _ := reg.Push(t, "app", "v1")
+	var https atomic.Int64
+	rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if r.URL.Scheme == "https" {
+			https.Add(1)
+		}
+		return http.DefaultTransport.RoundTrip(r)
+	})
+	v := newVerifier(t, attestation.WithTransport(rt))
+	creds := attestation.Credentials{Keychain: authn.NewMultiKeychain(authn.DefaultKeychain), ID: "ns/default/"}
+	for i := range 3 {
+		d, err := v.Resolve(t.Context(), creds, workload.ParseImage(ref))
+		if err != nil || d == "" {
+			t.Fatalf("resolution %d: %q %v", i, d, err)
+		}
+	}
+	if n := https.Load(); n != 1 {
+		t.Errorf("%d HTTPS attempts for 3 resolutions by new registry clients, want 1", n)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -46,8 +46,8 @@ func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	ping := g.pings != nil && isPing(req)
 	if ping {
-		if resp, ok := g.pingFromMemo(req); ok {
-			return resp, nil
+		if resp, ok, err := g.pingFromMemo(req); ok {
+			return resp, err
 		}
 	}
 	slot := g.enter(host)
@@ -62,6 +62,13 @@ func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err := g.next.RoundTrip(req)
 		if err != nil {
 			g.count(host, "error")
+			switch {
+			case g.pings == nil:
+			case ping:
+				g.pingFailed(req)
+			default:
+				g.unreachable(req)
+			}
 			return nil, err
 		}
 		g.count(host, strconv.Itoa(resp.StatusCode))

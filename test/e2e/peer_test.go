@@ -149,6 +149,28 @@ spec:
 			}
 		}
 	}
+	// imagegate's own view: the time it spent answering (from the request
+	// read to the answer written), against the latency it adds above.
+	body := getBody(t, http.DefaultClient, ig.MetricsURL+"/metrics")
+	for _, m := range []string{"imagegate_admission_duration_seconds", "imagegate_mutation_duration_seconds"} {
+		sum, count := 0.0, 0.0
+		for _, line := range strings.Split(body, "\n") {
+			series, v, ok := strings.Cut(line, " ")
+			if !ok {
+				continue
+			}
+			f, _ := strconv.ParseFloat(v, 64)
+			switch {
+			case strings.HasPrefix(series, m+"_sum"):
+				sum += f
+			case strings.HasPrefix(series, m+"_count"):
+				count += f
+			}
+		}
+		if count > 0 {
+			t.Logf("imagegate %s: %.0f answers, mean %.3f ms", m, count, 1000*sum/count)
+		}
+	}
 	table := peerTable(sides, coldN, warmN, delay)
 	t.Log("\n" + table)
 	if out := os.Getenv("PEER_OUT"); out != "" {
