@@ -33,14 +33,31 @@ func newBrowser(t testing.TB, base, shots string) *browser {
 	if exe == "" {
 		t.Fatal("CHROMIUM is not set: run scripts/console-tools.sh and source its console-env.sh (make console-test does)")
 	}
+	// Not t.TempDir: Chromium's child processes may still write to its
+	// profile for a moment after the browser is gone, and TempDir's
+	// cleanup fails the test when the directory is not empty.
+	profile, err := os.MkdirTemp("", "imagegate-console-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.Headless,
 		chromedp.Flag("ignore-certificate-errors", true), chromedp.WindowSize(1280, 900), chromedp.Flag("disable-gpu", true),
-		chromedp.UserDataDir(t.(interface{ TempDir() string }).TempDir()))
+		chromedp.UserDataDir(profile))
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(alloc)
 	ctx, cancelTimeout := context.WithTimeout(ctx, 5*time.Minute)
 	b := &browser{t: t, ctx: ctx, base: base, shots: shots}
-	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
+	t.Cleanup(func() {
+		cancelTimeout()
+		cancel()
+		cancelAlloc()
+		for i := 0; i < 20; i++ {
+			if os.RemoveAll(profile) == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
 	chromedp.ListenTarget(ctx, func(ev any) {
 		if e, ok := ev.(*network.EventRequestWillBeSent); ok {
 			b.mu.Lock()
