@@ -89,7 +89,9 @@ spec:
   - clusterId: e2e-cluster
   status: enabled
 `)
-	ig := harness.StartImagegate(t, "--policy-source=kube", "--kubeconfig", cluster.Kubeconfig, "--cluster-id", clusterID)
+	// The runtime settings of the shipped Deployment (deploy/kustomize/base).
+	ig := harness.RunImagegate(t, []string{"--policy-source=kube", "--kubeconfig", cluster.Kubeconfig, "--cluster-id", clusterID},
+		harness.Env("GOGC=400", "GOMEMLIMIT=128MiB"))
 	nsIG := labelledNamespace(t, client, "imagegate", map[string]string{benchLabel: "imagegate"})
 	nsPC := labelledNamespace(t, client, "policy-controller", map[string]string{harness.PolicyControllerInclude: "true", pinOptOutLabel: "false"})
 	nsNone := labelledNamespace(t, client, "none", map[string]string{pinOptOutLabel: "false"})

@@ -120,6 +120,7 @@ type imagegateOptions struct {
 	servingCert bool   // add --tls-cert-file and --tls-private-key-file
 	readyPath   string // GET answers 200 when ready, unless ready is set
 	ready       func(*Imagegate) error
+	env         []string // NAME=value for the process
 }
 
 // ServeAt makes imagegate listen on addr (host:port) instead of a free port
@@ -135,6 +136,12 @@ func ServeAt(addr string) ImagegateOption {
 // such a certificate, give ReadyWhen too.
 func OwnServingCert() ImagegateOption {
 	return func(o *imagegateOptions) { o.servingCert = false }
+}
+
+// Env sets environment variables (NAME=value) of the imagegate process,
+// e.g. the GOGC and GOMEMLIMIT the shipped Deployment sets.
+func Env(kv ...string) ImagegateOption {
+	return func(o *imagegateOptions) { o.env = append(o.env, kv...) }
 }
 
 // ReadyAt makes RunImagegate wait until GET path answers 200 instead of
@@ -180,7 +187,7 @@ func RunImagegate(t TB, args []string, opts ...ImagegateOption) *Imagegate {
 	}
 	all = append(all, args...)
 	// imagegate only ever talks to registries on 127.0.0.1 here.
-	p := startProcess(t, "imagegate", dir, bin, all, offlineEnv)
+	p := startProcess(t, "imagegate", dir, bin, all, append(append([]string(nil), offlineEnv...), o.env...))
 	ig := &Imagegate{Process: p, URL: "https://" + o.listen, MetricsURL: "http://" + metrics, CAPEM: caPEM}
 	if o.ready == nil {
 		c := ig.HTTPClient() // one client: a new one per poll would leave its connections open
