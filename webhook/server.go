@@ -54,6 +54,8 @@ type Server struct {
 	// "warning: " line each: ready, but probably not as meant (no policy
 	// names this cluster).
 	ReadyWarnings func() []string
+	// HTTP1Only offers only HTTP/1.1 on both listeners (ALPN without h2).
+	HTTP1Only bool
 
 	stopping atomic.Bool
 }
@@ -94,6 +96,7 @@ func (s *Server) Serve(ctx context.Context, ln, metricsLn net.Listener) error {
 		srv.TLSConfig.ClientCAs, srv.TLSConfig.ClientAuth = s.ClientCAs, tls.VerifyClientCertIfGiven
 	}
 	limits.Apply(srv)
+	s.protocols(srv)
 	errc := make(chan error, 2)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	var msrv *http.Server
@@ -102,6 +105,7 @@ func (s *Server) Serve(ctx context.Context, ln, metricsLn net.Listener) error {
 		mmux.Handle("GET /metrics", bearer(s.metricsTokens(), promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{})))
 		msrv = &http.Server{Handler: mmux, ErrorLog: srv.ErrorLog}
 		limits.Apply(msrv)
+		s.protocols(msrv)
 		if s.MetricsTLS {
 			msrv.TLSConfig = ServerTLSConfig(s.TLSProfile, s.Certs)
 			go func() { errc <- msrv.ServeTLS(metricsLn, "", "") }()
@@ -128,6 +132,14 @@ func (s *Server) Serve(ctx context.Context, ln, metricsLn net.Listener) error {
 		s.Logger.Warn("shutdown timed out with requests in flight")
 	}
 	return err
+}
+
+// protocols leaves srv offering HTTP/1.1 alone when HTTP1Only is set.
+func (s *Server) protocols(srv *http.Server) {
+	if s.HTTP1Only {
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetHTTP1(true)
+	}
 }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {

@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,7 +62,7 @@ type testServer struct {
 	done   chan error
 }
 
-func startServer(t *testing.T, h http.Handler, ready func() bool, certFile, keyFile string) *testServer {
+func startServer(t *testing.T, h http.Handler, ready func() bool, certFile, keyFile string, opts ...func(*webhook.Server)) *testServer {
 	t.Helper()
 	certs, err := webhook.NewCertReloader(certFile, keyFile)
 	if err != nil {
@@ -71,6 +72,9 @@ func startServer(t *testing.T, h http.Handler, ready func() bool, certFile, keyF
 	mln, _ := net.Listen("tcp", "127.0.0.1:0")
 	srv := &webhook.Server{Handler: h, Ready: ready, Certs: certs, Gatherer: prometheus.NewRegistry(),
 		ShutdownTimeout: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(srv)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ts := &testServer{url: "https://" + ln.Addr().String(), cancel: cancel, done: make(chan error, 1),
 		client: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}}}
@@ -127,6 +131,34 @@ func TestServerReadinessHTTP2AndCertRotation(t *testing.T) {
 			t.Fatal("rotated certificate not served within 5s")
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestServerHTTP1Only: a client that would take HTTP/2 is answered in
+// HTTP/1.1, on a kept-alive connection.
+func TestServerHTTP1Only(t *testing.T) {
+	certFile, keyFile := writeCert(t, t.TempDir(), "x")
+	h, _ := webhook.NewHandler(realDecider(t))
+	ts := startServer(t, h, func() bool { return true }, certFile, keyFile, func(s *webhook.Server) { s.HTTP1Only = true })
+	for i := range 2 {
+		var reused bool
+		trace := &httptrace.ClientTrace{GotConn: func(c httptrace.GotConnInfo) { reused = c.Reused }}
+		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", ts.url+"/readyz", nil)
+		resp, err := ts.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.ProtoMajor != 1 {
+			t.Fatalf("readyz: %d over %s, want 200 over HTTP/1.1", resp.StatusCode, resp.Proto)
+		}
+		if p := resp.TLS.NegotiatedProtocol; p != "http/1.1" {
+			t.Errorf("ALPN chose %q, want http/1.1", p)
+		}
+		if i == 1 && !reused {
+			t.Errorf("second request on a new connection: not kept alive")
+		}
 	}
 }
 

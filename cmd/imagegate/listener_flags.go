@@ -25,6 +25,7 @@ type listenerFlags struct {
 	requireClientCert bool
 	metricsTLS        bool
 	metricsTokenFile  string
+	http2             bool
 }
 
 func (l *listenerFlags) register(fs *flag.FlagSet) {
@@ -32,6 +33,7 @@ func (l *listenerFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&l.clientCAFile, "client-ca-file", "", "CA bundle (PEM) verifying the API server's client certificate on --listen; reviews that come with one are recorded as authenticated")
 	fs.BoolVar(&l.requireClientCert, "require-client-cert", false, "refuse (401) admission reviews without a client certificate from --client-ca-file; probes need none")
 	fs.BoolVar(&l.metricsTLS, "metrics-tls", false, "serve /metrics over TLS with the serving certificate")
+	fs.BoolVar(&l.http2, "http2", false, "offer HTTP/2 beside HTTP/1.1 on --listen and a TLS --metrics-listen (off: HTTP/2's stream resets and CONTINUATION floods are a denial-of-service surface, and the API server's one HTTP/2 connection would send every review to one replica)")
 	fs.StringVar(&l.metricsTokenFile, "metrics-token-file", "", "file holding the bearer token /metrics requires (needs --metrics-tls)")
 }
 
@@ -54,7 +56,7 @@ func (l *listenerFlags) check() error {
 // apply sets the listeners' security on srv, reading the files; with
 // --require-client-cert it wraps the routes the API server calls.
 func (l *listenerFlags) apply(srv *webhook.Server) error {
-	srv.TLSProfile, srv.MetricsTLS = l.profile, l.metricsTLS
+	srv.TLSProfile, srv.MetricsTLS, srv.HTTP1Only = l.profile, l.metricsTLS, !l.http2
 	if l.clientCAFile != "" {
 		pool, err := webhook.LoadClientCAs(l.clientCAFile)
 		if err != nil {

@@ -217,3 +217,37 @@ func TestServeAPIListenerSecurity(t *testing.T) {
 	}
 	stopServe(t, cmd)
 }
+
+// TestServeHTTP2Flag: --listen offers only HTTP/1.1 unless --http2 is
+// given, whatever the client prefers.
+func TestServeHTTP2Flag(t *testing.T) {
+	for _, c := range []struct {
+		flags []string
+		want  string
+	}{{nil, "http/1.1"}, {[]string{"--http2"}, "h2"}} {
+		t.Run(c.want, func(t *testing.T) {
+			dir := t.TempDir()
+			policies := filepath.Join(dir, "policies")
+			os.Mkdir(policies, 0o755)
+			cert, key := selfSignedCert(t, dir)
+			listen := freePort(t)
+			args := append([]string{"serve", "--policies", policies, "--cluster-id", "c1", "--tls-cert-file", cert, "--tls-private-key-file", key,
+				"--listen", listen, "--metrics-listen", ""}, c.flags...)
+			cmd := exec.Command(binary, args...)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Process.Kill()
+			waitReady(t, serveClient(), listen)
+			conn, err := tls.Dial("tcp", listen, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2", "http/1.1"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn.Close()
+			if p := conn.ConnectionState().NegotiatedProtocol; p != c.want {
+				t.Errorf("ALPN chose %q, want %q", p, c.want)
+			}
+			stopServe(t, cmd)
+		})
+	}
+}

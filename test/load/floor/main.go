@@ -26,6 +26,7 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:8444", "address to serve on")
 	cert := flag.String("tls-cert-file", "", "serving certificate")
 	key := flag.String("tls-private-key-file", "", "its key")
+	http2 := flag.Bool("http2", false, "offer HTTP/2 beside HTTP/1.1, as imagegate serve --http2")
 	flag.Parse()
 	certs, err := webhook.NewCertReloader(*cert, *key)
 	if err != nil {
@@ -35,7 +36,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	srv := &webhook.Server{Listen: *listen, Handler: http.HandlerFunc(allow), Ready: func() bool { return true },
-		Certs: certs, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))}
+		Certs: certs, HTTP1Only: !*http2, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))}
 	if err := srv.Run(ctx); err != nil && ctx.Err() == nil {
 		fmt.Fprintln(os.Stderr, "floor:", err)
 		os.Exit(1)
