@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -41,18 +42,21 @@ var clusterImagePolicies = schema.GroupVersionResource{Group: "policy.sigstore.d
 // through the API server: cold (an image the webhook has not seen) and
 // warm (the same image again), alternating between the sides, with the
 // registry requests each admission made. A namespace no webhook selects
-// gives the API server's own cost. Both must refuse an unsigned image.
+// gives the API server's own cost; a second one, what the measurement
+// itself scatters; a webhook that allows everything (test/load/floor), the
+// least any webhook adds. Both must refuse an unsigned image.
 //
 // Not part of make test: make bench-peer builds policy-controller
 // (scripts/peer-tools.sh) and runs it. PEER_COLD_IMAGES, PEER_WARM_PODS
 // and PEER_REGISTRY_DELAY (a Go duration per registry request) size it;
-// PEER_OUT names a file for the markdown table.
+// PEER_IMAGEGATE_FLAGS adds flags to imagegate serve; PEER_OUT names a file
+// for the markdown table (every sample goes beside it, as CSV).
 func TestPeerPolicyController(t *testing.T) {
 	if os.Getenv(envPeer) != "1" {
 		t.Skipf("side-by-side benchmark: make bench-peer runs it (%s=1)", envPeer)
 	}
 	harness.RequireE2E(t)
-	coldN, warmN := envInt(t, "PEER_COLD_IMAGES", 30), envInt(t, "PEER_WARM_PODS", 300)
+	coldN, warmN := envInt(t, "PEER_COLD_IMAGES", 30), envInt(t, "PEER_WARM_PODS", 1000)
 	delay := envDuration(t, "PEER_REGISTRY_DELAY", 0)
 	ctx := context.Background()
 
@@ -90,21 +94,33 @@ spec:
   status: enabled
 `)
 	// The runtime settings of the shipped Deployment (deploy/kustomize/base).
-	ig := harness.RunImagegate(t, []string{"--policy-source=kube", "--kubeconfig", cluster.Kubeconfig, "--cluster-id", clusterID},
-		harness.Env("GOGC=400", "GOMEMLIMIT=128MiB"))
+	// PEER_IMAGEGATE_FLAGS adds flags (e.g. --http2=false) to compare
+	// settings run against run.
+	args := append([]string{"--policy-source=kube", "--kubeconfig", cluster.Kubeconfig, "--cluster-id", clusterID},
+		strings.Fields(os.Getenv("PEER_IMAGEGATE_FLAGS"))...)
+	ig := harness.RunImagegate(t, args, harness.Env("GOGC=400", "GOMEMLIMIT=128MiB"))
 	nsIG := labelledNamespace(t, client, "imagegate", map[string]string{benchLabel: "imagegate"})
 	nsPC := labelledNamespace(t, client, "policy-controller", map[string]string{harness.PolicyControllerInclude: "true", pinOptOutLabel: "false"})
 	nsNone := labelledNamespace(t, client, "none", map[string]string{pinOptOutLabel: "false"})
+	nsControl := labelledNamespace(t, client, "control", map[string]string{pinOptOutLabel: "false"})
 	// policy-controller first: its readiness probe creates pods by tag,
 	// which imagegate's mutating webhook would try to resolve.
 	harness.StartPolicyController(t, cluster)
 	applyClusterImagePolicy(t, cluster, pub)
 	registerPinning(t, client, ig.URL, ig.CAPEM)
 	harness.RegisterWebhookSelecting(t, cluster.Config, ig.URL, ig.CAPEM, &metav1.LabelSelector{MatchLabels: map[string]string{benchLabel: "imagegate"}})
+	// The least a webhook can add here: one that allows everything.
+	floor := harness.StartFloorWebhook(t)
+	nsFloor := labelledNamespace(t, client, "floor", map[string]string{benchLabel: "floor", pinOptOutLabel: "false"})
+	harness.RegisterWebhookNamed(t, cluster.Config, "floor", floor.URL, floor.CAPEM, &metav1.LabelSelector{MatchLabels: map[string]string{benchLabel: "floor"}})
 
 	sides := []*peerSide{
 		{name: "imagegate", ns: nsIG, pods: client.CoreV1().Pods(nsIG)},
 		{name: "policy-controller " + os.Getenv("POLICY_CONTROLLER_VERSION"), ns: nsPC, pods: client.CoreV1().Pods(nsPC)},
+		{name: "floor webhook (allows all)", ns: nsFloor, pods: client.CoreV1().Pods(nsFloor)},
+		// A second namespace no webhook selects: what it "adds" over the
+		// first is the measurement's own noise (the API server and etcd).
+		{name: "no webhook (control)", ns: nsControl, pods: client.CoreV1().Pods(nsControl)},
 		{name: "no webhook (API server alone)", ns: nsNone, pods: client.CoreV1().Pods(nsNone)},
 	}
 	for _, s := range sides[:2] {
@@ -127,9 +143,13 @@ spec:
 			s.measure(t, reg, &s.coldTag, fmt.Sprintf("cold-tag-%d", i), tags[coldN+i])
 		}
 	}
+	// Each turn in a new order: a pod created right after the peer's meets
+	// what the peer left running (its collector, the API server's work),
+	// and a fixed rotation would always hand that to the same side.
+	order := rand.New(rand.NewPCG(1, 2))
 	for i := range warmN {
-		for k := range 3 {
-			s := sides[(i+k)%3]
+		for _, k := range order.Perm(len(sides)) {
+			s := sides[k]
 			s.measure(t, reg, &s.warm, fmt.Sprintf("warm-%d", i), images[1])
 			s.measure(t, reg, &s.warmTag, fmt.Sprintf("warm-tag-%d", i), tags[coldN+1])
 		}
@@ -179,7 +199,28 @@ spec:
 		if err := os.WriteFile(out, []byte(table), 0o644); err != nil {
 			t.Errorf("PEER_OUT: %v", err)
 		}
+		if err := os.WriteFile(strings.TrimSuffix(out, ".md")+".csv", []byte(peerSamples(sides)), 0o644); err != nil {
+			t.Errorf("PEER_OUT samples: %v", err)
+		}
 	}
+}
+
+// peerSamples is every pod creation as CSV (side, phase, reference, turn,
+// microseconds, registry requests), for analyses beyond the table.
+func peerSamples(sides []*peerSide) string {
+	var b strings.Builder
+	b.WriteString("side,phase,reference,turn,us,requests\n")
+	for _, s := range sides {
+		for _, m := range []struct {
+			phase, ref string
+			ss         []peerSample
+		}{{"cold", "digest", s.cold}, {"cold", "tag", s.coldTag}, {"warm", "digest", s.warm}, {"warm", "tag", s.warmTag}} {
+			for i, x := range m.ss {
+				fmt.Fprintf(&b, "%s,%s,%s,%d,%d,%d\n", s.name, m.phase, m.ref, i, x.d.Microseconds(), x.requests)
+			}
+		}
+	}
+	return b.String()
 }
 
 // peerSide is one namespace and what its pod creations measured.
@@ -222,20 +263,20 @@ func peerTable(sides []*peerSide, coldN, warmN int, delay time.Duration) string 
 	var b strings.Builder
 	floor := sides[len(sides)-1]
 	fmt.Fprintf(&b, "pod creation through kube-apiserver, one pod at a time, the sides alternating; %d cold images and %d warm pods per side; registry latency added per request: %s\n\n", coldN, warmN, delay)
-	b.WriteString("| side | image | cold p50 | cold p99 | registry requests per cold pod | warm p50 | warm p99 | registry requests per warm pod | added by the webhook, p50 / p99 |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| side | image | cold p50 | cold p99 | registry requests per cold pod | warm p50 | warm p99 | registry requests per warm pod | added, paired p50 / p99 | added, p99 − API server's p99 |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range sides {
 		for _, m := range []struct {
 			name       string
 			cold, warm []peerSample
 			floor      []peerSample
 		}{{"by digest", s.cold, s.warm, floor.warm}, {"by tag", s.coldTag, s.warmTag, floor.warmTag}} {
-			cold, added := "— | — | —", "—"
+			cold, added := "— | — | —", "— | —"
 			if len(m.cold) > 0 {
 				cold = fmt.Sprintf("%s | %s | %s", ms(pctOf(m.cold, 50)), ms(pctOf(m.cold, 99)), reqs(m.cold))
 			}
 			if s != floor {
 				d := paired(m.warm, m.floor)
-				added = fmt.Sprintf("%s / %s", ms(pctOf(d, 50)), ms(pctOf(d, 99)))
+				added = fmt.Sprintf("%s / %s | %s", ms(pctOf(d, 50)), ms(pctOf(d, 99)), ms(pctOf(m.warm, 99)-pctOf(m.floor, 99)))
 			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", s.name, m.name, cold, ms(pctOf(m.warm, 50)), ms(pctOf(m.warm, 99)), reqs(m.warm), added)
 		}

@@ -66,12 +66,8 @@ func ImagegateBinary(t TB) string {
 			}
 			bin := filepath.Join(shared.owner.TempDir(), "imagegate")
 			start := time.Now()
-			// Built exactly as the Dockerfile builds the shipped binary.
-			cmd := exec.Command(goTool(), "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "./cmd/imagegate")
-			cmd.Dir = root
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				shared.owner.Fatalf("go build ./cmd/imagegate in %s: %v\n%s", root, err, out)
+			if err := goBuild(root, "./cmd/imagegate", bin); err != nil {
+				shared.owner.Fatalf("%v", err)
 			}
 			shared.imagegate = bin
 			t.Logf("built imagegate from %s in %s", root, time.Since(start).Round(100*time.Millisecond))
@@ -81,6 +77,18 @@ func ImagegateBinary(t TB) string {
 		t.Fatalf("imagegate binary: %v", shared.imagegateErr)
 	}
 	return shared.imagegate
+}
+
+// goBuild builds pkg of the repository at root into bin exactly as the
+// Dockerfile builds the shipped binary.
+func goBuild(root, pkg, bin string) error {
+	cmd := exec.Command(goTool(), "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, pkg)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s in %s: %v\n%s", pkg, root, err, out)
+	}
+	return nil
 }
 
 // goTool is the go command: the one on PATH, else the one of this toolchain.

@@ -68,6 +68,14 @@ func RegisterWebhook(t TB, cfg *rest.Config, url string, caPEM []byte) *admissio
 // benchmark leaves the other webhook's namespaces to it).
 func RegisterWebhookSelecting(t TB, cfg *rest.Config, url string, caPEM []byte, sel *metav1.LabelSelector) *admissionregistrationv1.ValidatingWebhookConfiguration {
 	t.Helper()
+	return RegisterWebhookNamed(t, cfg, WebhookConfigName, url, caPEM, sel)
+}
+
+// RegisterWebhookNamed is RegisterWebhookSelecting under another
+// configuration name, for a second webhook beside imagegate's (a
+// benchmark's baseline).
+func RegisterWebhookNamed(t TB, cfg *rest.Config, configName, url string, caPEM []byte, sel *metav1.LabelSelector) *admissionregistrationv1.ValidatingWebhookConfiguration {
+	t.Helper()
 	client, err := kubernetes.NewForConfig(rest.CopyConfig(cfg))
 	if err != nil {
 		t.Fatalf("client: %v", err)
@@ -79,7 +87,7 @@ func RegisterWebhookSelecting(t TB, cfg *rest.Config, url string, caPEM []byte, 
 	timeout, probeTimeout := int32(10), int32(5)
 	validate, healthz := url+"/validate", url+"/healthz"
 	vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: WebhookConfigName},
+		ObjectMeta: metav1.ObjectMeta{Name: configName},
 		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
 			Name:                    WebhookName,
 			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &validate, CABundle: caPEM},
@@ -106,12 +114,12 @@ func RegisterWebhookSelecting(t TB, cfg *rest.Config, url string, caPEM []byte, 
 	ctx := context.Background()
 	created, err := client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, vwc, metav1.CreateOptions{})
 	if err != nil {
-		t.Fatalf("create ValidatingWebhookConfiguration %s: %v", WebhookConfigName, err)
+		t.Fatalf("create ValidatingWebhookConfiguration %s: %v", configName, err)
 	}
 	t.Cleanup(func() {
-		err := client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(context.Background(), WebhookConfigName, metav1.DeleteOptions{})
+		err := client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(context.Background(), configName, metav1.DeleteOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
-			t.Logf("delete ValidatingWebhookConfiguration %s: %v", WebhookConfigName, err)
+			t.Logf("delete ValidatingWebhookConfiguration %s: %v", configName, err)
 			return
 		}
 		deadline := time.Now().Add(30 * time.Second)
@@ -133,10 +141,10 @@ func RegisterWebhookSelecting(t TB, cfg *rest.Config, url string, caPEM []byte, 
 			if strings.Contains(err.Error(), "x509") || strings.Contains(err.Error(), "tls:") {
 				t.Fatalf("the API server cannot talk TLS to imagegate at %s: %v", url, err)
 			}
-			t.Logf("webhook configuration %s in force after %s (probe: %v)", WebhookConfigName, time.Since(start).Round(10*time.Millisecond), err)
+			t.Logf("webhook configuration %s in force after %s (probe: %v)", configName, time.Since(start).Round(10*time.Millisecond), err)
 			return created
 		case time.Now().After(deadline):
-			t.Fatalf("webhook configuration %s not in force after 30s; last probe: %v", WebhookConfigName, err)
+			t.Fatalf("webhook configuration %s not in force after 30s; last probe: %v", configName, err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
