@@ -37,4 +37,14 @@ func TestPprofListen(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "heap profile") {
 		t.Errorf("%d %.100s", resp.StatusCode, body)
 	}
+	// An execution trace: Go's trace format begins "go 1.".
+	tr, err := http.Get("http://" + addr + "/debug/pprof/trace?seconds=0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Body.Close()
+	head := make([]byte, 5)
+	if _, err := io.ReadFull(tr.Body, head); tr.StatusCode != http.StatusOK || err != nil || string(head) != "go 1." {
+		t.Errorf("trace: %d %q %v", tr.StatusCode, head, err)
+	}
 }
