@@ -28,7 +28,11 @@ func (v *Verifier) Resolve(ctx context.Context, creds Credentials, img workload.
 	// do; a joiner whose deadline comes first leaves without waiting.
 	ch := v.resolutions.DoChan(ref.Name()+"\x00"+creds.ID, func() (any, error) {
 		led = true
-		return v.head(ctx, v.pullerFor(creds), ref)
+		d, err := v.head(ctx, v.pullerFor(creds), ref)
+		if err != nil {
+			v.fetchFailed(creds)
+		}
+		return d, err
 	})
 	select {
 	case r := <-ch:

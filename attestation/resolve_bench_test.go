@@ -16,14 +16,21 @@ import (
 func BenchmarkResolve(b *testing.B) {
 	reg := at.NewRegistry(b)
 	ref, _ := reg.Push(b, "app", "v1")
-	img := workload.ParseImage(ref)
+	// A registry handing out bearer tokens to alice's pull secret.
+	private := at.NewRegistry(b)
+	privateRef, _ := private.Push(b, "app", "v1")
+	tokenRegistry(private)
 	for _, tc := range []struct {
 		name  string
+		reg   *at.Registry
+		ref   string
 		creds attestation.Credentials
 	}{
-		{"process-keychain", attestation.Credentials{}},
-		{"pod-credentials", attestation.Credentials{Keychain: authn.NewMultiKeychain(authn.DefaultKeychain), ID: "ns/default/"}},
+		{"process-keychain", reg, ref, attestation.Credentials{}},
+		{"pod-credentials", reg, ref, attestation.Credentials{Keychain: authn.NewMultiKeychain(authn.DefaultKeychain), ID: "ns/default/"}},
+		{"pod-credentials-token", private, privateRef, attestation.Credentials{Keychain: basicKeychain{"alice", "secret"}, ID: "ns/default/pull"}},
 	} {
+		img, reg := workload.ParseImage(tc.ref), tc.reg
 		b.Run(tc.name, func(b *testing.B) {
 			v, _ := attestation.New()
 			if _, err := v.Resolve(context.Background(), tc.creds, img); err != nil {

@@ -37,6 +37,7 @@ type Verifier struct {
 	// (Resolve, for digest pinning).
 	resolutions singleflight.Group
 	fetches     chan struct{} // a slot per image being fetched, over all requests
+	credClients *credClients  // registry clients of request credentials, by ID
 	// referrersAPI remembers per registry whether it serves the OCI
 	// referrers API (true) or needs the tag fallback (false).
 	referrersAPI *hostMemo[bool]
@@ -81,6 +82,7 @@ func New(opts ...Option) (*Verifier, error) {
 		count: v.metrics.request, pings: newHostMemo[pingAnswer](o.now)}
 	v.guard = g
 	v.referrersAPI = newHostMemo[bool](o.now)
+	v.credClients = newCredClients(o.now)
 	p, err := v.newPuller(o.keychain)
 	if err != nil {
 		return nil, err
@@ -130,16 +132,26 @@ type Credentials struct {
 // pullerFunc returns the puller a cache miss fetches with.
 type pullerFunc func() (*remote.Puller, error)
 
-// pullerFor builds the request's puller only on a cache miss: the warm path
-// stays free of it. A puller caches registry tokens per repository, so
-// credentials of one request never serve another through it.
+// pullerFor builds or finds the request's puller only on a cache miss: the
+// warm path stays free of it. A puller caches registry tokens per
+// repository, so it serves only requests with the same credentials ID (see
+// credClients).
 func (v *Verifier) pullerFor(c Credentials) pullerFunc {
 	if c.Keychain == nil {
 		return v.sharedPuller
 	}
 	return sync.OnceValues(func() (*remote.Puller, error) {
-		return v.newPuller(authn.NewMultiKeychain(c.Keychain, v.opts.keychain))
+		return v.credClients.get(c.ID, func() (*remote.Puller, error) {
+			return v.newPuller(authn.NewMultiKeychain(c.Keychain, v.opts.keychain))
+		})
 	})
+}
+
+// fetchFailed forgets the client of creds after a fetch with it failed.
+func (v *Verifier) fetchFailed(creds Credentials) {
+	if creds.Keychain != nil {
+		v.credClients.forget(creds.ID)
+	}
 }
 
 // Verify checks one image against attestors. Per-attestor outcomes are in the
@@ -180,12 +192,14 @@ func (v *Verifier) CheckWith(ctx context.Context, creds Credentials, img workloa
 	compiled := v.compileAhead(attestors)
 	digest, err := v.digest(ctx, pl, creds.ID, img, ref)
 	if err != nil {
+		v.fetchFailed(creds)
 		_, why := outcomeOf(err)
 		return all(Unverifiable, why)
 	}
 	res.Digest = digest
 	sigs, status, err := v.signatures(ctx, pl, creds.ID, ref.ref.Context(), ref.repoName+"@"+digest, digest)
 	if err != nil {
+		v.fetchFailed(creds)
 		o, why := outcomeOf(err)
 		return all(o, why)
 	}
