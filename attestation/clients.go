@@ -15,7 +15,12 @@ import (
 // admission by tag, before the HEAD. The ID names the namespace, service
 // account and secret names, so a client only ever serves requests holding
 // the same credentials; a refused or failed fetch forgets the ID's client,
-// and a rotated secret is read again within credClientTTL.
+// and a rotated secret is read again within credClientTTL. A mutating
+// webhook sees pod specs before the API server validates them, so two
+// specs may spell one ID (a secret named "a,b"); the ID starts with the
+// request's own namespace, and within it any pod may name any secret and
+// service account, so sharing a client gives a pod nothing it could not
+// name itself.
 const (
 	credClientTTL = time.Minute
 	// At most credClientEntries clients, each replaced after
