@@ -72,29 +72,14 @@ func (c *credClients) take(id string) *credClient {
 	e, ok := c.m[id]
 	if !ok || !now.Before(e.exp) || e.uses >= credClientUses {
 		if !ok && len(c.m) >= credClientEntries {
-			c.evict(now)
+			// The cost of losing a client is a token fetch.
+			makeRoom(c.m, credClientEntries, func(e *credClient) bool { return !now.Before(e.exp) })
 		}
 		e = &credClient{exp: now.Add(credClientTTL)}
 		c.m[id] = e
 	}
 	e.uses++
 	return e
-}
-
-// evict makes room: expired clients first, then any (the cost of losing
-// one is a token fetch).
-func (c *credClients) evict(now time.Time) {
-	for k, e := range c.m {
-		if !now.Before(e.exp) {
-			delete(c.m, k)
-		}
-	}
-	for k := range c.m {
-		if len(c.m) < credClientEntries {
-			return
-		}
-		delete(c.m, k)
-	}
 }
 
 // forget drops id's client after a fetch with it failed: its credentials

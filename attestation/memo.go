@@ -58,19 +58,26 @@ func (h *hostMemo[V]) put(host string, v V) {
 	defer h.mu.Unlock()
 	now := h.now()
 	if _, ok := h.m[host]; !ok && len(h.m) >= memoEntries {
-		for k, e := range h.m {
-			if !now.Before(e.exp) {
-				delete(h.m, k)
-			}
-		}
-		for k := range h.m {
-			if len(h.m) < memoEntries {
-				break
-			}
-			delete(h.m, k)
-		}
+		makeRoom(h.m, memoEntries, func(e memoEntry[V]) bool { return !now.Before(e.exp) })
 	}
 	h.m[host] = memoEntry[V]{v: v, exp: now.Add(memoTTL)}
+}
+
+// makeRoom leaves m with fewer than max entries: expired ones go first,
+// then arbitrary ones (for a memo of what a request could ask again, losing
+// an entry costs a request, never a wrong answer).
+func makeRoom[V any](m map[string]V, max int, expired func(V) bool) {
+	for k, v := range m {
+		if expired(v) {
+			delete(m, k)
+		}
+	}
+	for k := range m {
+		if len(m) < max {
+			return
+		}
+		delete(m, k)
+	}
 }
 
 func (h *hostMemo[V]) forget(host string) {
