@@ -128,8 +128,9 @@ func (v *Verifier) fetchLayers(ctx context.Context, p *remote.Puller, repo name.
 	for _, l := range m.Layers {
 		c, ok := payloads[l.Digest.String()]
 		if !ok {
-			pl, err := usual, error(nil)
+			pl := usual
 			if !sameBlob(l, usual) {
+				var err error
 				if pl, err = blob(l); err != nil {
 					return nil, registryError("fetching a "+strings.TrimSuffix(what, "s")+" payload", err)
 				}

@@ -19,7 +19,7 @@ func BenchmarkResolve(b *testing.B) {
 	// A registry handing out bearer tokens to alice's pull secret.
 	private := at.NewRegistry(b)
 	privateRef, _ := private.Push(b, "app", "v1")
-	tokenRegistry(private)
+	newTokenRegistry(private)
 	for _, tc := range []struct {
 		name  string
 		reg   *at.Registry

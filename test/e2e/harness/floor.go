@@ -36,7 +36,7 @@ func StartFloorWebhook(t TB) *FloorWebhook {
 	addr := hostPort(FreePort(t))
 	p := startProcess(t, "floor", dir, bin, []string{"-listen", addr, "-tls-cert-file", serving.CertFile, "-tls-private-key-file", serving.KeyFile}, nil)
 	f := &FloorWebhook{Process: p, URL: "https://" + addr, CAPEM: ca.CertPEM}
-	c := (&Imagegate{CAPEM: ca.CertPEM}).HTTPClient()
+	c := clientTrusting(ca.CertPEM)
 	p.waitFor(t, 30*time.Second, func() error { return get200(c, f.URL+"/healthz") })
 	return f
 }

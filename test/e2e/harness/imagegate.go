@@ -222,9 +222,12 @@ func get200(c *http.Client, url string) error {
 }
 
 // HTTPClient returns a client that trusts the serving certificate.
-func (ig *Imagegate) HTTPClient() *http.Client {
+func (ig *Imagegate) HTTPClient() *http.Client { return clientTrusting(ig.CAPEM) }
+
+// clientTrusting returns a client that trusts the CA certificate caPEM.
+func clientTrusting(caPEM []byte) *http.Client {
 	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ig.CAPEM)
+	pool.AppendCertsFromPEM(caPEM)
 	return &http.Client{
 		Timeout:   10 * time.Second,
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}},
