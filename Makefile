@@ -44,7 +44,7 @@ unit:
 e2e:
 	bash test/e2e/run.sh
 
-# Continuous compliance at the issue's scale: 1,000 pods across 10 namespaces
+# Continuous compliance at full scale: 1,000 pods across 10 namespaces
 # (make e2e runs the same test with 200), and its Go benchmarks at 10,000 pods.
 e2e-runtime:
 	IMAGEGATE_E2E_RUNTIME_PODS=1000 bash test/e2e/run.sh -run 'TestRuntimeCompliance'

@@ -33,9 +33,11 @@ func DefaultLimits() Limits {
 		ReadTimeout:       MaxTimeout,
 		// The decision ends before the deadline; the margin is for writing.
 		WriteTimeout: MaxTimeout + 5*time.Second,
-		// The API server reuses its connections; one idle for two of its
-		// longest calls is not coming back soon.
-		IdleTimeout: 2 * MaxTimeout,
+		// Longer than the API server keeps an idle connection (90 s, Go's
+		// default), so it closes first: a server closing a kept-alive
+		// HTTP/1.1 connection races the client's next request on it, and
+		// the API server does not retry a POST that met a closed connection.
+		IdleTimeout: 4 * MaxTimeout,
 		// An AdmissionReview's headers are a few hundred bytes; bearer
 		// tokens (scans, events) a few kilobytes. Go's default is 1 MiB.
 		MaxHeaderBytes: 64 << 10,

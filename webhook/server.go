@@ -31,7 +31,11 @@ type Server struct {
 	Certs           *CertReloader
 	Gatherer        prometheus.Gatherer
 	ShutdownTimeout time.Duration
-	Logger          *slog.Logger
+	// ShutdownDelay is how long, once ctx ends, the server goes on
+	// accepting and answering (each answer closing its connection) before
+	// it closes the listener and the connections left idle: see drain.
+	ShutdownDelay time.Duration
+	Logger        *slog.Logger
 	// Extra handlers served on Listen beside /validate (e.g. "POST /api/v1/scans").
 	Extra map[string]http.Handler
 	// Limits bound slow and idle clients on both listeners; zero fields
@@ -58,9 +62,11 @@ type Server struct {
 	HTTP1Only bool
 
 	stopping atomic.Bool
+	open     atomic.Int64 // connections on Listen
 }
 
-// Run serves until ctx ends, then stops accepting, reports not ready, and
+// Run serves until ctx ends, then reports not ready, closes kept-alive
+// connections as they answer for up to ShutdownDelay, stops accepting, and
 // drains requests in flight for up to ShutdownTimeout.
 func (s *Server) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", s.Listen)
@@ -88,9 +94,10 @@ func (s *Server) Serve(ctx context.Context, ln, metricsLn net.Listener) error {
 	}
 	limits := s.Limits.withDefaults()
 	srv := &http.Server{
-		Handler:   mux,
+		Handler:   s.closingWhenStopping(mux),
 		ErrorLog:  slog.NewLogLogger(s.Logger.Handler(), slog.LevelWarn),
 		TLSConfig: ServerTLSConfig(s.TLSProfile, s.Certs),
+		ConnState: s.countConn,
 	}
 	if s.ClientCAs != nil {
 		srv.TLSConfig.ClientCAs, srv.TLSConfig.ClientAuth = s.ClientCAs, tls.VerifyClientCertIfGiven
@@ -121,6 +128,7 @@ func (s *Server) Serve(ctx context.Context, ln, metricsLn net.Listener) error {
 	case <-ctx.Done():
 	}
 	s.stopping.Store(true)
+	s.drain()
 	s.Logger.Info("shutting down: draining requests in flight", "timeout", s.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), s.ShutdownTimeout)
 	defer cancel()
@@ -132,6 +140,45 @@ func (s *Server) Serve(ctx context.Context, ln, metricsLn net.Listener) error {
 		s.Logger.Warn("shutdown timed out with requests in flight")
 	}
 	return err
+}
+
+// drain waits, up to ShutdownDelay, for the connections on Listen to close,
+// each after its next answer (closingWhenStopping). A client that sends a
+// request on a kept-alive HTTP/1.1 connection just as the server closes it
+// idle gets EOF or a reset, and the API server does not retry a POST: the
+// admission fails. Closing a connection after an answer that says so (or,
+// on HTTP/2, with GOAWAY) loses nothing, so busy connections go that way
+// first; only those idle for the whole delay are closed under the client.
+func (s *Server) drain() {
+	if s.ShutdownDelay <= 0 {
+		return
+	}
+	s.Logger.Info("shutting down: closing kept-alive connections as they answer", "delay", s.ShutdownDelay.String(), "open", s.open.Load())
+	deadline := time.Now().Add(s.ShutdownDelay)
+	for s.open.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// closingWhenStopping asks, once the server is stopping, that every answer
+// close its connection ("Connection: close"; Go's HTTP/2 server sends
+// GOAWAY for it).
+func (s *Server) closingWhenStopping(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.stopping.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) countConn(_ net.Conn, st http.ConnState) {
+	switch st {
+	case http.StateNew:
+		s.open.Add(1)
+	case http.StateClosed, http.StateHijacked:
+		s.open.Add(-1)
+	}
 }
 
 // protocols leaves srv offering HTTP/1.1 alone when HTTP1Only is set.

@@ -28,7 +28,7 @@ type serveFlags struct {
 	policies, clusterID, certFile, keyFile, listen, metricsListen, factsFile string
 	onVerificationError, logLevel, ownNamespace                              string
 	exempt                                                                   stringList
-	maxScanAge, pollInterval, shutdownTimeout, defaultTimeout                time.Duration
+	maxScanAge, pollInterval, shutdownTimeout, shutdownDelay, defaultTimeout time.Duration
 	maxInFlight, maxImages                                                   int
 	allowEmpty                                                               bool
 	maxBody                                                                  int64
@@ -63,6 +63,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, int) {
 	fs.DurationVar(&f.pollInterval, "policy-poll-interval", 2*time.Second, "how often to look for policy changes (a policy bundle, oci://: 30s unless given)")
 	fs.BoolVar(&f.allowEmpty, "allow-empty-policies", false, "let a policy set without BinarySecurityPolicy and OpaStrategy replace one with them (otherwise refused: the last good set stays)")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long to drain requests in flight on SIGTERM")
+	fs.DurationVar(&f.shutdownDelay, "shutdown-delay", 2*time.Second, "on SIGTERM, how long to go on answering, each answer closing its kept-alive connection, before closing the listener and idle connections (ends early when none is left open)")
 	fs.DurationVar(&f.defaultTimeout, "default-timeout", webhook.DefaultTimeout, "decision budget when the API server sends no timeout")
 	fs.IntVar(&f.maxInFlight, "max-in-flight", webhook.DefaultMaxInFlight, "concurrent decisions; more wait within their deadline")
 	fs.IntVar(&f.maxImages, "max-images-per-request", webhook.DefaultMaxImages, "distinct images a workload may have; one with more is denied")
@@ -295,7 +296,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 			}
 			return w
 		},
-		Certs: certs, Gatherer: reg, ShutdownTimeout: f.shutdownTimeout, Logger: log, Extra: extra,
+		Certs: certs, Gatherer: reg, ShutdownTimeout: f.shutdownTimeout, ShutdownDelay: f.shutdownDelay, Logger: log, Extra: extra,
 	}
 	if err := f.listener.apply(srv); err != nil {
 		fmt.Fprintf(stderr, "imagegate serve: %v\n", err)

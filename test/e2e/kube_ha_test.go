@@ -20,14 +20,32 @@ import (
 )
 
 // balancer spreads TCP connections over backends round robin, skipping one
-// that refuses the connection, as a Service's proxy does for ready
-// endpoints. TLS goes through untouched.
+// that refuses the connection or was removed, as a Service's proxy does for
+// ready endpoints (a terminating pod's endpoint is removed; connections
+// already made to it stay). TLS goes through untouched.
 type balancer struct {
 	ln       net.Listener
 	backends []string
 	next     atomic.Uint64
 	mu       sync.Mutex
 	conns    []net.Conn
+	removed  map[string]bool
+}
+
+// Remove sends no new connection to backend.
+func (b *balancer) Remove(backend string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.removed == nil {
+		b.removed = map[string]bool{}
+	}
+	b.removed[backend] = true
+}
+
+func (b *balancer) isRemoved(backend string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.removed[backend]
 }
 
 func startBalancer(t *testing.T, backends ...string) *balancer {
@@ -72,6 +90,9 @@ func (b *balancer) serve(c net.Conn) {
 	start := b.next.Add(1)
 	for i := range b.backends {
 		be := b.backends[(int(start)+i)%len(b.backends)]
+		if b.isRemoved(be) {
+			continue
+		}
 		up, err := net.DialTimeout("tcp", be, time.Second)
 		if err != nil {
 			continue
@@ -192,6 +213,10 @@ func TestKubeReplicas(t *testing.T) {
 		}
 		t.Logf("load before the stop: replica a %d, replica b %d admissions; stopping the busier one", gotA, gotB)
 		before := total.Load()
+		// As in a cluster: the terminating replica's endpoint goes, the
+		// connections the API server keeps to it stay, and SIGTERM comes.
+		// No admission may meet a connection closed under it.
+		lb.Remove(strings.TrimPrefix(victim.URL, "https://"))
 		victim.Stop()
 		time.Sleep(2 * time.Second)
 		close(stop)
