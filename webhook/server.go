@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -62,7 +63,7 @@ type Server struct {
 	HTTP1Only bool
 
 	stopping atomic.Bool
-	open     atomic.Int64 // connections on Listen
+	conns    connStates // connections on Listen
 }
 
 // Run serves until ctx ends, then reports not ready, closes kept-alive
@@ -97,7 +98,7 @@ func (s *Server) Serve(ctx context.Context, ln, metricsLn net.Listener) error {
 		Handler:   s.closingWhenStopping(mux),
 		ErrorLog:  slog.NewLogLogger(s.Logger.Handler(), slog.LevelWarn),
 		TLSConfig: ServerTLSConfig(s.TLSProfile, s.Certs),
-		ConnState: s.countConn,
+		ConnState: s.conns.track,
 	}
 	if s.ClientCAs != nil {
 		srv.TLSConfig.ClientCAs, srv.TLSConfig.ClientAuth = s.ClientCAs, tls.VerifyClientCertIfGiven
@@ -153,10 +154,16 @@ func (s *Server) drain() {
 	if s.ShutdownDelay <= 0 {
 		return
 	}
-	s.Logger.Info("shutting down: closing kept-alive connections as they answer", "delay", s.ShutdownDelay.String(), "open", s.open.Load())
+	s.Logger.Info("shutting down: closing kept-alive connections as they answer", "delay", s.ShutdownDelay.String(), "open", s.conns.open())
 	deadline := time.Now().Add(s.ShutdownDelay)
-	for s.open.Load() > 0 && time.Now().Before(deadline) {
+	for s.conns.open() > 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
+	}
+	if n := s.conns.count(); n[http.StateIdle]+n[http.StateNew]+n[http.StateActive] > 0 {
+		// Idle ones are closed next, under clients that may be sending on
+		// them: an admission failing now is this.
+		s.Logger.Info("shutting down: connections left after the delay", "idle", n[http.StateIdle],
+			"unused", n[http.StateNew], "active", n[http.StateActive])
 	}
 }
 
@@ -172,13 +179,40 @@ func (s *Server) closingWhenStopping(h http.Handler) http.Handler {
 	})
 }
 
-func (s *Server) countConn(_ net.Conn, st http.ConnState) {
+// connStates knows the state of each open connection, for drain.
+type connStates struct {
+	mu sync.Mutex
+	m  map[net.Conn]http.ConnState
+}
+
+func (c *connStates) track(conn net.Conn, st http.ConnState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	switch st {
-	case http.StateNew:
-		s.open.Add(1)
 	case http.StateClosed, http.StateHijacked:
-		s.open.Add(-1)
+		delete(c.m, conn)
+	default:
+		if c.m == nil {
+			c.m = map[net.Conn]http.ConnState{}
+		}
+		c.m[conn] = st
 	}
+}
+
+func (c *connStates) open() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
+}
+
+func (c *connStates) count() map[http.ConnState]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := map[http.ConnState]int{}
+	for _, st := range c.m {
+		n[st]++
+	}
+	return n
 }
 
 // protocols leaves srv offering HTTP/1.1 alone when HTTP1Only is set.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -173,6 +174,13 @@ func TestKubeReplicas(t *testing.T) {
 		pods := client.CoreV1().Pods(ns)
 		dryRun := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
 		stop := make(chan struct{})
+		var stopAt atomic.Int64
+		sinceStop := func() string {
+			if at := stopAt.Load(); at != 0 {
+				return time.Since(time.Unix(0, at)).Round(time.Millisecond).String()
+			}
+			return "before"
+		}
 		var wg sync.WaitGroup
 		var total, wrong atomic.Int64
 		var mu sync.Mutex
@@ -197,7 +205,7 @@ func TestKubeReplicas(t *testing.T) {
 					if !ok {
 						wrong.Add(1)
 						mu.Lock()
-						failures = append(failures, img+": "+errString(err))
+						failures = append(failures, fmt.Sprintf("%s (%s after the stop began): %s", img, sinceStop(), errString(err)))
 						mu.Unlock()
 					}
 				}
@@ -217,7 +225,9 @@ func TestKubeReplicas(t *testing.T) {
 		// connections the API server keeps to it stay, and SIGTERM comes.
 		// No admission may meet a connection closed under it.
 		lb.Remove(strings.TrimPrefix(victim.URL, "https://"))
+		stopAt.Store(time.Now().UnixNano())
 		victim.Stop()
+		t.Logf("the stopped replica exited %s after SIGTERM", sinceStop())
 		time.Sleep(2 * time.Second)
 		close(stop)
 		wg.Wait()
