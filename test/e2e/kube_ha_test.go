@@ -228,6 +228,11 @@ func TestKubeReplicas(t *testing.T) {
 		stopAt.Store(time.Now().UnixNano())
 		victim.Stop()
 		t.Logf("the stopped replica exited %s after SIGTERM", sinceStop())
+		for _, l := range strings.Split(victim.Tail(20), "\n") {
+			if strings.Contains(l, "shutting down") {
+				t.Logf("stopped replica: %s", l)
+			}
+		}
 		time.Sleep(2 * time.Second)
 		close(stop)
 		wg.Wait()
