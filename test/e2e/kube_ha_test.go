@@ -122,7 +122,11 @@ func podReview(ns, image string) []byte {
 // allowedBy asks one replica directly.
 func allowedBy(t *testing.T, ig *harness.Imagegate, ns, image string) bool {
 	t.Helper()
-	res, err := ig.HTTPClient().Post(ig.URL+"/validate", "application/json", bytes.NewReader(podReview(ns, image)))
+	c := ig.HTTPClient()
+	// Its own connection would stay open on the replica: gone, the
+	// stopped replica's drain sees only the API server's connections.
+	defer c.CloseIdleConnections()
+	res, err := c.Post(ig.URL+"/validate", "application/json", bytes.NewReader(podReview(ns, image)))
 	if err != nil {
 		t.Fatalf("POST /validate: %v", err)
 	}
