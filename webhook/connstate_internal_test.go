@@ -30,8 +30,8 @@ func TestConnStatesCount(t *testing.T) {
 	c.track(b, http.StateNew)
 	c.track(a, http.StateActive)
 	c.track(a, http.StateIdle)
-	if n := c.count(); c.open() != 2 || n[http.StateIdle] != 1 || n[http.StateNew] != 1 {
-		t.Fatalf("open %d, states %v; want 2 open: 1 idle, 1 new", c.open(), n)
+	if n, from := c.count(); c.open() != 2 || n[http.StateIdle] != 1 || n[http.StateNew] != 1 || len(from) != 2 {
+		t.Fatalf("open %d, states %v from %q; want 2 open: 1 idle, 1 new", c.open(), n, from)
 	}
 	if n := testing.AllocsPerRun(100, func() { c.track(a, http.StateActive); c.track(a, http.StateIdle) }); n != 0 {
 		t.Errorf("tracking a request allocates %v times, want 0 (it runs on every request)", n)
@@ -39,7 +39,7 @@ func TestConnStatesCount(t *testing.T) {
 	c.track(a, http.StateClosed)
 	c.track(a, http.StateClosed) // reported once by net/http; counted once regardless
 	c.track(b, http.StateHijacked)
-	if c.open() != 0 || len(c.count()) != 0 {
-		t.Fatalf("open %d, states %v after both closed", c.open(), c.count())
+	if n, _ := c.count(); c.open() != 0 || len(n) != 0 {
+		t.Fatalf("open %d, states %v after both closed", c.open(), n)
 	}
 }

@@ -159,11 +159,11 @@ func (s *Server) drain() {
 	for s.conns.open() > 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if n := s.conns.count(); n[http.StateIdle]+n[http.StateNew]+n[http.StateActive] > 0 {
+	if n, from := s.conns.count(); n[http.StateIdle]+n[http.StateNew]+n[http.StateActive] > 0 {
 		// Idle ones are closed next, under clients that may be sending on
 		// them: an admission failing now is this.
 		s.Logger.Info("shutting down: connections left after the delay", "idle", n[http.StateIdle],
-			"unused", n[http.StateNew], "active", n[http.StateActive])
+			"unused", n[http.StateNew], "active", n[http.StateActive], "from", from)
 	}
 }
 
@@ -205,14 +205,20 @@ func (c *connStates) open() int {
 	return len(c.m)
 }
 
-func (c *connStates) count() map[http.ConnState]int {
+// count returns the open connections per state and the remote addresses of
+// a few of them (which client kept them).
+func (c *connStates) count() (map[http.ConnState]int, []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := map[http.ConnState]int{}
-	for _, st := range c.m {
+	var from []string
+	for conn, st := range c.m {
 		n[st]++
+		if len(from) < 8 {
+			from = append(from, conn.RemoteAddr().String())
+		}
 	}
-	return n
+	return n, from
 }
 
 // protocols leaves srv offering HTTP/1.1 alone when HTTP1Only is set.

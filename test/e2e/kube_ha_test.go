@@ -31,6 +31,21 @@ type balancer struct {
 	mu       sync.Mutex
 	conns    []net.Conn
 	removed  map[string]bool
+	upstream map[net.Conn]string // open connections to backends → backend
+}
+
+// Upstream lists the local addresses of the open connections to backend,
+// as backend sees them (to tell the API server's from others in its log).
+func (b *balancer) Upstream(backend string) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for c, be := range b.upstream {
+		if be == backend {
+			out = append(out, c.LocalAddr().String())
+		}
+	}
+	return out
 }
 
 // Remove sends no new connection to backend.
@@ -98,7 +113,18 @@ func (b *balancer) serve(c net.Conn) {
 		if err != nil {
 			continue
 		}
-		defer up.Close()
+		b.mu.Lock()
+		if b.upstream == nil {
+			b.upstream = map[net.Conn]string{}
+		}
+		b.upstream[up] = be
+		b.mu.Unlock()
+		defer func() {
+			b.mu.Lock()
+			delete(b.upstream, up)
+			b.mu.Unlock()
+			up.Close()
+		}()
 		go func() { _, _ = io.Copy(up, c); up.Close() }()
 		_, _ = io.Copy(c, up)
 		return
@@ -229,6 +255,7 @@ func TestKubeReplicas(t *testing.T) {
 		// connections the API server keeps to it stay, and SIGTERM comes.
 		// No admission may meet a connection closed under it.
 		lb.Remove(strings.TrimPrefix(victim.URL, "https://"))
+		t.Logf("the API server's connections to the stopped replica (as it sees them): %v", lb.Upstream(strings.TrimPrefix(victim.URL, "https://")))
 		stopAt.Store(time.Now().UnixNano())
 		victim.Stop()
 		t.Logf("the stopped replica exited %s after SIGTERM", sinceStop())
