@@ -58,7 +58,7 @@ func (c *credClients) get(id string, build func() (*remote.Puller, error)) (*rem
 	e := c.take(id)
 	e.once.Do(func() { e.p, e.err = build() })
 	if e.err != nil {
-		c.forgetEntry(id, e)
+		c.forget(id)
 	}
 	return e.p, e.err
 }
@@ -82,18 +82,11 @@ func (c *credClients) take(id string) *credClient {
 	return e
 }
 
-// forget drops id's client after a fetch with it failed: its credentials
-// or token may be what the registry refused.
+// forget drops id's client after it could not be built or a fetch with it
+// failed: its credentials or token may be what the registry refused. A
+// client another request built meanwhile may go too; that costs a token.
 func (c *credClients) forget(id string) {
 	c.mu.Lock()
 	delete(c.m, id)
-	c.mu.Unlock()
-}
-
-func (c *credClients) forgetEntry(id string, e *credClient) {
-	c.mu.Lock()
-	if c.m[id] == e {
-		delete(c.m, id)
-	}
 	c.mu.Unlock()
 }

@@ -159,7 +159,7 @@ func (s *Server) drain() {
 	for s.conns.open() > 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if n, from := s.conns.count(); n[http.StateIdle]+n[http.StateNew]+n[http.StateActive] > 0 {
+	if n, from := s.conns.count(); len(from) > 0 {
 		// Idle ones are closed next, under clients that may be sending on
 		// them: an admission failing now is this.
 		s.Logger.Info("shutting down: connections left after the delay", "idle", n[http.StateIdle],

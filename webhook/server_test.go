@@ -141,15 +141,11 @@ func TestServerHTTP1Only(t *testing.T) {
 	h, _ := webhook.NewHandler(realDecider(t))
 	ts := startServer(t, h, func() bool { return true }, certFile, keyFile, func(s *webhook.Server) { s.HTTP1Only = true })
 	for i := range 2 {
-		var reused bool
-		trace := &httptrace.ClientTrace{GotConn: func(c httptrace.GotConnInfo) { reused = c.Reused }}
-		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", ts.url+"/readyz", nil)
-		resp, err := ts.client.Do(req)
+		req, _ := http.NewRequest("GET", ts.url+"/readyz", nil)
+		reused, resp, err := doTraced(ts.client, req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
 		if resp.StatusCode != 200 || resp.ProtoMajor != 1 {
 			t.Fatalf("readyz: %d over %s, want 200 over HTTP/1.1", resp.StatusCode, resp.Proto)
 		}
@@ -160,6 +156,19 @@ func TestServerHTTP1Only(t *testing.T) {
 			t.Errorf("second request on a new connection: not kept alive")
 		}
 	}
+}
+
+// doTraced sends req, reads the answer's body and reports whether it went
+// on a kept-alive connection.
+func doTraced(c *http.Client, req *http.Request) (reused bool, resp *http.Response, err error) {
+	trace := &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) { reused = ci.Reused }}
+	resp, err = c.Do(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
+	if err != nil {
+		return reused, nil, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return reused, resp, nil
 }
 
 func TestServerDrainsInFlightOnShutdown(t *testing.T) {

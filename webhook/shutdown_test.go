@@ -1,11 +1,9 @@
 package webhook_test
 
 import (
-	"context"
 	"crypto/tls"
-	"io"
+	"fmt"
 	"net/http"
-	"net/http/httptrace"
 	"strings"
 	"testing"
 	"time"
@@ -67,26 +65,14 @@ func TestServerShutdownClosesKeptAliveConnections(t *testing.T) {
 
 // validate posts a review and reports whether it went on a reused connection.
 func validate(c *http.Client, url string) (bool, *http.Response, error) {
-	var reused bool
-	trace := &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) { reused = ci.Reused }}
-	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "POST", url+"/validate",
-		strings.NewReader(reviewJSON("CREATE", "Pod", "default", pod("default", "x"), "")))
+	req, _ := http.NewRequest("POST", url+"/validate", strings.NewReader(reviewJSON("CREATE", "Pod", "default", pod("default", "x"), "")))
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.Do(req)
-	if err != nil {
-		return reused, nil, err
+	reused, resp, err := doTraced(c, req)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("status %d", resp.StatusCode)
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return reused, resp, &statusError{resp.StatusCode}
-	}
-	return reused, resp, nil
+	return reused, resp, err
 }
-
-type statusError struct{ code int }
-
-func (e *statusError) Error() string { return http.StatusText(e.code) }
 
 // waitNotReady polls /readyz on connections of its own until it answers 503.
 func waitNotReady(t *testing.T, url string) {
